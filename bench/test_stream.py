@@ -1,0 +1,88 @@
+"""Bandwidth per memory level: stream kernels over working-set sizes, each result checked."""
+import pytest
+
+from kernels import stream
+from kernels.base import Prepared, Verdict
+
+
+def _sizes(config):
+    platform = config._roofline_platform
+    levels = platform.cache_levels()
+    llc = levels[-1].size_bytes * (1 if levels[-1].shared else levels[-1].instances) if levels else 64 << 20
+    return stream.sweep_sizes(llc, config.getoption("--quick"), max_bytes=platform.memory_bytes() // 4)
+
+
+def pytest_generate_tests(metafunc):
+    if "stream_point" not in metafunc.fixturenames:
+        return
+    points = [pytest.param((name, size), id=f"{name}-{size // 1024}KiB")
+              for name in stream.KERNELS for size in _sizes(metafunc.config)]
+    metafunc.parametrize("stream_point", points)
+
+
+def test_dispatch_overhead(suite, benchmark):
+    """The cost of one tiny op (dispatch + launch): points faster than 10x this are not used as ceilings."""
+    import torch
+
+    device = suite.platform.device
+
+    def make():
+        x = torch.ones(1, device=device)
+        y = torch.zeros(1, device=device)
+
+        def verify():
+            ok = bool((y == 2).all())
+            return Verdict(ok, "y == x + 1" if ok else "wrong sum")
+
+        return Prepared(group="overhead", kernel="dispatch", dtype="fp32", impl="torch.add(out=) on 1 element",
+                        fn=lambda: torch.add(x, 1, out=y), verify=verify, flops=0, bytes=0,
+                        convention="seconds per op call", shape=[1], size_bytes=8)
+
+    suite.run(benchmark, make, group="overhead", kernel="dispatch", dtype="fp32")
+
+
+def test_stream(suite, benchmark, stream_point):
+    name, size = stream_point
+    device = suite.platform.device
+    suite.run(benchmark, lambda: stream.prepare(name, size, device), group="stream", kernel=name, dtype="fp32",
+              size_bytes=size, convention=stream.STREAM_CONVENTION)
+
+
+def test_stream_reference(suite, tmp_path_factory):
+    """A compiled OpenMP kernel (tools/stream_ref.c, gcc -O3 -march=native) run in the same session, right after
+    the sweep, so the DRAM ceiling can be judged against it. Recorded as a reference, never as a ceiling."""
+    import os
+    import re
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    from results.record import measurement
+
+    fields = dict(group="reference", kernel="stream_ref", dtype="fp64", impl="gcc -O3 -march=native -fopenmp",
+                  convention=stream.STREAM_CONVENTION)
+    if suite.platform.kind != "cpu":
+        suite.not_measured("missing", "the compiled reference is a CPU kernel", **fields)
+    gcc = shutil.which("gcc")
+    if gcc is None:
+        suite.not_measured("missing", "gcc not found: no compiled reference", **fields)
+    source = Path(__file__).resolve().parent.parent / "tools" / "stream_ref.c"
+    binary = tmp_path_factory.mktemp("stream_ref") / "stream_ref"
+    built = subprocess.run([gcc, "-O3", "-march=native", "-fopenmp", os.fspath(source), "-o", os.fspath(binary)],
+                           capture_output=True, text=True)
+    if built.returncode:
+        suite.not_measured("missing", f"gcc failed: {built.stderr.strip()[:200]}", **fields)
+    levels = suite.platform.cache_levels()
+    llc = levels[-1].size_bytes if levels else 32 << 20
+    elements = 4 * llc // 8  # each array >= 4x the last-level cache, STREAM's own rule
+    env = dict(os.environ, OMP_NUM_THREADS=str(suite.platform.info()["torch_threads"]))
+    ran = subprocess.run([os.fspath(binary), str(elements)], capture_output=True, text=True, env=env, timeout=300)
+    rates = {m.group(1): float(m.group(2)) * 1e6 for m in re.finditer(r"^(\w+)\s+([\d.]+) MB/s", ran.stdout, re.M)}
+    if ran.returncode or not rates:
+        suite.not_measured("failed", f"reference did not verify or run: {ran.stdout[-200:]} {ran.stderr[-200:]}", **fields)
+    kernel, rate = max(rates.items(), key=lambda kv: kv[1])
+    row = measurement(status="ok", verified=True, size_bytes=3 * elements * 8, shape=[elements],
+                      bytes=int(rate), times_s=[1.0], extra={"rates_bytes_per_s": rates, "best_kernel": kernel,
+                                                            "statistic": "best of 19 (after one warm-up)"}, **fields)
+    suite.record.add(row)
+    suite.say(f"  reference stream_ref (compiled): best {kernel} {rate / 1e9:.1f} GB/s")

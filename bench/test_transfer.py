@@ -1,0 +1,22 @@
+"""Host<->device (pageable and pinned) and device<->device copies over sizes. CUDA platforms only."""
+import pytest
+
+from kernels import transfer
+
+
+def pytest_generate_tests(metafunc):
+    if "transfer_point" not in metafunc.fixturenames:
+        return
+    config = metafunc.config
+    points = []
+    if config._roofline_platform.kind != "cpu":
+        points = [pytest.param((d, s), id=f"{d}-{s >> 10}KiB")
+                  for d in transfer.DIRECTIONS for s in transfer.sweep_sizes(config.getoption("--quick"))]
+    metafunc.parametrize("transfer_point", points)
+
+
+def test_transfer(suite, benchmark, transfer_point):
+    direction, size = transfer_point
+    device = suite.platform.device
+    suite.run(benchmark, lambda: transfer.prepare(direction, size, device), group="transfer", kernel=direction,
+              dtype="uint8", size_bytes=size, convention=transfer.TRANSFER_CONVENTION)

@@ -1,0 +1,134 @@
+"""Thin pytest wiring for the suite: options, the platform, the run record, pytest-benchmark seams, summary.
+
+`pytest bench/ --platform cpu|cuda|cuda:N|auto [--quick] [--dtypes fp32,bf16] [--results-dir DIR]`
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent
+DEFAULT_RESULTS = ROOT / "results" / "runs"
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("roofline", "measured roofline suite")
+    group.addoption("--platform", default="auto", help="auto (CUDA if present, else CPU), cpu, cuda or cuda:N")
+    group.addoption("--quick", action="store_true", help="short sweeps (about a minute on a laptop CPU)")
+    group.addoption("--results-dir", default=os.fspath(DEFAULT_RESULTS), help="folder for run records and plots")
+    group.addoption("--dtypes", default=None,
+                    help="comma-separated GEMM dtypes (fp64,fp32,tf32,fp16,bf16,int8,fp8); default: all")
+
+
+def pytest_configure(config):
+    from kernels.base import ALL_GEMM_DTYPES
+    from platforms import PlatformError, resolve
+
+    try:
+        config._roofline_platform = resolve(config.getoption("--platform"))
+    except PlatformError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    dtypes = config.getoption("--dtypes")
+    chosen = [d.strip() for d in dtypes.split(",") if d.strip()] if dtypes else list(ALL_GEMM_DTYPES)
+    unknown = [d for d in chosen if d not in ALL_GEMM_DTYPES]
+    if unknown:
+        raise pytest.UsageError(f"--dtypes: unknown {', '.join(unknown)}; choose from {', '.join(ALL_GEMM_DTYPES)}")
+    config._roofline_dtypes = chosen
+    config._roofline_suite = None
+
+
+def pytest_collection_modifyitems(session, config, items):
+    bench_items = [item for item in items if "suite" in getattr(item, "fixturenames", ())]
+    if not bench_items:
+        return
+    from results.record import RecordError, check_writable
+
+    try:
+        check_writable(config.getoption("--results-dir"))
+    except RecordError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    platform = config._roofline_platform
+    # pytest-benchmark's public seam for the timer: a marker. The platform's clock syncs the device first.
+    for item in bench_items:
+        item.add_marker(pytest.mark.benchmark(timer=platform.clock, disable_gc=True))
+
+
+def _options(config) -> dict:
+    return {"platform": config.getoption("--platform"), "quick": config.getoption("--quick"),
+            "dtypes": config._roofline_dtypes, "results_dir": config.getoption("--results-dir")}
+
+
+@pytest.fixture(scope="session")
+def platform(pytestconfig):
+    return pytestconfig._roofline_platform
+
+
+@pytest.fixture(scope="session")
+def suite(pytestconfig, platform):
+    from bench.harness import Budget, Suite
+    from results.record import RunRecord
+
+    info = dict(platform.info())
+    record = RunRecord(pytestconfig.getoption("--results-dir"), info, _options(pytestconfig))
+    record.data["timing_method"] = platform.timing_method
+    record.data["start_state"] = platform.static_telemetry()
+    sampler = platform.sampler(interval_s=0.5)
+    sampler.__enter__()
+    s = Suite(platform=platform, record=record, budget=Budget.for_run(platform.kind, pytestconfig.getoption("--quick")),
+              reporter=pytestconfig.pluginmanager.get_plugin("terminalreporter"),
+              capture=pytestconfig.pluginmanager.get_plugin("capturemanager"))
+    s.run_sampler = sampler
+    pytestconfig._roofline_suite = s
+    record.save()
+    s.say(f"roofline: measuring {platform.describe()}; record {record.path}")
+    yield s
+
+
+def pytest_sessionfinish(session, exitstatus):
+    suite = getattr(session.config, "_roofline_suite", None)
+    if suite is None:
+        return
+    record = suite.record
+    suite.run_sampler.__exit__(None, None, None)
+    record.data["telemetry"] = suite.run_sampler.summary()
+    record.data["finished"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    record.data["status"] = {0: "complete", 1: "complete (some points failed)", 2: "interrupted"}.get(
+        int(exitstatus), f"ended with pytest exit status {int(exitstatus)}")
+    path = record.save()
+    suite.plot_path = None
+    try:
+        from results.plot import roofline_png
+
+        suite.plot_path = roofline_png(record.data, path.with_suffix(".png"))
+    except Exception as exc:  # a plot failure must not lose the record
+        suite.plot_error = f"{type(exc).__name__}: {exc}"
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    suite = getattr(config, "_roofline_suite", None)
+    if suite is None:
+        return
+    from results.report import summary_text
+
+    terminalreporter.section("measured roofline")
+    terminalreporter.write_line(summary_text(suite.record.data, os.fspath(suite.record.path), suite.plot_path))
+    if getattr(suite, "plot_error", None):
+        terminalreporter.write_line(f"plot failed: {suite.plot_error}")
+
+
+def pytest_benchmark_update_machine_info(config, machine_info):
+    platform = getattr(config, "_roofline_platform", None)
+    if platform is not None:
+        machine_info["roofline_platform"] = platform.info()
+
+
+def pytest_benchmark_update_json(config, benchmarks, output_json):
+    suite = getattr(config, "_roofline_suite", None)
+    if suite is not None and suite.record.path is not None:
+        from results.report import ceilings_json
+
+        output_json["roofline"] = {"record": os.fspath(suite.record.path), **ceilings_json(suite.record.data)}

@@ -1,0 +1,1 @@
+"""What runs, and what it costs in theory. Knows nothing of pytest."""

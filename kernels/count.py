@@ -1,0 +1,451 @@
+"""Theoretical counts for any model: parameters, MACs, FLOPs, bytes read/written, arithmetic intensity.
+
+Counting happens at the aten level, under a TorchDispatchMode, so functional calls, fused fast paths
+(``_native_multi_head_attention``, ``_transformer_encoder_layer_fwd``), every SDPA backend and einsum are all seen.
+Each op is attributed to the module that called it through GLOBAL forward hooks (not by wrapping modules); a module
+shared by two parents is named after the parent that called it, and counted once per call.
+
+Runs on the meta device by default: no weights are allocated, so a 70B-parameter model from a config can be
+counted on a laptop. Formulas live in :mod:`kernels.formulas` (one registry keyed by aten op).
+
+    python -m kernels.count resnet50 --input 1,3,224,224 --dtype bf16
+    python -m kernels.count mypkg.models:build --input 8,3,224,224 --csv layers.csv
+"""
+from __future__ import annotations
+
+import argparse
+import difflib
+import importlib
+import json
+import sys
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten, tree_map
+
+from kernels.formulas import BYTE_FORMULAS, FLOP_FORMULAS, FREE_OPS, T
+
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16, "fp64": torch.float64}
+BYTES_CONVENTION = ("bytes: each input tensor read once and each output written once per op (minimum traffic, no "
+                    "cache model); views are free; embedding/index_select read only the gathered rows")
+FLOPS_CONVENTION = "FLOPs = 2 x MACs (matmul, convolution, attention); other FLOPs (element-wise, norms, ...) apart"
+
+
+class CountError(RuntimeError):
+    """A model could not be counted; the message names the layer and the shapes."""
+
+
+@dataclass
+class OpRecord:
+    module: str
+    module_type: str
+    op: str
+    input_shapes: list
+    output_shapes: list
+    dtype: str
+    macs: int
+    other_flops: int
+    bytes_read: int
+    bytes_written: int
+    counted: bool
+    phase: str = "forward"
+
+
+@dataclass
+class Counts:
+    """The result: per-op records, per-module call counts and shapes, parameter counts."""
+
+    ops: list[OpRecord] = field(default_factory=list)
+    calls: Counter = field(default_factory=Counter)
+    module_types: dict[str, str] = field(default_factory=dict)
+    module_shapes: dict[str, tuple[list, list]] = field(default_factory=dict)
+    module_params: dict[str, int] = field(default_factory=dict)
+    total_params: int = 0
+
+    # -- totals -----------------------------------------------------------------------------------------------
+    @property
+    def macs(self) -> int:
+        return sum(o.macs for o in self.ops)
+
+    @property
+    def flops(self) -> int:
+        return 2 * self.macs
+
+    @property
+    def other_flops(self) -> int:
+        return sum(o.other_flops for o in self.ops)
+
+    @property
+    def bytes_read(self) -> int:
+        return sum(o.bytes_read for o in self.ops)
+
+    @property
+    def bytes_written(self) -> int:
+        return sum(o.bytes_written for o in self.ops)
+
+    @property
+    def intensity(self) -> float:
+        moved = self.bytes_read + self.bytes_written
+        return (self.flops + self.other_flops) / moved if moved else float("nan")
+
+    def uncounted(self) -> Counter:
+        return Counter(o.op for o in self.ops if not o.counted)
+
+    def macs_of(self, *prefixes: str) -> int:
+        """MACs of ops whose name starts with any prefix (e.g. 'aten.convolution', 'aten.mm')."""
+        return sum(o.macs for o in self.ops if o.op.startswith(prefixes))
+
+    # -- tables -----------------------------------------------------------------------------------------------
+    def op_table(self):
+        import pandas as pd
+
+        frame = pd.DataFrame([asdict(o) for o in self.ops])
+        if not frame.empty:
+            frame["flops"] = 2 * frame["macs"]
+        return frame
+
+    def layer_table(self, totals: bool = True):
+        """One row per module that ran ops (the innermost module of each op), in call order, plus a total row."""
+        import pandas as pd
+
+        rows: dict[str, dict[str, Any]] = {}
+        for op in self.ops:
+            row = rows.get(op.module)
+            if row is None:
+                inputs, outputs = self.module_shapes.get(op.module, ([], []))
+                row = rows[op.module] = {
+                    "module": op.module, "type": self.module_types.get(op.module, ""),
+                    "calls": self.calls.get(op.module, 0), "params": self.module_params.get(op.module, 0),
+                    "input_shape": _fmt_shapes(inputs), "output_shape": _fmt_shapes(outputs), "dtype": op.dtype,
+                    "macs": 0, "other_flops": 0, "bytes_read": 0, "bytes_written": 0, "uncounted": []}
+            row["macs"] += op.macs
+            row["other_flops"] += op.other_flops
+            row["bytes_read"] += op.bytes_read
+            row["bytes_written"] += op.bytes_written
+            if not op.counted and op.op not in row["uncounted"]:
+                row["uncounted"].append(op.op)
+        frame = pd.DataFrame(list(rows.values()))
+        if frame.empty:
+            return frame
+        frame["flops"] = 2 * frame["macs"]
+        frame["bytes"] = frame["bytes_read"] + frame["bytes_written"]
+        frame["intensity"] = (frame["flops"] + frame["other_flops"]) / frame["bytes"].where(frame["bytes"] > 0)
+        frame["uncounted"] = frame["uncounted"].map(lambda ops: ", ".join(ops))
+        if totals:
+            total = {"module": "TOTAL", "type": "", "calls": None, "params": self.total_params, "input_shape": "",
+                     "output_shape": "", "dtype": "", "macs": self.macs, "other_flops": self.other_flops,
+                     "bytes_read": self.bytes_read, "bytes_written": self.bytes_written, "flops": self.flops,
+                     "bytes": self.bytes_read + self.bytes_written, "intensity": self.intensity,
+                     "uncounted": ", ".join(sorted(self.uncounted()))}
+            frame = pd.concat([frame, pd.DataFrame([total])], ignore_index=True)
+        columns = ["module", "type", "calls", "params", "input_shape", "output_shape", "dtype", "macs", "flops",
+                   "other_flops", "bytes_read", "bytes_written", "bytes", "intensity", "uncounted"]
+        return frame[columns]
+
+    def totals(self) -> dict[str, Any]:
+        return {"params": self.total_params, "macs": self.macs, "flops": self.flops, "other_flops": self.other_flops,
+                "bytes_read": self.bytes_read, "bytes_written": self.bytes_written, "intensity": self.intensity,
+                "uncounted_ops": dict(self.uncounted()), "flops_convention": FLOPS_CONVENTION,
+                "bytes_convention": BYTES_CONVENTION}
+
+
+def _fmt_shapes(shapes: list) -> str:
+    return " ".join("x".join(map(str, s)) for s in shapes)
+
+
+def _to_t(x):
+    if isinstance(x, torch.Tensor):
+        return T(tuple(int(d) for d in x.shape), x.dtype)
+    return x
+
+
+def _shapes(tree) -> list:
+    leaves, _ = tree_flatten(tree)
+    return [list(map(int, t.shape)) for t in leaves if isinstance(t, torch.Tensor)]
+
+
+class _ModuleTracker:
+    """Global forward pre/post hooks keep a stack of module names (pytorch#111809: not by wrapping modules)."""
+
+    def __init__(self, root: torch.nn.Module, counts: Counts):
+        self.root, self.counts = root, counts
+        self.stack: list[tuple[str, torch.nn.Module]] = []
+        self.first_name = {id(m): (n or root.__class__.__name__) for n, m in root.named_modules()}
+        self.handles = []
+
+    def name_of(self, module: torch.nn.Module) -> str:
+        if module is self.root:
+            return self.first_name[id(module)]
+        if self.stack:
+            parent_name, parent = self.stack[-1]
+            for attr, child in parent._modules.items():
+                if child is module:
+                    return f"{parent_name}.{attr}" if parent is not self.root else attr
+            for path, child in parent.named_modules():
+                if child is module and path:
+                    return f"{parent_name}.{path}" if parent is not self.root else path
+        return self.first_name.get(id(module), module.__class__.__name__)
+
+    def pre(self, module, args):
+        name = self.name_of(module)
+        self.stack.append((name, module))
+        counts = self.counts
+        counts.calls[name] += 1
+        counts.module_types[name] = module.__class__.__name__
+        counts.module_params.setdefault(name, sum(p.numel() for p in module.parameters(recurse=False)))
+        counts.module_shapes.setdefault(name, (_shapes(args), []))
+
+    def post(self, module, args, output):
+        if self.stack and self.stack[-1][1] is module:
+            name, _ = self.stack.pop()
+            inputs, _ = self.counts.module_shapes.get(name, ([], []))
+            self.counts.module_shapes[name] = (inputs, _shapes(output))
+
+    @property
+    def current(self) -> tuple[str, str]:
+        if not self.stack:
+            return "(top level)", ""
+        name, module = self.stack[-1]
+        return name, module.__class__.__name__
+
+    def __enter__(self):
+        self.handles = [torch.nn.modules.module.register_module_forward_pre_hook(self.pre),
+                        torch.nn.modules.module.register_module_forward_hook(self.post)]
+        return self
+
+    def __exit__(self, *exc):
+        for handle in self.handles:
+            handle.remove()
+        return False
+
+
+class CountingMode(TorchDispatchMode):
+    """Runs every aten op and records its cost; never changes results."""
+
+    def __init__(self, tracker: _ModuleTracker, counts: Counts):
+        super().__init__()
+        self.tracker, self.counts = tracker, counts
+        self.phase = "forward"
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        packet = func.overloadpacket
+        if packet in FREE_OPS:
+            return out
+        t_args = tree_map(_to_t, args)
+        t_kwargs = {k: tree_map(_to_t, v) for k, v in kwargs.items() if k != "out"}
+        t_out = tree_map(_to_t, out)
+        formula = FLOP_FORMULAS.get(packet)
+        macs = other = 0
+        counted = formula is not None
+        if counted:
+            try:
+                cost = formula(*t_args, out=t_out, **t_kwargs)
+                macs, other = int(cost.macs), int(cost.other_flops)
+            except Exception:  # a formula that does not fit this overload: list the op as uncounted
+                counted = False
+        byte_formula = BYTE_FORMULAS.get(packet)
+        if byte_formula is not None:
+            read, written = byte_formula(*t_args, out=t_out, **t_kwargs)
+        else:
+            read, written = _default_bytes(args, kwargs, out)
+        module, module_type = self.tracker.current
+        inputs = [list(t.shape) for t in tree_flatten((t_args, t_kwargs))[0] if isinstance(t, T)]
+        outputs = [list(t.shape) for t in tree_flatten(t_out)[0] if isinstance(t, T)]
+        dtype = next((str(t.dtype).replace("torch.", "") for t in tree_flatten(t_args)[0] if isinstance(t, T)), "")
+        self.counts.ops.append(OpRecord(
+            module=module if self.phase == "forward" else f"{module} [backward]" if module != "(top level)" else "(backward)",
+            module_type=module_type, op=str(packet).replace("aten::", "aten.").replace("torch.ops.", ""),
+            input_shapes=inputs, output_shapes=outputs, dtype=dtype, macs=macs, other_flops=other,
+            bytes_read=read, bytes_written=written, counted=counted, phase=self.phase))
+        return out
+
+
+def _default_bytes(args, kwargs, out) -> tuple[int, int]:
+    seen, read = set(), 0
+    for leaf in tree_flatten((args, kwargs))[0]:
+        if isinstance(leaf, torch.Tensor) and id(leaf) not in seen:
+            seen.add(id(leaf))
+            read += leaf.numel() * leaf.element_size()
+    written = sum(t.numel() * t.element_size() for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor))
+    return read, written
+
+
+def count_model(model: torch.nn.Module, inputs: tuple | list | torch.Tensor, *, train: bool = False,
+                kwargs: dict | None = None) -> Counts:
+    """Count one forward (and, with ``train``, one backward) of ``model`` on ``inputs``.
+
+    Forward runs in eval mode under no_grad unless ``train``: that is the inference configuration, where
+    torch's fused attention fast paths are taken (and counted here)."""
+    if isinstance(inputs, torch.Tensor):
+        inputs = (inputs,)
+    counts = Counts(total_params=sum(p.numel() for p in model.parameters()))
+    tracker = _ModuleTracker(model, counts)
+    mode = CountingMode(tracker, counts)
+    was_training = model.training
+    model.train(train)
+    try:
+        with tracker, mode:
+            try:
+                if train:
+                    output = model(*inputs, **(kwargs or {}))
+                else:
+                    with torch.no_grad():
+                        output = model(*inputs, **(kwargs or {}))
+            except Exception as exc:
+                where = tracker.stack[-1][0] if tracker.stack else "(top level)"
+                shapes = counts.module_shapes.get(where, ([], []))[0]
+                raise CountError(f"the model failed in layer {where!r} "
+                                 f"({tracker.stack[-1][1].__class__.__name__ if tracker.stack else 'no module'}) "
+                                 f"with input shapes {shapes or [list(i.shape) for i in inputs if isinstance(i, torch.Tensor)]}: "
+                                 f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
+            if train:
+                mode.phase = "backward"
+                tensors = [t for t in tree_flatten(output)[0] if isinstance(t, torch.Tensor) and t.requires_grad]
+                if tensors:
+                    sum(t.float().sum() for t in tensors).backward()
+    finally:
+        model.train(was_training)
+    return counts
+
+
+# ---- building models by name ---------------------------------------------------------------------------------
+class _ParametersOn:
+    """Build a model with its parameters and buffers on ``device`` while everything else its constructor computes
+    stays on the CPU (RegNet computes its widths with torch ops and reads them back: a plain
+    ``with torch.device("meta")`` breaks that)."""
+
+    def __init__(self, device: str):
+        self.device = torch.device(device)
+
+    def __enter__(self):
+        self.saved = torch.nn.Module.register_parameter, torch.nn.Module.register_buffer
+        register_parameter, register_buffer = self.saved
+        device = self.device
+
+        def parameter(module, name, param):
+            register_parameter(module, name, param)
+            if param is not None and param.device != device:
+                kind = type(module._parameters[name])
+                module._parameters[name] = kind(module._parameters[name].to(device), requires_grad=param.requires_grad)
+
+        def buffer(module, name, tensor, persistent=True):
+            register_buffer(module, name, tensor.to(device) if tensor is not None else None, persistent)
+
+        torch.nn.Module.register_parameter, torch.nn.Module.register_buffer = parameter, buffer
+        return self
+
+    def __exit__(self, *exc):
+        torch.nn.Module.register_parameter, torch.nn.Module.register_buffer = self.saved
+        return False
+
+
+def build_model(name: str, device: str = "meta", **model_kwargs) -> torch.nn.Module:
+    """A torchvision model name (no weights are loaded) or ``package.module:factory``, built on ``device``."""
+    context = _ParametersOn(device) if device == "meta" else torch.device(device)
+    with context:
+        if ":" in name:
+            module_name, _, attr = name.partition(":")
+            try:
+                factory = getattr(importlib.import_module(module_name), attr)
+            except (ImportError, AttributeError) as exc:
+                raise CountError(f"cannot load {name!r}: {exc}") from exc
+            return factory(**model_kwargs)
+        try:
+            import torchvision
+        except ImportError as exc:
+            raise CountError(f"{name!r} looks like a torchvision model name, but torchvision is not installed "
+                             "(pip install torchvision, or pass package.module:factory)") from exc
+        known = torchvision.models.list_models()
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=5, cutoff=0.5)
+            hint = f"; did you mean {', '.join(close)}?" if close else "; see torchvision.models.list_models()"
+            raise CountError(f"unknown model {name!r}{hint}")
+        return torchvision.models.get_model(name, weights=None, **model_kwargs)
+
+
+def parse_shape(text: str) -> tuple[int, ...]:
+    try:
+        shape = tuple(int(v) for v in text.replace("x", ",").split(",") if v.strip())
+    except ValueError:
+        raise CountError(f"bad input shape {text!r}: give integers separated by commas, e.g. 1,3,224,224") from None
+    if not shape or any(v <= 0 for v in shape):
+        raise CountError(f"bad input shape {text!r}: every dimension must be a positive integer")
+    return shape
+
+
+def count_named(name: str, shape: tuple[int, ...], dtype: str = "fp32", device: str = "meta",
+                train: bool = False) -> Counts:
+    if dtype not in DTYPES:
+        raise CountError(f"unknown dtype {dtype!r}; choose from {', '.join(DTYPES)}")
+    model = build_model(name, device).to(DTYPES[dtype])
+    x = torch.randn(shape, device=device, dtype=DTYPES[dtype]) if device != "meta" else \
+        torch.empty(shape, device=device, dtype=DTYPES[dtype])
+    return count_model(model, (x,), train=train)
+
+
+def batch_sweep(name: str, shape: tuple[int, ...], batches: list[int], dtype: str = "fp32",
+                device: str = "meta"):
+    """Total FLOPs, bytes and intensity at several batch sizes (weights are read once per batch, so intensity
+    grows with the batch until activations dominate)."""
+    import pandas as pd
+
+    rows = []
+    for batch in batches:
+        counts = count_named(name, (batch, *shape[1:]), dtype, device)
+        rows.append({"batch": batch, "flops": counts.flops, "other_flops": counts.other_flops,
+                     "bytes": counts.bytes_read + counts.bytes_written, "intensity": counts.intensity})
+    return pd.DataFrame(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m kernels.count", description=__doc__.split("\n\n")[0])
+    parser.add_argument("model", help="torchvision model name, or package.module:factory")
+    parser.add_argument("--input", default="1,3,224,224", help="input shape, e.g. 1,3,224,224")
+    parser.add_argument("--dtype", default="fp32", choices=sorted(DTYPES))
+    parser.add_argument("--device", default="meta", help="meta (default: allocates nothing) or cpu/cuda")
+    parser.add_argument("--train", action="store_true", help="forward + backward (a training step)")
+    parser.add_argument("--per-op", action="store_true", help="print the per-op table instead of per layer")
+    parser.add_argument("--batch-sweep", help="comma-separated batch sizes: print intensity per batch")
+    parser.add_argument("--csv", help="write the per-layer table to this CSV")
+    parser.add_argument("--json", help="write totals and the per-layer table to this JSON")
+    args = parser.parse_args(argv)
+    import pandas as pd
+
+    try:
+        shape = parse_shape(args.input)
+        counts = count_named(args.model, shape, args.dtype, args.device, args.train)
+        sweep = (batch_sweep(args.model, shape, [int(b) for b in args.batch_sweep.split(",")], args.dtype,
+                             args.device) if args.batch_sweep else None)
+    except CountError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    table = counts.op_table() if args.per_op else counts.layer_table()
+    with pd.option_context("display.max_rows", None, "display.width", 250, "display.max_colwidth", 40):
+        print(table.to_string(index=False))
+    t = counts.totals()
+    print(f"\n{args.model} {args.input} {args.dtype} ({'train step' if args.train else 'inference'}): "
+          f"{t['params']:,} parameters, {t['macs'] / 1e9:.3f} GMAC = {t['flops'] / 1e9:.3f} GFLOP "
+          f"(+ {t['other_flops'] / 1e9:.3f} G other FLOPs), {t['bytes_read'] / 1e6:.1f} MB read, "
+          f"{t['bytes_written'] / 1e6:.1f} MB written, intensity {t['intensity']:.1f} FLOP/B")
+    print(f"  {FLOPS_CONVENTION}; {BYTES_CONVENTION}")
+    if t["uncounted_ops"]:
+        print(f"  uncounted ops (bytes counted, no FLOP formula): {t['uncounted_ops']}")
+    if sweep is not None:
+        print("\nbatch sweep:\n" + sweep.to_string(index=False))
+    if args.csv:
+        counts.layer_table().to_csv(args.csv, index=False)
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump({"model": args.model, "input": list(shape), "dtype": args.dtype, "totals": t,
+                       "layers": counts.layer_table().to_dict(orient="records")}, handle, indent=1, default=str)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+

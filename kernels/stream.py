@@ -1,0 +1,137 @@
+"""Stream kernels: bandwidth of each memory level, BabelStream-style, written for torch.
+
+The kernel table (:data:`KERNELS`) is data: it drives what runs, how bytes are counted and how results are
+checked. Bytes follow STREAM's convention: every array element read or written counts once, with no
+write-allocate traffic (a store that misses the cache really costs a read too on most CPUs; STREAM does not count
+it, and neither do we). FLOPs count one per add or multiply.
+
+Arrays hold constants (a = 1, b = 2, q = 3, fill value 5), so every output element has one known value: the check
+after timing compares every element (or the sum, for the reductions) with it.
+
+``read_repeat`` reads the same array R times in ONE call through a stride-0 view (``a.expand(R, n).sum()``): one
+dispatch covers R passes, so small, cache-resident working sets are not hidden behind the per-call dispatch cost
+(about 1-4 us on a CPU, about 5 us per launch on a GPU), which the other kernels pay once per pass.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from kernels.base import Prepared, Unsupported, Verdict, torch_dtype
+
+STREAM_CONVENTION = ("STREAM convention: each array element read or written counts once "
+                     "(copy = 2 x itemsize per element, add/triad = 3 x), no write-allocate traffic")
+A, B, Q, FILL = 1.0, 2.0, 3.0, 5.0
+
+
+@dataclass(frozen=True)
+class StreamKernel:
+    name: str
+    formula: str
+    arrays: int
+    reads: int  # arrays read per element
+    writes: int  # arrays written per element
+    flops_per_element: int
+    expected: float | None  # value of every output element (None: a reduction)
+
+
+KERNELS = {k.name: k for k in (
+    StreamKernel("copy", "c = a", 2, 1, 1, 0, A),
+    StreamKernel("scale", "c = q*a", 2, 1, 1, 1, Q * A),
+    StreamKernel("add", "c = a + b", 3, 2, 1, 1, A + B),
+    StreamKernel("triad", "c = a + q*b", 3, 2, 1, 2, A + Q * B),
+    StreamKernel("read", "s = sum(a)", 1, 1, 0, 1, None),
+    StreamKernel("write", "c = 5", 1, 0, 1, 0, FILL),
+    StreamKernel("read_repeat", "s = sum over R passes of a (stride-0 view, one call)", 1, 1, 0, 1, None),
+)}
+
+#: bytes one read_repeat call should move, so that one call lasts far longer than its dispatch
+REPEAT_TARGET_BYTES = 32 << 20
+
+
+def bytes_per_element(kernel: StreamKernel, itemsize: int) -> int:
+    return (kernel.reads + kernel.writes) * itemsize
+
+
+def sweep_sizes(llc_bytes: int, quick: bool, max_bytes: int, start: int = 16 << 10) -> list[int]:
+    """Working sets (bytes, all arrays together) from ``start`` to at least 4x the last-level cache.
+
+    Logarithmic: one point per octave in quick runs, two in full runs (the second at 1.5x)."""
+    end = max(4 * llc_bytes, 64 << 20) if quick else max(8 * llc_bytes, 128 << 20)
+    end = min(end, max_bytes)
+    sizes, size = [], start
+    while size <= end:
+        sizes.append(size)
+        if not quick and size * 3 // 2 <= end:
+            sizes.append(size * 3 // 2)
+        size *= 2
+    if sizes and sizes[-1] < end and end >= 4 * llc_bytes:
+        sizes.append(end)
+    return sorted(set(sizes))
+
+
+def prepare(name: str, working_set_bytes: int, device: str, dtype: str = "fp32") -> Prepared:
+    import torch
+
+    if name not in KERNELS:
+        raise Unsupported(f"unknown stream kernel {name!r}; known: {', '.join(KERNELS)}")
+    kernel = KERNELS[name]
+    tdtype = torch_dtype(dtype)
+    itemsize = torch.empty((), dtype=tdtype).element_size()
+    n = max(64, working_set_bytes // (kernel.arrays * itemsize))
+    a = torch.full((n,), A, dtype=tdtype, device=device)
+    b = torch.full((n,), B, dtype=tdtype, device=device) if kernel.arrays == 3 else None
+    c = torch.zeros((n,), dtype=tdtype, device=device) if kernel.arrays >= 2 else a
+    out: dict[str, object] = {}
+    repeats = 1
+
+    if name == "copy":
+        def fn():
+            c.copy_(a)
+    elif name == "scale":
+        def fn():
+            torch.mul(a, Q, out=c)
+    elif name == "add":
+        def fn():
+            torch.add(a, b, out=c)
+    elif name == "triad":
+        def fn():
+            torch.add(a, b, alpha=Q, out=c)
+    elif name == "read":
+        def fn():
+            out["s"] = a.sum()
+    elif name == "write":
+        def fn():
+            a.fill_(FILL)
+    else:  # read_repeat
+        repeats = max(1, REPEAT_TARGET_BYTES // (n * itemsize))
+        view = a.expand(repeats, n)
+
+        def fn():
+            out["s"] = view.sum()
+
+    elements = n * repeats
+    nbytes = bytes_per_element(kernel, itemsize) * elements
+    flops = kernel.flops_per_element * elements
+
+    def verify() -> Verdict:
+        if kernel.expected is not None:
+            target = a if name == "write" else c
+            wrong = int((target != kernel.expected).sum())
+            if wrong:
+                return Verdict(False, f"{wrong} of {n} elements differ from {kernel.expected}")
+            return Verdict(True, f"all {n} elements equal {kernel.expected}")
+        if "s" not in out:
+            return Verdict(False, "the kernel never ran")
+        got, want = float(out["s"]), A * elements
+        tol = 1e-5 if itemsize >= 4 else 1e-2
+        if not math.isfinite(got) or abs(got - want) > tol * want:
+            return Verdict(False, f"sum {got} != {want} (relative tolerance {tol:g})")
+        return Verdict(True, f"sum {got:.0f} == {want:.0f} within {tol:g}")
+
+    return Prepared(
+        group="stream", kernel=name, dtype=dtype, impl="torch", fn=fn, verify=verify, flops=flops, bytes=nbytes,
+        convention=STREAM_CONVENTION, shape=[n], size_bytes=n * kernel.arrays * itemsize,
+        extra={"formula": kernel.formula, "elements": n, "repeats": repeats,
+               "bytes_per_element": bytes_per_element(kernel, itemsize)},
+        state={"a": a, "b": b, "c": c, "out": out})

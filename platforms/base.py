@@ -1,0 +1,134 @@
+"""The platform interface every backend implements, and the telemetry sampler they share."""
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+
+class PlatformError(RuntimeError):
+    """A platform was asked for that cannot be used; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class CacheLevel:
+    """One level of the memory hierarchy as read from the machine.
+
+    ``size_bytes`` is the capacity one core (CPU private caches) or the whole device (shared caches, GPU L2)
+    sees; ``instances`` how many copies exist; ``shared`` whether all compute units share one instance.
+    """
+
+    name: str
+    size_bytes: int
+    instances: int = 1
+    shared: bool = False
+    source: str = ""
+
+
+class Platform:
+    """A device the suite can measure.
+
+    Backends fill in: ``kind`` ("cpu", "cuda", "jetson"), ``device`` (a torch device string), ``info()``,
+    ``sync()``, ``cache_levels()``, ``memory_bytes()`` and ``read_telemetry()``.
+    """
+
+    kind: str = "abstract"
+    device: str = "cpu"
+    #: how ceilings are timed on this device; written into every record
+    timing_method: str = ""
+
+    def info(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def sync(self) -> None:
+        """Wait until all queued work on the device has finished."""
+
+    def clock(self) -> float:
+        """Seconds, after waiting for the device: the timer handed to pytest-benchmark.
+
+        Recipe (a) of the style notes: sync, then perf_counter. The sync cost is amortised by timing
+        blocks of many calls (pytest-benchmark's ``iterations``)."""
+        self.sync()
+        return time.perf_counter()
+
+    def cache_levels(self) -> list[CacheLevel]:
+        raise NotImplementedError
+
+    def memory_bytes(self) -> int:
+        """Memory the sweeps may use (free memory of the device)."""
+        raise NotImplementedError
+
+    def read_telemetry(self) -> dict[str, float]:
+        """One sample of clocks / temperature / power; keys carry units. Missing sensors are left out."""
+        return {}
+
+    def static_telemetry(self) -> dict[str, Any]:
+        """Things that do not change during a run but explain figures (throttle reasons, power mode)."""
+        return {}
+
+    def flush_caches(self) -> None:
+        """Evict the caches (used before cold-cache timings)."""
+
+    def sampler(self, interval_s: float = 0.05) -> "TelemetrySampler":
+        return TelemetrySampler(self.read_telemetry, interval_s)
+
+    def describe(self) -> str:
+        info = self.info()
+        return f"{self.kind}: {info.get('name', '?')}"
+
+
+@dataclass
+class TelemetrySampler:
+    """Samples ``read()`` on a background thread while a benchmark runs; ``summary()`` gives min/median/max."""
+
+    read: Callable[[], dict[str, float]]
+    interval_s: float = 0.05
+    samples: list[dict[str, float]] = field(default_factory=list)
+
+    def __post_init__(self):
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.errors: list[str] = []
+
+    def _take(self):
+        try:
+            sample = self.read()
+        except Exception as exc:  # a flaky sensor must not stop a measurement
+            if len(self.errors) < 3:
+                self.errors.append(f"{type(exc).__name__}: {exc}")
+            return
+        if sample:
+            self.samples.append(sample)
+
+    def _loop(self):
+        while not self._stop.wait(self.interval_s):
+            self._take()
+
+    def __enter__(self):
+        self._take()
+        self._thread = threading.Thread(target=self._loop, name="telemetry", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+        self._take()
+        return False
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        return summarise_samples(self.samples)
+
+
+def summarise_samples(samples: list[dict[str, float]]) -> dict[str, dict[str, float]]:
+    """Per key: min, median, max and the number of samples."""
+    keys: dict[str, list[float]] = {}
+    for sample in samples:
+        for key, value in sample.items():
+            if isinstance(value, (int, float)):
+                keys.setdefault(key, []).append(float(value))
+    return {key: {"min": min(v), "median": statistics.median(v), "max": max(v), "n": len(v)}
+            for key, v in keys.items()}

@@ -1,0 +1,168 @@
+"""The host CPU: facts from /proc/cpuinfo, sysfs and psutil; perf_counter timing; psutil telemetry."""
+from __future__ import annotations
+
+import os
+import platform as _pyplatform
+import re
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from platforms.base import CacheLevel, Platform
+
+SIMD_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_bf16", "avx512_fp16",
+              "avx512_vnni", "avx_vnni", "amx_tile", "amx_bf16", "amx_int8", "amx_fp16", "neon", "asimd", "sve",
+              "sve2", "bf16", "i8mm")
+
+
+def parse_size(text: str) -> int:
+    """'32K' / '1024K' / '32 MiB' / '2M' -> bytes (sysfs and lscpu use binary units)."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(i?B)?\s*", text, re.IGNORECASE)
+    if not match:
+        raise ValueError(f"cannot read a cache size from {text!r}")
+    scale = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}[match.group(2).upper()]
+    return int(float(match.group(1)) * scale)
+
+
+def _cpu_list_len(text: str) -> int:
+    count = 0
+    for part in text.strip().split(","):
+        if not part:
+            continue
+        if "-" in part:
+            lo, hi = part.split("-")
+            count += int(hi) - int(lo) + 1
+        else:
+            count += 1
+    return count
+
+
+def read_sysfs_caches(root: str | os.PathLike = "/sys/devices/system/cpu/cpu0/cache",
+                      n_cpus: int | None = None) -> list[CacheLevel]:
+    """Data/unified cache levels of cpu0 from sysfs, smallest first (instruction caches are left out)."""
+    root = Path(root)
+    levels = []
+    n_cpus = n_cpus or os.cpu_count() or 1
+    for index in sorted(root.glob("index*")):
+        try:
+            kind = (index / "type").read_text().strip()
+            if kind == "Instruction":
+                continue
+            level = int((index / "level").read_text())
+            size = parse_size((index / "size").read_text())
+            sharing = _cpu_list_len((index / "shared_cpu_list").read_text()) if (index / "shared_cpu_list").exists() else 1
+        except (OSError, ValueError):
+            continue
+        levels.append(CacheLevel(name=f"L{level}", size_bytes=size, instances=max(1, n_cpus // max(sharing, 1)),
+                                 shared=sharing >= n_cpus, source=f"sysfs {index}"))
+    return sorted(levels, key=lambda c: c.size_bytes)
+
+
+def read_cpuinfo(path: str = "/proc/cpuinfo") -> dict[str, Any]:
+    """Model name and SIMD flags (x86 'flags', Arm 'Features')."""
+    out: dict[str, Any] = {"name": _pyplatform.processor() or _pyplatform.machine(), "flags": []}
+    try:
+        text = Path(path).read_text()
+    except OSError:
+        return out
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip().lower()
+        if key in ("model name", "hardware", "cpu model") and value.strip():
+            out["name"] = value.strip()
+        elif key in ("flags", "features") and not out["flags"]:
+            flags = set(value.split())
+            out["flags"] = [f for f in SIMD_FLAGS if f in flags]
+    return out
+
+
+def blas_backend() -> str:
+    import torch
+
+    config = torch.__config__.show()
+    match = re.search(r"BLAS_INFO=(\w+)", config)
+    parts = [f"BLAS={match.group(1)}" if match else "BLAS=?"]
+    if torch.backends.mkldnn.is_available():
+        match = re.search(r"MKL-DNN v([\d.]+)", config) or re.search(r"oneDNN v([\d.]+)", config)
+        parts.append(f"oneDNN {match.group(1)}" if match else "oneDNN")
+    return ", ".join(parts)
+
+
+class CpuPlatform(Platform):
+    kind = "cpu"
+    device = "cpu"
+    timing_method = ("host perf_counter around blocks of calls (pytest-benchmark rounds x iterations); "
+                     "CPU kernels are synchronous")
+
+    def __init__(self):
+        import torch
+
+        self.torch = torch
+        self._info: dict[str, Any] | None = None
+
+    def info(self) -> dict[str, Any]:
+        if self._info is None:
+            torch = self.torch
+            cpu = read_cpuinfo()
+            freq = psutil.cpu_freq()
+            self._info = {
+                "kind": self.kind,
+                "device": self.device,
+                "name": cpu["name"],
+                "arch": _pyplatform.machine(),
+                "physical_cores": psutil.cpu_count(logical=False),
+                "logical_cores": psutil.cpu_count(logical=True),
+                "simd_flags": cpu["flags"],
+                "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+                "caches": [vars(c) for c in self.cache_levels()],
+                "freq_mhz_current": freq.current if freq else None,
+                "freq_mhz_max": (freq.max or None) if freq else None,
+                "memory_bytes_total": psutil.virtual_memory().total,
+                "torch_threads": torch.get_num_threads(),
+                "blas": blas_backend(),
+                "torch": torch.__version__,
+                "os": f"{_pyplatform.system()} {_pyplatform.release()}",
+                "governor": _read_first("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"),
+            }
+        return self._info
+
+    def cache_levels(self) -> list[CacheLevel]:
+        levels = read_sysfs_caches()
+        if not levels:  # macOS / containers without sysfs: psutil has no cache API, so say so in the record
+            return []
+        return levels
+
+    def memory_bytes(self) -> int:
+        return psutil.virtual_memory().available
+
+    def read_telemetry(self) -> dict[str, float]:
+        sample: dict[str, float] = {}
+        freqs = psutil.cpu_freq(percpu=True) or []
+        if freqs:
+            sample["cpu_mhz_mean"] = sum(f.current for f in freqs) / len(freqs)
+            sample["cpu_mhz_min"] = min(f.current for f in freqs)
+        temps = getattr(psutil, "sensors_temperatures", lambda: {})() or {}
+        for name in ("coretemp", "k10temp", "zenpower", "cpu_thermal", "acpitz"):
+            if temps.get(name):
+                sample["cpu_temp_c"] = max(t.current for t in temps[name])
+                break
+        sample["cpu_util_pct"] = psutil.cpu_percent(interval=None)
+        return sample
+
+    def static_telemetry(self) -> dict[str, Any]:
+        return {"governor": self.info()["governor"], "load_avg_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
+
+    def flush_caches(self) -> None:
+        levels = self.cache_levels()
+        size = 2 * (levels[-1].size_bytes if levels else 64 << 20)
+        buf = self.torch.empty(size // 4, dtype=self.torch.float32)
+        buf.fill_(1.0)
+        del buf
+
+
+def _read_first(path: str) -> str | None:
+    try:
+        return Path(path).read_text().strip()
+    except OSError:
+        return None

@@ -1,0 +1,72 @@
+"""The log-log roofline PNG: one horizontal roof per dtype, one slanted roof per memory level, ridge points
+marked against DRAM. Uses matplotlib (through seaborn's styling) with the Agg backend: no screen needed."""
+from __future__ import annotations
+
+import os
+
+from results.report import si
+from results.roofline import analyse
+
+
+def roofline_png(record: dict, path: str | os.PathLike, points: list[dict] | None = None) -> str:
+    """Draw the measured roofline of ``record`` to ``path``. ``points``: optional [{intensity, flop_per_s, label}]."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    result = analyse(record)
+    compute, memory = result["compute"], result["memory"]
+    sns.set_theme(style="whitegrid", context="notebook")
+    fig, ax = plt.subplots(figsize=(10, 6.5), dpi=120)
+    if not compute and not memory:
+        ax.text(0.5, 0.5, "no verified ceilings in this record", ha="center", va="center", transform=ax.transAxes)
+    peaks = sorted(compute.values(), key=lambda c: c.value)
+    top = max((c.value for c in peaks), default=None)
+    lo_i, hi_i = 1 / 64, 4096.0
+    if peaks and memory:
+        hi_i = max(hi_i, 4 * top / min(m.value for m in memory.values()))
+        lo_i = min(lo_i, peaks[0].value / max(m.value for m in memory.values()) / 64)
+    xs = [lo_i * (hi_i / lo_i) ** (i / 200) for i in range(201)]
+    mem_colors = sns.color_palette("dark", 10)[::-1]
+    dram_name = result["dram_level"]
+    for (name, ceiling), color in zip(memory.items(), mem_colors):
+        ys = [ceiling.value * x if top is None else min(top, ceiling.value * x) for x in xs]
+        ax.plot(xs, ys, color=color, lw=2.2 if name == dram_name else 1.4, ls="-" if name == dram_name else "--",
+                label=f"{name}: {si(ceiling.value, 'B/s')} ({ceiling.kernel})")
+    dram = memory.get(dram_name) if dram_name else None
+    for ceiling, color in zip(peaks, sns.color_palette("bright", max(len(peaks), 1))):
+        start = ceiling.value / dram.value if dram else lo_i
+        shape = "x".join(str(v) for v in (ceiling.shape or [])[1:])
+        ax.plot([start, hi_i], [ceiling.value, ceiling.value], color=color, lw=2.2,
+                label=f"{ceiling.name}: {si(ceiling.value, 'OP/s' if ceiling.name == 'int8' else 'FLOP/s')} (GEMM {shape})")
+        if dram:
+            ridge = ceiling.value / dram.value
+            ax.plot([ridge], [ceiling.value], "o", color=color, ms=6)
+            ax.annotate(f"{ridge:.1f}", (ridge, ceiling.value), textcoords="offset points", xytext=(5, -12),
+                        fontsize=8, color=color)
+    for point in points or []:
+        ax.plot(point["intensity"], point["flop_per_s"], "x", color="black")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlim(lo_i, hi_i)
+    highest = top or max([m.value * hi_i for m in memory.values()] or [1e12])
+    bottom = min([m.value * lo_i for m in memory.values()] + [highest / 1e4])
+    ax.set_ylim(bottom, highest * 2)
+    if compute or memory:
+        ax.legend(loc="lower right", fontsize=8, title="measured ceilings (dots: ridge points vs "
+                  f"{dram_name or '?'}, FLOP/B)", title_fontsize=8, framealpha=0.9)
+    ax.set_xlabel("arithmetic intensity I [FLOP/byte] (log2)")
+    ax.set_ylabel("attainable performance [FLOP/s] (log10)")
+    info = record["platform"]
+    flags = " (quick run)" if record.get("options", {}).get("quick") else ""
+    ax.set_title(f"Measured roofline: {info.get('name')} [{info.get('device')}]{flags}\n"
+                 f"peaks = best GEMM per dtype; bandwidth = best stream kernel per level (STREAM bytes); "
+                 f"{record['created'][:10]}", fontsize=10)
+    fig.tight_layout()
+    path = os.fspath(path)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+

@@ -1,0 +1,104 @@
+"""The end-of-run summary (text) and its machine-readable form. Formats only; never measures."""
+from __future__ import annotations
+
+import json
+
+from results.roofline import analyse
+
+
+def si(value: float | None, unit: str) -> str:
+    """Decimal prefixes (G = 1e9), as the design asks for output."""
+    if value is None:
+        return "-"
+    for prefix, scale in (("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g} {prefix}{unit}"
+    return f"{value:.3g} {unit}"
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def _shape(c) -> str:
+    if c.kind == "compute":
+        return "x".join(str(v) for v in (c.shape or [])[1:]) + (f" (batch {c.shape[0]})" if c.shape and c.shape[0] > 1 else "")
+    return f"{(c.size_bytes or 0) / 2**20:.3g} MiB"
+
+
+def missing_rows(record: dict) -> list[dict]:
+    return [m for m in record["measurements"] if m.get("status") != "ok" or m.get("verified") is False]
+
+
+def ceilings_json(record: dict) -> dict:
+    result = analyse(record)
+    return {
+        "run_id": record["run_id"], "platform": record["platform"].get("name"), "device": record["platform"].get("device"),
+        "status": record.get("status"),
+        "compute_flop_per_s": {k: c.to_dict() for k, c in result["compute"].items()},
+        "memory_bytes_per_s": {k: c.to_dict() for k, c in result["memory"].items()},
+        "transfer_bytes_per_s": {k: c.to_dict() for k, c in result["transfer"].items()},
+        "ridge_flop_per_byte": result["ridge_flop_per_byte"], "ridge_against": result["dram_level"],
+        "dispatch_overhead_s": result["dispatch_overhead_s"],
+        "plateaus": result["plateaus"],
+        "missing": [{k: m.get(k) for k in ("group", "kernel", "dtype", "shape", "size_bytes", "status", "reason")}
+                    for m in missing_rows(record)],
+    }
+
+
+def summary_text(record: dict, record_path: str | None = None, plot_path: str | None = None) -> str:
+    import pandas as pd
+
+    result = analyse(record)
+    info = record["platform"]
+    lines = [f"Measured roofline of {info.get('name')} ({info.get('device')}), run {record['run_id']}"
+             f" [{record.get('status')}]"]
+    if record.get("options", {}).get("quick"):
+        lines.append("  --quick run: a short sweep; ceilings are lower bounds of a full run")
+    lines.append(f"  timing: {record.get('timing_method', '')}")
+    compute = [{"dtype": c.name, "peak (best)": si(c.value, "FLOP/s"), "median": si(c.median_value, "FLOP/s"),
+                "CV": _pct(c.cv), "reps": c.n, "shape MxNxK": _shape(c), "impl": c.impl,
+                f"ridge vs {result['dram_level']}": (f"{result['ridge_flop_per_byte'][c.name]:.1f} FLOP/B"
+                                                     if c.name in result["ridge_flop_per_byte"] else "-")}
+               for c in result["compute"].values()]
+    if compute:
+        lines += ["", "Peak compute (GEMM, FLOPs = 2*M*N*K):", pd.DataFrame(compute).to_string(index=False)]
+    memory = [{"level": c.name, "bandwidth (best)": si(c.value, "B/s"), "median": si(c.median_value, "B/s"),
+               "CV": _pct(c.cv), "reps": c.n, "kernel": c.kernel, "working set": _shape(c), "where": c.note}
+              for c in list(result["memory"].values()) + list(result["transfer"].values())]
+    if memory:
+        lines += ["", "Bandwidth (bytes by STREAM's convention: each element read or written once, no write-allocate):",
+                  pd.DataFrame(memory).to_string(index=False)]
+    if result["dispatch_overhead_s"]:
+        lines.append(f"  dispatch overhead per op: {result['dispatch_overhead_s'] * 1e6:.2f} us (median); stream points "
+                     "faster than 10x this are not used as ceilings")
+    refs = [m for m in record["measurements"] if m.get("group") == "reference" and m.get("status") == "ok"]
+    for ref in refs:
+        ceiling = result["memory"].get("DRAM") if ref["kernel"].startswith("stream_ref") else result["compute"].get(ref["dtype"])
+        rate = ref.get("bytes_per_s") or ref.get("flop_per_s")
+        unit = "B/s" if ref.get("bytes_per_s") else "FLOP/s"
+        ratio = f" -> suite / reference = {ceiling.value / rate:.3f}" if ceiling and rate else ""
+        lines.append(f"  reference {ref['kernel']} ({ref.get('impl')}): {si(rate, unit)}{ratio}")
+    missing = missing_rows(record)
+    if missing:
+        lines += ["", f"Missing / skipped ({len(missing)}): no figure is given for these"]
+        seen = set()
+        for m in missing:
+            key = (m["group"], m["kernel"], m["dtype"], m.get("reason"))
+            if key in seen:
+                continue
+            seen.add(key)
+            lines.append(f"  - {m['group']} {m['kernel']} {m['dtype']} {m.get('shape') or ''}: {m['status']}: {m.get('reason')}")
+    tel = record.get("telemetry", {})
+    if tel:
+        lines += ["", "Telemetry over the run (min / median / max): " + "; ".join(
+            f"{k} {v['min']:.0f}/{v['median']:.0f}/{v['max']:.0f}" for k, v in tel.items() if isinstance(v, dict) and "min" in v)]
+    if record_path:
+        lines.append(f"Record: {record_path}")
+    if plot_path:
+        lines.append(f"Plot:   {plot_path}")
+    return "\n".join(lines)
+
+
+def dumps_ceilings(record: dict) -> str:
+    return json.dumps(ceilings_json(record), indent=1, default=str)

@@ -1,0 +1,195 @@
+"""Ceilings, ridge points and attainable performance from a run record. Pure Python: no torch.
+
+* Compute ceiling per dtype: the best verified GEMM point of the sweep (best repetition), with its median and
+  coefficient of variation beside it.
+* Memory ceiling per level: stream points whose working set sits well inside that level (from the cache sizes the
+  platform read from the machine), best over kernels; DRAM only from working sets >= 4x the last-level cache.
+* Ridge point I_max = pi / beta, attainable(I) = min(pi, beta x I).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+#: a stream point whose best time is below this many dispatch costs is "overhead bound" and not a ceiling
+OVERHEAD_FACTOR = 10.0
+#: DRAM working sets must be at least this many times the last-level cache
+DRAM_FACTOR = 4
+
+
+@dataclass
+class Ceiling:
+    kind: str  # "compute" | "memory" | "transfer"
+    name: str  # dtype for compute, level for memory, direction for transfer
+    value: float  # flop_per_s or bytes_per_s, from the best repetition
+    median_value: float | None
+    cv: float | None
+    kernel: str
+    impl: str
+    dtype: str
+    shape: list | None
+    size_bytes: int | None
+    n: int
+    statistic: str = "best repetition; median and CV of that point beside it"
+    note: str = ""
+
+    @property
+    def unit(self) -> str:
+        return "FLOP/s" if self.kind == "compute" else "B/s"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def attainable(intensity: float, peak_flop_per_s: float, bandwidth_bytes_per_s: float) -> float:
+    """The roofline: min(pi, beta x I)."""
+    if intensity < 0:
+        raise ValueError("arithmetic intensity cannot be negative")
+    return min(peak_flop_per_s, bandwidth_bytes_per_s * intensity)
+
+
+def ridge_point(peak_flop_per_s: float, bandwidth_bytes_per_s: float) -> float:
+    """I_max = pi / beta (FLOP/byte): below it a kernel is memory bound, above it compute bound."""
+    if bandwidth_bytes_per_s <= 0:
+        raise ValueError("bandwidth must be positive")
+    return peak_flop_per_s / bandwidth_bytes_per_s
+
+
+def bound(intensity: float, peak_flop_per_s: float, bandwidth_bytes_per_s: float) -> str:
+    return "memory" if intensity < ridge_point(peak_flop_per_s, bandwidth_bytes_per_s) else "compute"
+
+
+def _usable(row: dict) -> bool:
+    return row.get("status") == "ok" and row.get("verified") is True and bool(row.get("best_s"))
+
+
+def _ceiling(kind: str, name: str, row: dict, rate_key: str, note: str = "") -> Ceiling:
+    return Ceiling(kind=kind, name=name, value=row[rate_key], median_value=row.get(rate_key + "_median"),
+                   cv=row.get("cv"), kernel=row["kernel"], impl=row.get("impl", ""), dtype=row["dtype"],
+                   shape=row.get("shape"), size_bytes=row.get("size_bytes"), n=row.get("n", 0), note=note)
+
+
+def compute_ceilings(rows: list[dict]) -> dict[str, Ceiling]:
+    best: dict[str, dict] = {}
+    for row in rows:
+        if row.get("group") == "gemm" and _usable(row) and row.get("flop_per_s"):
+            if row["dtype"] not in best or row["flop_per_s"] > best[row["dtype"]]["flop_per_s"]:
+                best[row["dtype"]] = row
+    return {dtype: _ceiling("compute", dtype, row, "flop_per_s", f"best GEMM shape {row.get('extra', {}).get('shape_id', row.get('shape'))}")
+            for dtype, row in best.items()}
+
+
+def dispatch_overhead_s(rows: list[dict]) -> float | None:
+    values = [r["median_s"] for r in rows if r.get("group") == "overhead" and _usable(r)]
+    return min(values) if values else None
+
+
+def effective_capacities(caches: list[dict]) -> list[tuple[str, int]]:
+    """Capacity each level offers a kernel spread over all cores: private caches add up over instances."""
+    out = []
+    for cache in sorted(caches, key=lambda c: c["size_bytes"]):
+        instances = 1 if cache.get("shared") else max(1, int(cache.get("instances", 1)))
+        out.append((cache["name"], int(cache["size_bytes"]) * instances))
+    return out
+
+
+def level_windows(caches: list[dict]) -> list[tuple[str, int, int | None, str]]:
+    """(level, lowest working set, highest working set or None, label) for each level, DRAM last.
+
+    A working set counts for a level when it is at most half that level's capacity and at least twice the
+    level below it (the transition zones are left out); DRAM from DRAM_FACTOR x the last-level cache."""
+    levels = effective_capacities(caches)
+    windows, previous = [], 0
+    for name, capacity in levels:
+        windows.append((name, 2 * previous + 1 if previous else 0, capacity // 2, f"{name} ({_size(capacity)})"))
+        previous = capacity
+    if levels:
+        windows.append(("DRAM", DRAM_FACTOR * levels[-1][1], None, f"DRAM (>= {DRAM_FACTOR} x {_size(levels[-1][1])})"))
+    return windows
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= scale:
+            return f"{n / scale:g} {unit}"
+    return f"{n} B"
+
+
+def memory_ceilings(rows: list[dict], caches: list[dict]) -> dict[str, Ceiling]:
+    overhead = dispatch_overhead_s(rows)
+    points = [r for r in rows if r.get("group") == "stream" and _usable(r) and r.get("bytes_per_s")]
+    if overhead:
+        points = [r for r in points if r["best_s"] >= OVERHEAD_FACTOR * overhead]
+    out: dict[str, Ceiling] = {}
+    windows = level_windows(caches)
+    if not windows:  # no cache sizes could be read: report the largest working set only, unlabelled
+        if points:
+            largest = max(r["size_bytes"] for r in points)
+            row = max((r for r in points if r["size_bytes"] == largest), key=lambda r: r["bytes_per_s"])
+            out["largest"] = _ceiling("memory", "largest", row, "bytes_per_s",
+                                      "cache sizes unknown: the largest working set, not proven to be DRAM")
+        return out
+    for name, lo, hi, label in windows:
+        inside = [r for r in points if r["size_bytes"] >= lo and (hi is None or r["size_bytes"] <= hi)]
+        if inside:
+            row = max(inside, key=lambda r: r["bytes_per_s"])
+            out[name] = _ceiling("memory", name, row, "bytes_per_s",
+                                 f"{label}: best of {len(inside)} points, working set {_size(row['size_bytes'])}")
+    return out
+
+
+def transfer_ceilings(rows: list[dict]) -> dict[str, Ceiling]:
+    best: dict[str, dict] = {}
+    for row in rows:
+        if row.get("group") == "transfer" and _usable(row) and row.get("bytes_per_s"):
+            if row["kernel"] not in best or row["bytes_per_s"] > best[row["kernel"]]["bytes_per_s"]:
+                best[row["kernel"]] = row
+    return {k: _ceiling("transfer", k, r, "bytes_per_s", f"size {_size(r['size_bytes'])}") for k, r in best.items()}
+
+
+def detect_plateaus(sizes: list[float], values: list[float], rel_drop: float = 0.2) -> list[dict]:
+    """Split a bandwidth-vs-working-set curve into plateaus, from the data alone.
+
+    Walking from small to large working sets, a new plateau starts where the value falls below
+    (1 - rel_drop) x the median of the current plateau. Returns [{lo, hi, median, max, n}] per plateau."""
+    pairs = sorted(zip(sizes, values))
+    plateaus: list[list[tuple[float, float]]] = []
+    for size, value in pairs:
+        if plateaus:
+            current = sorted(v for _, v in plateaus[-1])
+            median = current[len(current) // 2]
+            if value >= (1 - rel_drop) * median:
+                plateaus[-1].append((size, value))
+                continue
+        plateaus.append([(size, value)])
+    out = []
+    for plateau in plateaus:
+        vals = sorted(v for _, v in plateau)
+        out.append({"lo": plateau[0][0], "hi": plateau[-1][0], "median": vals[len(vals) // 2], "max": vals[-1],
+                    "n": len(plateau)})
+    return out
+
+
+def best_curve(rows: list[dict]) -> tuple[list[int], list[float]]:
+    """Best bandwidth over stream kernels at each working-set size (usable points only)."""
+    best: dict[int, float] = {}
+    for row in rows:
+        if row.get("group") == "stream" and _usable(row) and row.get("bytes_per_s"):
+            size = row["size_bytes"]
+            best[size] = max(best.get(size, 0.0), row["bytes_per_s"])
+    sizes = sorted(best)
+    return sizes, [best[s] for s in sizes]
+
+
+def analyse(record: dict) -> dict:
+    """Everything derived from a record: ceilings, ridge points against DRAM, detected plateaus."""
+    rows = record["measurements"]
+    caches = record.get("platform", {}).get("caches") or []
+    compute = compute_ceilings(rows)
+    memory = memory_ceilings(rows, caches)
+    transfer = transfer_ceilings(rows)
+    dram = memory.get("DRAM") or memory.get("largest")
+    ridges = {dtype: ridge_point(c.value, dram.value) for dtype, c in compute.items()} if dram else {}
+    sizes, values = best_curve(rows)
+    return {"compute": compute, "memory": memory, "transfer": transfer, "ridge_flop_per_byte": ridges,
+            "dram_level": dram.name if dram else None, "plateaus": detect_plateaus(sizes, values) if sizes else [],
+            "dispatch_overhead_s": dispatch_overhead_s(rows)}
