@@ -112,10 +112,13 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     suite = getattr(config, "_roofline_suite", None)
     if suite is None:
         return
+    from results.history import comparable_runs, run_to_run
     from results.report import summary_text
 
+    history = run_to_run(comparable_runs(suite.record.directory, suite.record.data))
     terminalreporter.section("measured roofline")
-    terminalreporter.write_line(summary_text(suite.record.data, os.fspath(suite.record.path), suite.plot_path))
+    terminalreporter.write_line(summary_text(suite.record.data, os.fspath(suite.record.path), suite.plot_path,
+                                             history))
     if getattr(suite, "plot_error", None):
         terminalreporter.write_line(f"plot failed: {suite.plot_error}")
 

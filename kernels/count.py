@@ -402,9 +402,53 @@ def batch_sweep(name: str, shape: tuple[int, ...], batches: list[int], dtype: st
     return pd.DataFrame(rows)
 
 
+#: ops whose MACs torchvision's ``weights.meta["_ops"]`` counts (convolutions and matrix products, attention included)
+MAC_OPS = ("aten.convolution", "aten.mm", "aten.addmm", "aten.bmm", "aten.baddbmm", "aten._native_multi_head",
+           "aten._scaled_dot_product", "aten._transformer_encoder")
+
+
+def torchvision_builder_kwargs(name: str, weights) -> dict:
+    """Build the architecture the weights describe, as torchvision's own builders do."""
+    if name == "googlenet":
+        # The published GoogLeNet count excludes the auxiliary heads (its builder drops them after loading);
+        # Inception-v3's includes them (aux_logits=True, as weights=None builds it). The aux heads do not run in
+        # eval, so MACs are the same either way.
+        return {"aux_logits": False, "init_weights": False}
+    if name.startswith("vit_"):
+        return {"image_size": weights.meta["min_size"][0]}
+    return {}
+
+
+def torchvision_check(names: list[str] | None = None):
+    """Count torchvision classification models (eval, no_grad, meta device, at the weights' crop size) and
+    compare with ``weights.meta``: parameters must be equal; MACs within 1% of ``_ops`` (GFLOPS there counts MACs)
+    or within its rounding to 3 decimals (0.0005 GMAC), which decides for the tiniest models."""
+    import time
+
+    import pandas as pd
+    import torchvision
+
+    rows = []
+    for name in names or torchvision.models.list_models(module=torchvision.models):
+        weights = torchvision.models.get_model_weights(name).DEFAULT
+        crop = weights.transforms().crop_size[0]
+        start = time.perf_counter()
+        model = build_model(name, **torchvision_builder_kwargs(name, weights))
+        counts = count_model(model, (torch.empty(1, 3, crop, crop, device="meta"),))
+        macs, published = counts.macs_of(*MAC_OPS), weights.meta["_ops"] * 1e9
+        rows.append({"model": name, "crop": crop, "params": counts.total_params,
+                     "params_published": weights.meta["num_params"], "gmac": macs / 1e9,
+                     "gmac_published": weights.meta["_ops"], "rel_diff": macs / published - 1,
+                     "params_ok": counts.total_params == weights.meta["num_params"],
+                     "macs_ok": abs(macs - published) <= max(0.01 * published, 0.0005e9),
+                     "uncounted": ", ".join(sorted(counts.uncounted())), "seconds": time.perf_counter() - start})
+    return pd.DataFrame(rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m kernels.count", description=__doc__.split("\n\n")[0])
-    parser.add_argument("model", help="torchvision model name, or package.module:factory")
+    parser.add_argument("model", help="torchvision model name, or package.module:factory, or 'torchvision-check' "
+                        "to compare every torchvision classification model with its published counts")
     parser.add_argument("--input", default="1,3,224,224", help="input shape, e.g. 1,3,224,224")
     parser.add_argument("--dtype", default="fp32", choices=sorted(DTYPES))
     parser.add_argument("--device", default="meta", help="meta (default: allocates nothing) or cpu/cuda")
@@ -416,6 +460,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import pandas as pd
 
+    if args.model == "torchvision-check":
+        import time
+
+        start = time.perf_counter()
+        table = torchvision_check()
+        with pd.option_context("display.max_rows", None, "display.width", 250):
+            print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+        bad = table[~(table["params_ok"] & table["macs_ok"])]
+        print(f"\n{len(table)} models counted in {time.perf_counter() - start:.1f} s; {len(bad)} disagree with "
+              f"torchvision's published counts{': ' + ', '.join(bad['model']) if len(bad) else ''}")
+        return 1 if len(bad) else 0
     try:
         shape = parse_shape(args.input)
         counts = count_named(args.model, shape, args.dtype, args.device, args.train)

@@ -13,6 +13,8 @@ def main(argv: list[str] | None = None) -> int:
     show = sub.add_parser("show", help="print the summary of a record")
     show.add_argument("record")
     show.add_argument("--json", action="store_true", help="ceilings as machine-readable JSON")
+    show.add_argument("--history", metavar="DIR",
+                      help="also show the run-to-run spread over comparable records in DIR")
     plot = sub.add_parser("plot", help="draw the roofline PNG of a record")
     plot.add_argument("record")
     plot.add_argument("-o", "--output", help="PNG path (default: beside the record)")
@@ -25,7 +27,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "show":
         from results.report import dumps_ceilings, summary_text
 
-        print(dumps_ceilings(record) if args.json else summary_text(record, args.record))
+        history = None
+        if args.history:
+            from results.history import comparable_runs, run_to_run
+
+            history = run_to_run(comparable_runs(args.history, record))
+        print(dumps_ceilings(record) if args.json else summary_text(record, args.record, history=history))
     elif args.command == "plot":
         from results.plot import roofline_png
 

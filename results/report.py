@@ -46,7 +46,23 @@ def ceilings_json(record: dict) -> dict:
     }
 
 
-def summary_text(record: dict, record_path: str | None = None, plot_path: str | None = None) -> str:
+def history_text(spreads: dict[str, dict]) -> list[str]:
+    """Run-to-run spread of the ceilings, for the summary."""
+    runs = max((v["n"] for v in spreads.values()), default=0)
+    if runs < 2:
+        return []
+    lines = ["", f"Run-to-run spread over the last {runs} complete runs of this machine with these options "
+                 "((max - min) / median of each ceiling):"]
+    for key, v in spreads.items():
+        kind, name = key.split(":", 1)
+        unit = "FLOP/s" if kind == "compute" else "B/s"
+        lines.append(f"  {name:>5}: {si(min(v['values']), unit)} .. {si(max(v['values']), unit)}, "
+                     f"spread {_pct(v['spread'])} over {v['n']} runs")
+    return lines
+
+
+def summary_text(record: dict, record_path: str | None = None, plot_path: str | None = None,
+                 history: dict[str, dict] | None = None) -> str:
     import pandas as pd
 
     result = analyse(record)
@@ -89,6 +105,7 @@ def summary_text(record: dict, record_path: str | None = None, plot_path: str | 
                 continue
             seen.add(key)
             lines.append(f"  - {m['group']} {m['kernel']} {m['dtype']} {m.get('shape') or ''}: {m['status']}: {m.get('reason')}")
+    lines += history_text(history or {})
     tel = record.get("telemetry", {})
     if tel:
         lines += ["", "Telemetry over the run (min / median / max): " + "; ".join(

@@ -82,3 +82,20 @@ def test_plateau_detection_on_synthetic_steps():
 
 def test_plateau_detection_flat_curve_is_one_level():
     assert len(detect_plateaus([1, 2, 4, 8], [10, 10.5, 9.8, 10.1])) == 1
+
+
+def test_run_to_run_spread_by_hand(tmp_path):
+    from results.history import comparable_runs, run_to_run
+    from results.record import RunRecord
+
+    records = []
+    for seconds in (1.0, 1.02, 1.05):
+        run = RunRecord(tmp_path, {"name": "cpu x", "device": "cpu"}, {"quick": True})
+        run.data["status"] = "complete"
+        run.data["run_id"] += f"-{seconds}"
+        run.add(_gemm("fp32", 1000, [seconds]))
+        records.append(run.data)
+    same = comparable_runs(tmp_path, records[-1])
+    assert len(same) == 3
+    spread = run_to_run(same)["compute:fp32"]
+    assert spread["n"] == 3 and spread["spread"] == pytest.approx((1 / 1.0 - 1 / 1.05) / (1 / 1.02))

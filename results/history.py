@@ -1,0 +1,46 @@
+"""Run-to-run spread: the same ceilings over earlier records of the same machine and options."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from results.record import RecordError, read_record
+from results.roofline import analyse
+
+
+def _key(record: dict) -> tuple:
+    info, options = record.get("platform", {}), record.get("options", {})
+    return (record.get("host"), info.get("name"), info.get("device"), bool(options.get("quick")),
+            tuple(options.get("dtypes") or ()))
+
+
+def comparable_runs(directory: str | os.PathLike, record: dict, limit: int = 10) -> list[dict]:
+    """Finished records in ``directory`` from the same host, device and options (newest last), this one
+    included. Unreadable files are passed over: they are not this run's business."""
+    out = []
+    for path in sorted(Path(directory).glob("*.json")):
+        try:
+            other = read_record(path)
+        except RecordError:
+            continue
+        if other.get("run_id") == record.get("run_id") or not str(other.get("status", "")).startswith("complete"):
+            continue
+        if _key(other) == _key(record):
+            out.append(other)
+    return out[-(limit - 1):] + [record] if limit > 1 else [record]
+
+
+def run_to_run(records: list[dict]) -> dict[str, dict]:
+    """Per ceiling (compute dtype, memory level): the values over runs, and spread = (max - min) / median."""
+    values: dict[str, list[float]] = {}
+    for record in records:
+        result = analyse(record)
+        for kind in ("compute", "memory"):
+            for name, ceiling in result[kind].items():
+                values.setdefault(f"{kind}:{name}", []).append(ceiling.value)
+    out = {}
+    for key, vals in values.items():
+        ordered = sorted(vals)
+        median = ordered[len(ordered) // 2] if len(ordered) % 2 else 0.5 * (ordered[len(ordered) // 2 - 1] + ordered[len(ordered) // 2])
+        out[key] = {"values": vals, "n": len(vals), "spread": (ordered[-1] - ordered[0]) / median if median else None}
+    return out
