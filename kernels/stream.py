@@ -53,11 +53,12 @@ def bytes_per_element(kernel: StreamKernel, itemsize: int) -> int:
     return (kernel.reads + kernel.writes) * itemsize
 
 
-def sweep_sizes(llc_bytes: int, quick: bool, max_bytes: int, start: int = 16 << 10) -> list[int]:
-    """Working sets (bytes, all arrays together) from ``start`` to at least 4x the last-level cache.
+def sweep_sizes(llc_bytes: int, quick: bool, max_bytes: int, start: int = 16 << 10, min_end: int = 0) -> list[int]:
+    """Working sets (bytes, all arrays together) from ``start`` to at least 4x the last-level cache (and at least
+    ``min_end``: GPUs need large arrays to saturate HBM).
 
     Logarithmic: one point per octave in quick runs, two in full runs (the second at 1.5x)."""
-    end = max(4 * llc_bytes, 64 << 20) if quick else max(8 * llc_bytes, 128 << 20)
+    end = max(4 * llc_bytes, 64 << 20, min_end) if quick else max(8 * llc_bytes, 128 << 20, 4 * min_end)
     end = min(end, max_bytes)
     sizes, size = [], start
     while size <= end:

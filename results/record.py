@@ -88,38 +88,39 @@ def _json_default(value):
     return str(value)
 
 
-def _readable_by_all(fd: int) -> None:
+def _write_temp(directory: Path, prefix: str, text: str) -> str:
+    """A complete, fsynced, world-readable temporary file in ``directory`` (mkstemp makes 0600; a record is meant
+    to be shared, so the umask decides as for any new file)."""
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=directory)
     umask = os.umask(0)
     os.umask(umask)
-    os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600; a record is meant to be shared
-
-
-def atomic_write(path: Path, text: str) -> None:
-    """Write to a temporary file beside ``path``, flush it to disk, then rename it over ``path``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    _readable_by_all(fd)
     try:
+        os.fchmod(fd, 0o666 & ~umask)
         with os.fdopen(fd, "w") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return tmp
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write to a temporary file beside ``path``, then rename it over ``path``."""
+    tmp = _write_temp(path.parent, f".{path.name}.", text)
+    try:
         os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        os.unlink(tmp)
         raise
 
 
 def claim_new_path(directory: Path, stem: str, text: str) -> Path:
     """Write ``text`` to a NEW file ``stem.json`` (or ``stem-2.json``, ...): os.link refuses to replace an
     existing name, so an earlier run is never overwritten, and the file appears complete or not at all."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=".tmp", dir=directory)
-    _readable_by_all(fd)
+    tmp = _write_temp(directory, f".{stem}.", text)
     try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
         for attempt in range(1, 1000):
             path = directory / (f"{stem}.json" if attempt == 1 else f"{stem}-{attempt}.json")
             try:

@@ -1,0 +1,101 @@
+"""The benchmark harness without pytest-benchmark: statuses, reasons, and what lands in the record."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bench.harness import Budget, Suite
+from kernels import gemm, stream
+from platforms.cpu import CpuPlatform
+from results.record import RunRecord, read_record
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class FakeBenchmark:
+    """Stands in for pytest-benchmark's fixture when benchmarking is disabled."""
+
+    disabled = True
+
+    def __init__(self):
+        self.extra_info = {}
+
+
+@pytest.fixture
+def suite(tmp_path):
+    record = RunRecord(tmp_path, {"name": "test", "device": "cpu"}, {})
+    return Suite(platform=CpuPlatform(), record=record, budget=Budget(0.01, 1.0, 0.001, 3, 5))
+
+
+def test_a_measured_point_is_recorded_with_its_statistics(suite):
+    row = suite.run(FakeBenchmark(), lambda: stream.prepare("triad", 1 << 20, "cpu"))
+    assert row["status"] == "ok" and row["verified"] and row["bytes_per_s"] > 0 and row["n"] >= 3
+    assert read_record(suite.record.path)["measurements"][0]["kernel"] == "triad"
+
+
+def test_unsupported_point_is_missing_with_reason(suite):
+    with pytest.raises(pytest.skip.Exception):
+        suite.run(FakeBenchmark(), lambda: gemm.prepare(gemm.GemmShape(8, 8, 8), "tf32", "cpu"),
+                  group="gemm", kernel="gemm", dtype="tf32")
+    row = suite.record.measurements[-1]
+    assert row["status"] == "missing" and "TF32" in row["reason"] and row["flop_per_s"] is None
+
+
+def test_out_of_memory_skips_the_point_and_says_so(suite):
+    def make():
+        raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 10 GB")
+
+    with pytest.raises(pytest.skip.Exception):
+        suite.run(FakeBenchmark(), make, group="gemm", kernel="gemm", dtype="fp32")
+    assert suite.record.measurements[-1]["status"] == "skipped"
+    assert "out of memory" in suite.record.measurements[-1]["reason"]
+
+
+def test_failed_verification_is_recorded_without_a_figure(suite):
+    def make():
+        p = stream.prepare("copy", 1 << 16, "cpu")
+        copy = p.fn
+
+        def wrong():
+            copy()
+            p.state["c"][0] = 42.0
+
+        p.fn = wrong
+        return p
+
+    with pytest.raises(pytest.fail.Exception):
+        suite.run(FakeBenchmark(), make)
+    row = suite.record.measurements[-1]
+    assert row["status"] == "failed" and row["verified"] is False and row["bytes_per_s"] is None
+    assert row["times_s"]  # the raw times stay, for diagnosis
+
+
+def test_a_slow_dtype_is_cut_by_time_not_count(suite):
+    suite.best_rate["fp16"] = 2e9
+    reason = suite.estimate_cut("fp16", 2 * 4096 ** 3)
+    assert reason and "cut short" in reason
+    assert suite.estimate_cut("fp16", 2 * 64 ** 3) is None
+
+
+def test_ctrl_c_keeps_what_finished(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", "bench/test_stream.py", "--platform", "cpu", "--quick",
+                             "--results-dir", str(tmp_path), "-q"], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 60
+    records = []
+    while time.time() < deadline:
+        records = list(tmp_path.glob("2*.json"))
+        if records and len(read_record(records[0])["measurements"]) >= 5:
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    record = read_record(records[0])
+    assert record["status"] == "interrupted", out[-2000:]
+    assert len(record["measurements"]) >= 5
+    assert all(m["status"] in ("ok", "missing", "skipped", "cut") for m in record["measurements"])
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
