@@ -21,6 +21,9 @@ def pytest_addoption(parser):
     group.addoption("--results-dir", default=os.fspath(DEFAULT_RESULTS), help="folder for run records and plots")
     group.addoption("--dtypes", default=None,
                     help="comma-separated GEMM dtypes (fp64,fp32,tf32,fp16,bf16,int8,fp8); default: all")
+    group.addoption("--spec", default=None,
+                    help="a vendor spec sheet (YAML, see platforms/specs/) to validate against; default: the "
+                         "bundled sheet matching the device")
 
 
 def pytest_configure(config):
@@ -37,6 +40,14 @@ def pytest_configure(config):
     if unknown:
         raise pytest.UsageError(f"--dtypes: unknown {', '.join(unknown)}; choose from {', '.join(ALL_GEMM_DTYPES)}")
     config._roofline_dtypes = chosen
+    spec = config.getoption("--spec")
+    if spec:
+        from results.specs import SpecError, load_spec
+
+        try:
+            load_spec(spec)  # a malformed sheet fails now, before anything is measured
+        except SpecError as exc:
+            raise pytest.UsageError(f"--spec: {exc}") from None
     config._roofline_suite = None
 
 
@@ -58,7 +69,8 @@ def pytest_collection_modifyitems(session, config, items):
 
 def _options(config) -> dict:
     return {"platform": config.getoption("--platform"), "quick": config.getoption("--quick"),
-            "dtypes": config._roofline_dtypes, "results_dir": config.getoption("--results-dir")}
+            "dtypes": config._roofline_dtypes, "results_dir": config.getoption("--results-dir"),
+            "spec": os.path.abspath(config.getoption("--spec")) if config.getoption("--spec") else None}
 
 
 @pytest.fixture(scope="session")

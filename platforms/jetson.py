@@ -121,6 +121,12 @@ def clocks_locked(clock: dict[str, float]) -> bool | None:
     return None
 
 
+def read_board_model(root: str = "/") -> str | None:
+    """e.g. 'NVIDIA Jetson AGX Orin Developer Kit': tells an Orin NX 8GB from an Orin Nano 8GB."""
+    text = _read(Path(root, "proc/device-tree/model"))
+    return text.rstrip("\x00") if text else None
+
+
 def read_tegra_release(root: str = "/") -> str | None:
     return _read(Path(root, "etc/nv_tegra_release"))
 
@@ -137,6 +143,7 @@ class JetsonPlatform(CudaPlatform):
             info["unified_memory_note"] = ("CPU and GPU share one DRAM: host<->device copies are memory-to-memory "
                                           "copies, not PCIe transfers")
             info["l4t"] = read_tegra_release(self.root)
+            info["board_model"] = read_board_model(self.root)
             clock = read_gpu_clock(self.root)
             info.update(clock)
             info["jetson_clocks_locked"] = clocks_locked(clock)

@@ -18,12 +18,30 @@ def main(argv: list[str] | None = None) -> int:
     plot = sub.add_parser("plot", help="draw the roofline PNG of a record")
     plot.add_argument("record")
     plot.add_argument("-o", "--output", help="PNG path (default: beside the record)")
+    compare = sub.add_parser("compare", help="side-by-side table and overlaid rooflines of several records")
+    compare.add_argument("records", nargs="+")
+    compare.add_argument("-o", "--output", default="compare.png", help="PNG path (default: compare.png)")
+    validate = sub.add_parser("validate", help="measured / spec for every ceiling of a record")
+    validate.add_argument("record")
+    validate.add_argument("--spec", help="a spec sheet (YAML); default: the bundled sheet that matches the device")
     args = parser.parse_args(argv)
     try:
+        if args.command == "compare":
+            return _compare(args)
         record = read_record(args.record)
     except RecordError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.command == "validate":
+        from results.report import validation_text
+        from results.specs import SpecError
+
+        try:
+            print(validation_text(record, args.spec))
+        except SpecError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        return 0
     if args.command == "show":
         from results.report import dumps_ceilings, summary_text
 
@@ -38,6 +56,19 @@ def main(argv: list[str] | None = None) -> int:
 
         out = args.output or args.record.rsplit(".json", 1)[0] + ".png"
         print(roofline_png(record, out))
+    return 0
+
+
+def _compare(args) -> int:
+    import pandas as pd
+
+    from results.compare import compare_png, compare_table
+
+    records = [read_record(path) for path in args.records]
+    table = compare_table(records)
+    with pd.option_context("display.max_rows", None, "display.width", 250, "display.max_colwidth", 40):
+        print(table.to_string())
+    print(f"\nPlot: {compare_png(records, args.output)}")
     return 0
 
 

@@ -46,6 +46,30 @@ def ceilings_json(record: dict) -> dict:
     }
 
 
+def validation_text(record: dict, spec_path: str | None = None) -> str:
+    """Measured / spec per ceiling, with flags; for the summary and `python -m results validate`."""
+    from results.specs import spec_for_record, validate
+
+    spec, how = spec_for_record(record, spec_path)
+    rows = validate(record, spec)
+    source = spec.data["source"]["document"] if spec else ""
+    lines = [f"Measured vs spec ({how}{'; source: ' + source if source else ''}):"]
+    if spec is not None:
+        import re
+
+        rule = spec.data["match"].get("name_regex")
+        device = record.get("platform", {}).get("name") or ""
+        if rule and not re.search(rule, device, re.IGNORECASE):
+            lines.append(f"  ! this sheet ({spec.name}) does not match the device that made the record ({device!r})")
+    if not rows:
+        lines.append("  no ceiling has a spec value to compare with")
+    for row in rows:
+        lines.append(f"  {row['ceiling']:>5}: measured {si(row['measured'], row['unit'])} / spec "
+                     f"{si(row['spec'], row['unit'])} = {100 * row['ratio']:.1f}%   [{row['spec_field']}]")
+        lines += [f"         ! {flag}" for flag in row["flags"]]
+    return "\n".join(lines)
+
+
 def history_text(spreads: dict[str, dict]) -> list[str]:
     """Run-to-run spread of the ceilings, for the summary."""
     runs = max((v["n"] for v in spreads.values()), default=0)
@@ -105,6 +129,10 @@ def summary_text(record: dict, record_path: str | None = None, plot_path: str | 
                 continue
             seen.add(key)
             lines.append(f"  - {m['group']} {m['kernel']} {m['dtype']} {m.get('shape') or ''}: {m['status']}: {m.get('reason')}")
+    try:
+        lines += ["", validation_text(record, (record.get("options") or {}).get("spec"))]
+    except Exception as exc:  # a broken sheet must not hide the measurements
+        lines += ["", f"Measured vs spec: not available ({exc})"]
     lines += history_text(history or {})
     tel = record.get("telemetry", {})
     if tel:

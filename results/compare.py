@@ -1,0 +1,116 @@
+"""Side by side: records from different machines, one table and one PNG. No torch, no GPU needed."""
+from __future__ import annotations
+
+import os
+
+from results.report import si
+from results.roofline import analyse
+from results.specs import spec_for_record, validate
+
+
+def _label(record: dict) -> str:
+    info = record["platform"]
+    made = " (HAND-MADE)" if "HAND-MADE" in str(record.get("note", "")) else ""
+    return f"{info.get('name')} [{info.get('device')}] {record['created'][:10]}{made}"
+
+
+def _power_w(record: dict, ceiling) -> float | None:
+    for m in record["measurements"]:
+        if m.get("kernel") == ceiling.kernel and m.get("dtype") == ceiling.dtype and m.get("shape") == ceiling.shape:
+            tel = m.get("telemetry") or {}
+            if "power_w" in tel:
+                return tel["power_w"]["median"]
+    return None
+
+
+def compare_table(records: list[dict]):
+    """Rows: ceilings, ridge points, measured/spec, performance per watt, layer/model times; one column per record."""
+    import pandas as pd
+
+    labels = [_label(r) for r in records]
+    rows: dict[tuple[str, str], dict[str, str]] = {}
+
+    def put(section, name, label, text):
+        rows.setdefault((section, name), {})[label] = text
+
+    for record, label in zip(records, labels):
+        result = analyse(record)
+        for dtype, c in result["compute"].items():
+            put("peak compute (best)", dtype, label, si(c.value, "FLOP/s"))
+            power = _power_w(record, c)
+            if power:
+                put("per watt (measured power)", dtype, label, si(c.value / power, "FLOP/s/W") + f" @ {power:.0f} W")
+        for level, c in list(result["memory"].items()) + list(result["transfer"].items()):
+            put("bandwidth (best)", level, label, si(c.value, "B/s"))
+        for dtype, ridge in result["ridge_flop_per_byte"].items():
+            put(f"ridge vs {result['dram_level']}", dtype, label, f"{ridge:.1f} FLOP/B")
+        try:
+            spec, how = spec_for_record(record, (record.get("options") or {}).get("spec"))
+            checks = validate(record, spec)
+            put("measured / spec", "sheet", label, spec.name if spec else how.split(":")[0][:40])
+        except Exception as exc:  # a bad sheet must not hide the comparison
+            checks = []
+            put("measured / spec", "error", label, str(exc)[:60])
+        for check in checks:
+            put("measured / spec", check["ceiling"], label, f"{100 * check['ratio']:.0f}%" + (" !" if check["flags"] else ""))
+        for m in record["measurements"]:
+            if m.get("group") in ("layer", "model") and m.get("status") == "ok" and m.get("median_s"):
+                put(f"{m['group']} time (median)", f"{m['kernel']} {m['dtype']}", label, f"{m['median_s'] * 1e3:.3g} ms")
+    sections = list(dict.fromkeys(section for section, _ in rows))
+    ordered = sorted(rows, key=lambda key: sections.index(key[0]))  # stable: keeps the order within a section
+    table = pd.DataFrame.from_dict({key: rows[key] for key in ordered}, orient="index", columns=labels)
+    table.index = pd.MultiIndex.from_tuples(table.index, names=["what", "name"])
+    table = table.fillna("-")
+    if len(records) >= 2:  # speedups of timed layers/models against the first record
+        base = labels[0]
+        for key in [k for k in table.index if k[0].endswith("time (median)")]:
+            for label in labels[1:]:
+                a, b = table.loc[key, base], table.loc[key, label]
+                if a != "-" and b != "-":
+                    table.loc[key, label] = f"{b} ({float(a.split()[0]) / float(b.split()[0]):.2f}x)"
+    return table
+
+
+def compare_png(records: list[dict], path: str | os.PathLike) -> str:
+    """Overlaid measured rooflines: each platform's DRAM roof and its compute roofs, one colour per platform."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    sns.set_theme(style="whitegrid")
+    fig, ax = plt.subplots(figsize=(10, 6.5), dpi=120)
+    colors = sns.color_palette("bright", len(records))
+    lo_i, hi_i = 1 / 16, 4096.0
+    styles = ["-", "--", ":", "-."]
+    for record, color in zip(records, colors):
+        result = analyse(record)
+        dram = result["memory"].get(result["dram_level"]) if result["dram_level"] else None
+        peaks = sorted(result["compute"].values(), key=lambda c: -c.value)
+        top = peaks[0].value if peaks else None
+        if dram:
+            xs = [lo_i * (hi_i / lo_i) ** (i / 200) for i in range(201)]
+            ax.plot(xs, [min(top or 1e30, dram.value * x) for x in xs], color=color, lw=2.2,
+                    label=f"{_label(record)}: {result['dram_level']} {si(dram.value, 'B/s')}")
+        for ceiling, style in zip(peaks[:4], styles):
+            start = ceiling.value / dram.value if dram else lo_i
+            ax.plot([start, hi_i], [ceiling.value] * 2, color=color, lw=1.6, ls=style,
+                    label=f"   {ceiling.name} {si(ceiling.value, 'FLOP/s')}")
+        layers = [m for m in record["measurements"] if m.get("group") == "layer" and m.get("status") == "ok"
+                  and m.get("flop_per_s") and m.get("bytes")]
+        if layers:
+            ax.scatter([m["flops"] / m["bytes"] for m in layers], [m["flops"] / m["median_s"] for m in layers],
+                       color=color, s=18, marker="o", alpha=0.8, label="   layers (median time)")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlim(lo_i, hi_i)
+    ax.set_xlabel("arithmetic intensity I [FLOP/byte] (log2)")
+    ax.set_ylabel("attainable performance [FLOP/s] (log10)")
+    ax.set_title("Measured rooflines compared (best repetition per ceiling; STREAM byte convention)", fontsize=10)
+    ax.legend(fontsize=7, loc="lower right", framealpha=0.9)
+    fig.tight_layout()
+    path = os.fspath(path)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
