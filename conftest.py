@@ -21,6 +21,9 @@ def pytest_addoption(parser):
     group.addoption("--results-dir", default=os.fspath(DEFAULT_RESULTS), help="folder for run records and plots")
     group.addoption("--dtypes", default=None,
                     help="comma-separated GEMM dtypes (fp64,fp32,tf32,fp16,bf16,int8,fp8); default: all")
+    group.addoption("--model", default=None,
+                    help="time the layers of your own model: a torchvision name or package.module:factory")
+    group.addoption("--input", default=None, help="input shape for --model, e.g. 8,3,224,224")
     group.addoption("--spec", default=None,
                     help="a vendor spec sheet (YAML, see platforms/specs/) to validate against; default: the "
                          "bundled sheet matching the device")
@@ -40,6 +43,18 @@ def pytest_configure(config):
     if unknown:
         raise pytest.UsageError(f"--dtypes: unknown {', '.join(unknown)}; choose from {', '.join(ALL_GEMM_DTYPES)}")
     config._roofline_dtypes = chosen
+    model = config.getoption("--model")
+    if model or config.getoption("--input"):
+        from kernels.count import CountError, parse_shape
+        from kernels.layers import check_model_name
+
+        try:
+            if not model:
+                raise CountError("--input needs --model (the model whose layers to time)")
+            parse_shape(config.getoption("--input") or "1,3,224,224")
+            check_model_name(model)  # unknown names fail here, before any timing
+        except CountError as exc:
+            raise pytest.UsageError(f"--model/--input: {exc}") from None
     spec = config.getoption("--spec")
     if spec:
         from results.specs import SpecError, load_spec
@@ -70,7 +85,8 @@ def pytest_collection_modifyitems(session, config, items):
 def _options(config) -> dict:
     return {"platform": config.getoption("--platform"), "quick": config.getoption("--quick"),
             "dtypes": config._roofline_dtypes, "results_dir": config.getoption("--results-dir"),
-            "spec": os.path.abspath(config.getoption("--spec")) if config.getoption("--spec") else None}
+            "spec": os.path.abspath(config.getoption("--spec")) if config.getoption("--spec") else None,
+            "model": config.getoption("--model"), "input": config.getoption("--input")}
 
 
 @pytest.fixture(scope="session")
@@ -115,6 +131,9 @@ def pytest_sessionfinish(session, exitstatus):
         from results.plot import roofline_png
 
         suite.plot_path = roofline_png(record.data, path.with_suffix(".png"))
+        from results.layer_plots import write_layer_plots
+
+        suite.layer_plots = write_layer_plots(record.data, path.with_suffix(""))
     except Exception as exc:  # a plot failure must not lose the record
         suite.plot_error = f"{type(exc).__name__}: {exc}"
 
@@ -131,6 +150,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     terminalreporter.section("measured roofline")
     terminalreporter.write_line(summary_text(suite.record.data, os.fspath(suite.record.path), suite.plot_path,
                                              history))
+    for extra in getattr(suite, "layer_plots", []):
+        terminalreporter.write_line(f"Plot:   {extra}")
     if getattr(suite, "plot_error", None):
         terminalreporter.write_line(f"plot failed: {suite.plot_error}")
 

@@ -7,7 +7,9 @@ A point whose single call would exceed ``call_cap_s`` is cut short and recorded 
 """
 from __future__ import annotations
 
+import dataclasses
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -24,13 +26,20 @@ class Budget:
     block_s: float
     min_rounds: int = 3
     max_rounds: int = 60
+    #: per timing of a real layer (warm, cold and its implicit GEMM each get this much)
+    layer_budget_s: float = 0.1
 
     @classmethod
     def for_run(cls, kind: str, quick: bool) -> "Budget":
         block = 0.002 if kind == "cpu" else 0.01
         if quick:
-            return cls(point_budget_s=0.12, call_cap_s=0.6, block_s=block, min_rounds=3, max_rounds=25)
-        return cls(point_budget_s=1.0, call_cap_s=4.0, block_s=block * 5, min_rounds=5, max_rounds=60)
+            return cls(point_budget_s=0.12, call_cap_s=0.6, block_s=block, min_rounds=3, max_rounds=25,
+                       layer_budget_s=0.08)
+        return cls(point_budget_s=0.6, call_cap_s=4.0, block_s=block * 5, min_rounds=5, max_rounds=60,
+                   layer_budget_s=0.3)
+
+    def for_layers(self) -> "Budget":
+        return dataclasses.replace(self, point_budget_s=self.layer_budget_s, max_rounds=min(self.max_rounds, 30))
 
 
 @dataclass
@@ -99,46 +108,135 @@ class Suite:
         fn()
         return clock() - start
 
-    def _time(self, benchmark, p: Prepared) -> dict:
+    def _warm_times(self, benchmark, p: Prepared) -> tuple[list[float], int, float]:
+        """(per-call times, calls per round, the cold first call): blocks of calls, warm caches."""
         budget = self.budget
+        cold = self._call_time(p.fn)
+        if cold > budget.call_cap_s:
+            reason = (f"one call took {cold:.2f} s (cold), over the {budget.call_cap_s:g} s cap per call: "
+                      "point cut short, no figure")
+            if p.group == "gemm":
+                self.best_rate[p.dtype] = min(self.best_rate.get(p.dtype, math.inf), p.flops / cold)
+            self.not_measured("cut", reason, **_label(p))
+        warm = max(self._call_time(p.fn), 1e-9)
+        iterations = max(1, math.ceil(budget.block_s / warm))
+        rounds = int(budget.point_budget_s / (warm * iterations))
+        rounds = max(budget.min_rounds, min(budget.max_rounds, rounds))
+        if benchmark is None or benchmark.disabled:  # pytest-benchmark runs fn once then: time it ourselves
+            times = [_block(self.platform.clock, p.fn, iterations) / iterations for _ in range(rounds)]
+        else:
+            benchmark.pedantic(p.fn, rounds=rounds, iterations=iterations, warmup_rounds=1)
+            times = list(benchmark.stats.stats.data)  # per-call seconds, one per round
+        return times, iterations, cold
+
+    def cold_times(self, p: Prepared) -> list[float]:
+        """One call per round after flushing the caches (triton / nvFuser practice for per-layer timings)."""
+        budget = self.budget
+        times: list[float] = []
+        spent, start = 0.0, time.perf_counter()
+        while len(times) < budget.min_rounds or (spent < budget.point_budget_s and len(times) < budget.max_rounds):
+            self.platform.flush_caches()
+            times.append(self.platform.time_call(p.fn))
+            spent = time.perf_counter() - start
+        return times
+
+    def _time(self, benchmark, p: Prepared) -> dict:
         with self.platform.sampler() as sampler:
-            cold = self._call_time(p.fn)
-            if cold > budget.call_cap_s:
-                reason = (f"one call took {cold:.2f} s (cold), over the {budget.call_cap_s:g} s cap per call: "
-                          "point cut short, no figure")
-                if p.group == "gemm":
-                    self.best_rate[p.dtype] = min(self.best_rate.get(p.dtype, math.inf), p.flops / cold)
-                self.not_measured("cut", reason, **_label(p))
-            warm = max(self._call_time(p.fn), 1e-9)
-            iterations = max(1, math.ceil(budget.block_s / warm))
-            rounds = int(budget.point_budget_s / (warm * iterations))
-            rounds = max(budget.min_rounds, min(budget.max_rounds, rounds))
-            if benchmark.disabled:  # --benchmark-disable: pytest-benchmark runs fn once; time it ourselves
-                times = []
-                for _ in range(rounds):
-                    times.append(_block(self.platform.clock, p.fn, iterations) / iterations)
-            else:
-                benchmark.pedantic(p.fn, rounds=rounds, iterations=iterations, warmup_rounds=1)
-                times = list(benchmark.stats.stats.data)  # per-call seconds, one per round
+            times, iterations, cold = self._warm_times(benchmark, p)
         verdict = p.verify()
         status = "ok" if verdict.ok else "failed"
         row = measurement(
             group=p.group, kernel=p.kernel, dtype=p.dtype, impl=p.impl, shape=p.shape, size_bytes=p.size_bytes,
             flops=p.flops, bytes=p.bytes, times_s=times, number_per_run=iterations, verified=verdict.ok, status=status,
             reason="" if verdict.ok else f"verification failed: {verdict.detail}", convention=p.convention,
+            statistic="median" if p.group == "model" else "best",
             telemetry=sampler.summary(), extra={**p.extra, "verification": verdict.detail, "cold_call_s": cold})
+        return self._finish(benchmark, p, row, verdict)
+
+    def _finish(self, benchmark, p: Prepared, row: dict, verdict) -> dict:
         self.record.add(row)
         if row["flop_per_s"] and p.group == "gemm":
             self.best_rate[p.dtype] = max(self.best_rate.get(p.dtype, 0.0), row["flop_per_s"])
-        benchmark.extra_info.update({
-            "group": p.group, "kernel": p.kernel, "dtype": p.dtype, "impl": p.impl, "shape": p.shape,
-            "flops": p.flops, "bytes": p.bytes, "flop_per_s_best": row["flop_per_s"],
-            "bytes_per_s_best": row["bytes_per_s"], "statistic": "best round (per-call time)", "cv": row["cv"],
-            "verified": verdict.ok, "convention": p.convention})
+        if benchmark is not None:
+            benchmark.extra_info.update({
+                "group": p.group, "kernel": p.kernel, "dtype": p.dtype, "impl": p.impl, "shape": p.shape,
+                "flops": p.flops, "bytes": p.bytes, "flop_per_s_best": row["flop_per_s"],
+                "bytes_per_s_best": row["bytes_per_s"], "statistic": row["statistic"], "cv": row["cv"],
+                "verified": verdict.ok, "convention": p.convention})
         self.say(_progress(row))
         if not verdict.ok:
             pytest.fail(f"{p.group} {p.kernel} {p.dtype} {p.shape}: {row['reason']}", pytrace=False)
         return row
+
+    def run_layer(self, benchmark, make_layer: Callable[[], Prepared], make_gemm: Callable[[], Prepared] | None,
+                  **fields) -> dict:
+        """A real layer: warm times (pytest-benchmark), cold-cache times (flush before each call; the primary
+        figure, statistic = median), and the same work as a plain GEMM of its implicit shape, cold, for the gap."""
+        p = self._prepare(make_layer, fields)
+        full_budget, self.budget = self.budget, self.budget.for_layers()
+        try:
+            with self.platform.sampler() as sampler:
+                warm, iterations, first = self._warm_times(benchmark, p)
+                cold = self.cold_times(p)
+            verdict = p.verify()
+            gemm = self._gemm_for_gap(make_gemm) if make_gemm else None
+        except Exception as exc:
+            if is_out_of_memory(exc):
+                self.not_measured("skipped", f"out of memory while running: {_short(exc)}", **_label(p))
+            if isinstance(exc, (pytest.skip.Exception, pytest.fail.Exception)):
+                raise
+            self.not_measured("skipped", f"the layer failed: {type(exc).__name__}: {_short(exc)}", **_label(p))
+        finally:
+            self.budget = full_budget
+            if p.cleanup:
+                p.cleanup()
+        row = measurement(
+            group=p.group, kernel=p.kernel, dtype=p.dtype, impl=p.impl, shape=p.shape, size_bytes=p.size_bytes,
+            flops=p.flops, bytes=p.bytes, times_s=cold, number_per_run=1, verified=verdict.ok,
+            status="ok" if verdict.ok else "failed", statistic="median",
+            reason="" if verdict.ok else f"verification failed: {verdict.detail}", convention=p.convention,
+            telemetry=sampler.summary(),
+            extra={**p.extra, "verification": verdict.detail, "timing": {
+                "cold": f"flush caches, then one call: {self.platform.single_call_method}",
+                "warm": f"blocks of {iterations} back-to-back calls (pytest-benchmark rounds)"},
+                "warm_times_s": warm, "warm_median_s": _median(warm), "first_call_s": first, "gemm": gemm})
+        p.state.clear()
+        return self._finish(benchmark, p, row, verdict)
+
+    def _prepare(self, make, fields) -> Prepared:
+        try:
+            return make()
+        except Unsupported as exc:
+            self.not_measured("missing", str(exc), **fields)
+        except Exception as exc:
+            if is_out_of_memory(exc):
+                self.not_measured("skipped", f"out of memory while allocating: {_short(exc)}", **fields)
+            self.not_measured("skipped", f"could not be built: {type(exc).__name__}: {_short(exc)}", **fields)
+
+    def _gemm_for_gap(self, make_gemm) -> dict:
+        """The implicit GEMM, timed cold like the layer; a failure here is recorded, never fatal to the layer."""
+        try:
+            g = make_gemm()
+        except Exception as exc:
+            return {"status": "missing", "reason": f"{type(exc).__name__}: {_short(exc)}"}
+        try:
+            g.fn()
+            times = self.cold_times(g)
+            verdict = g.verify()
+            return {"status": "ok" if verdict.ok else "failed", "shape": g.shape, "flops": g.flops, "bytes": g.bytes,
+                    "times_s": times, "median_s": _median(times), "verification": verdict.detail, "impl": g.impl}
+        except Exception as exc:
+            return {"status": "skipped", "reason": f"{type(exc).__name__}: {_short(exc)}"}
+        finally:
+            g.state.clear()
+
+
+def _median(values: list[float]) -> float | None:
+    ordered = sorted(values)
+    if not ordered:
+        return None
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else 0.5 * (ordered[mid - 1] + ordered[mid])
 
 
 def _block(clock, fn, iterations: int) -> float:
@@ -161,6 +259,11 @@ def _progress(row: dict) -> str:
     from results.report import si
 
     what = f"{row['group']} {row['kernel']} {row['dtype']}"
+    if row["group"] in ("layer", "model"):
+        warm = (row.get("extra") or {}).get("warm_median_s")
+        kind = "cold" if row["group"] == "layer" else "warm"
+        return (f"  {what}: median {row['median_s'] * 1e3:.3g} ms {kind}" + (f", {warm * 1e3:.3g} ms warm" if warm else "")
+                + f" ({si(row['flop_per_s_median'], 'FLOP/s')}), {'verified' if row['verified'] else 'VERIFICATION FAILED'}")
     where = ("x".join(map(str, row["shape"])) if row["group"] == "gemm" else f"{(row['size_bytes'] or 0) / 2**10:.0f} KiB")
     rate = si(row["flop_per_s"], "FLOP/s") if row["group"] == "gemm" else si(row["bytes_per_s"], "B/s")
     check = "verified" if row["verified"] else "VERIFICATION FAILED"

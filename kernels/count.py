@@ -64,6 +64,10 @@ class Counts:
     module_shapes: dict[str, tuple[list, list]] = field(default_factory=dict)
     module_params: dict[str, int] = field(default_factory=dict)
     total_params: int = 0
+    #: module path -> the module object (for timing it as a layer later)
+    module_objects: dict[str, Any] = field(default_factory=dict, repr=False)
+    #: paths of modules that called another module during their forward (not timeable on their own)
+    parents: set = field(default_factory=set)
 
     # -- totals -----------------------------------------------------------------------------------------------
     @property
@@ -191,8 +195,11 @@ class _ModuleTracker:
 
     def pre(self, module, args):
         name = self.name_of(module)
-        self.stack.append((name, module))
         counts = self.counts
+        if self.stack:
+            counts.parents.add(self.stack[-1][0])
+        self.stack.append((name, module))
+        counts.module_objects.setdefault(name, module)
         counts.calls[name] += 1
         counts.module_types[name] = module.__class__.__name__
         counts.module_params.setdefault(name, sum(p.numel() for p in module.parameters(recurse=False)))

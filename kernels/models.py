@@ -52,6 +52,21 @@ class RMSNorm(nn.Module):
         return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
 
 
+class ScaledDotProduct(nn.Module):
+    """The attention core as its own module, so it can be timed and placed on the roofline as a layer.
+    Grouped-query attention: key/value heads are repeated to the query heads."""
+
+    def __init__(self, heads: int, kv_heads: int):
+        super().__init__()
+        self.groups = heads // kv_heads
+
+    def forward(self, q, k, v):
+        if self.groups > 1:
+            k = k.repeat_interleave(self.groups, dim=1)
+            v = v.repeat_interleave(self.groups, dim=1)
+        return F.scaled_dot_product_attention(q, k, v, is_causal=q.shape[-2] > 1)
+
+
 class Attention(nn.Module):
     def __init__(self, cfg: DecoderConfig):
         super().__init__()
@@ -59,6 +74,7 @@ class Attention(nn.Module):
         self.q = nn.Linear(cfg.hidden, cfg.hidden, bias=False)
         self.k = nn.Linear(cfg.hidden, cfg.kv_heads * self.head_dim, bias=False)
         self.v = nn.Linear(cfg.hidden, cfg.kv_heads * self.head_dim, bias=False)
+        self.core = ScaledDotProduct(cfg.heads, cfg.kv_heads)
         self.o = nn.Linear(cfg.hidden, cfg.hidden, bias=False)
 
     def forward(self, x):
@@ -66,11 +82,13 @@ class Attention(nn.Module):
         q = self.q(x).view(b, s, self.heads, self.head_dim).transpose(1, 2)
         k = self.k(x).view(b, s, self.kv_heads, self.head_dim).transpose(1, 2)
         v = self.v(x).view(b, s, self.kv_heads, self.head_dim).transpose(1, 2)
-        if self.kv_heads != self.heads:
-            k = k.repeat_interleave(self.heads // self.kv_heads, dim=1)
-            v = v.repeat_interleave(self.heads // self.kv_heads, dim=1)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=s > 1)
+        y = self.core(q, k, v)
         return self.o(y.transpose(1, 2).reshape(b, s, -1))
+
+
+class SwiGLU(nn.Module):
+    def forward(self, gate, up):
+        return F.silu(gate) * up
 
 
 class MLP(nn.Module):
@@ -78,10 +96,11 @@ class MLP(nn.Module):
         super().__init__()
         self.gate = nn.Linear(cfg.hidden, cfg.intermediate, bias=False)
         self.up = nn.Linear(cfg.hidden, cfg.intermediate, bias=False)
+        self.act = SwiGLU()
         self.down = nn.Linear(cfg.intermediate, cfg.hidden, bias=False)
 
     def forward(self, x):
-        return self.down(F.silu(self.gate(x)) * self.up(x))
+        return self.down(self.act(self.gate(x), self.up(x)))
 
 
 class DecoderBlock(nn.Module):
@@ -115,6 +134,12 @@ class Decoder(nn.Module):
         for block in self.blocks:
             x = block(x)
         return self.head(self.norm(x))
+
+
+def block_config() -> DecoderConfig:
+    """The block the layer benchmarks time: Llama-3.2-1B-like widths (hidden 2048, 32 heads, 8 kv heads, MLP 8192),
+    so a decode step's weights (~100 MB in fp32) do not fit a CPU's last-level cache."""
+    return DecoderConfig(hidden=2048, layers=1, heads=32, kv_heads=8, intermediate=8192)
 
 
 def decoder_block() -> DecoderBlock:

@@ -53,6 +53,15 @@ class Platform:
         self.sync()
         return time.perf_counter()
 
+    #: how a single cold-cache call is timed; written into layer records
+    single_call_method: str = "perf_counter around one call (after sync)"
+
+    def time_call(self, fn) -> float:
+        """Seconds for ONE call of ``fn`` (used after a cache flush, where blocks of calls would warm the cache)."""
+        start = self.clock()
+        fn()
+        return self.clock() - start
+
     def cache_levels(self) -> list[CacheLevel]:
         raise NotImplementedError
 

@@ -154,11 +154,13 @@ class CpuPlatform(Platform):
         return {"governor": self.info()["governor"], "load_avg_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
 
     def flush_caches(self) -> None:
-        levels = self.cache_levels()
-        size = 2 * (levels[-1].size_bytes if levels else 64 << 20)
-        buf = self.torch.empty(size // 4, dtype=self.torch.float32)
-        buf.fill_(1.0)
-        del buf
+        # READ a buffer of twice the last-level cache: the caches end up full of clean lines, so the timed call
+        # does not also pay for writing back someone else's dirty data (a write-flush inflated tiny layers ~10x).
+        if not hasattr(self, "_flush_buf"):
+            levels = self.cache_levels()
+            total = sum(c.size_bytes * (1 if c.shared else c.instances) for c in levels) or (64 << 20)
+            self._flush_buf = self.torch.ones(2 * total // 4, dtype=self.torch.float32)
+        self._flush_sink = float(self._flush_buf.sum())
 
 
 def _read_first(path: str) -> str | None:

@@ -1,7 +1,6 @@
 """NVIDIA GPUs through torch.cuda, with NVML (pynvml, from the nvidia-ml-py package) for clocks and power."""
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from platforms.base import CacheLevel, Platform
@@ -153,8 +152,16 @@ class CudaPlatform(Platform):
             self._flush_buf = self.torch.empty(2 * l2 // 4, dtype=self.torch.int32, device=self.device)
         self._flush_buf.zero_()
 
-    def event_timer(self):
-        return self.torch.cuda.Event(enable_timing=True)
+    single_call_method = "CUDA events around one call (device time, no host sync in the interval)"
+
+    def time_call(self, fn) -> float:
+        cuda = self.torch.cuda
+        start, end = cuda.Event(enable_timing=True), cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end) / 1e3
 
 
 def _milli(value):
@@ -171,5 +178,3 @@ def _safe(fn):
 def _text(value):
     return value.decode() if isinstance(value, bytes) else value
 
-
-_ = time  # perf_counter is used through Platform.clock

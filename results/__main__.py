@@ -54,8 +54,12 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "plot":
         from results.plot import roofline_png
 
+        from results.layer_plots import write_layer_plots
+
         out = args.output or args.record.rsplit(".json", 1)[0] + ".png"
         print(roofline_png(record, out))
+        for path in write_layer_plots(record, out.rsplit(".png", 1)[0]):
+            print(path)
     return 0
 
 

@@ -129,6 +129,9 @@ def summary_text(record: dict, record_path: str | None = None, plot_path: str | 
                 continue
             seen.add(key)
             lines.append(f"  - {m['group']} {m['kernel']} {m['dtype']} {m.get('shape') or ''}: {m['status']}: {m.get('reason')}")
+    from results.layers import layers_text
+
+    lines.append(layers_text(record))
     try:
         lines += ["", validation_text(record, (record.get("options") or {}).get("spec"))]
     except Exception as exc:  # a broken sheet must not hide the measurements

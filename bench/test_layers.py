@@ -1,0 +1,83 @@
+"""Real layers on the measured roofline: every distinct layer of the models (cold- and warm-cache times, the
+implicit GEMM of the same shape), and whole-model times. See kernels/layers.py for what a layer is."""
+import importlib.util
+
+import pytest
+
+from kernels import gemm
+from kernels.layers import build_spec, extract_layers, layer_specs, prepare_layer, prepare_model
+
+_CACHE: dict = {}
+
+
+def _specs(config):
+    platform = config._roofline_platform
+    return layer_specs(platform.kind, config.getoption("--quick"), config.getoption("--model"),
+                       config.getoption("--input"), importlib.util.find_spec("torchvision") is not None)
+
+
+def _extracted(spec, device):
+    """Build and trace a model once per session (at collection), so each distinct layer becomes a test."""
+    if spec.key not in _CACHE:
+        try:
+            model, inputs = build_spec(spec, device)
+            cases, counts = extract_layers(model, inputs, spec.name, only_largest=spec.largest)
+            _CACHE[spec.key] = (model, inputs, cases, counts, None)
+        except Exception as exc:  # reported as a skipped point with its reason, the rest goes on
+            _CACHE[spec.key] = (None, None, [], None, f"{type(exc).__name__}: {str(exc)[:300]}")
+    return _CACHE[spec.key]
+
+
+def pytest_generate_tests(metafunc):
+    config = metafunc.config
+    device = config._roofline_platform.device
+    if "layer_point" in metafunc.fixturenames:
+        points = []
+        for spec in _specs(config):
+            *_, cases, _counts, error = _extracted(spec, device)
+            if error:
+                points.append(pytest.param((spec, None, error), id=f"{spec.key}-build"))
+            points += [pytest.param((spec, case, None), id=f"{spec.key}-{case.path}") for case in cases]
+        metafunc.parametrize("layer_point", points)
+    if "model_point" in metafunc.fixturenames:
+        metafunc.parametrize("model_point", [pytest.param(s, id=s.key) for s in _specs(config) if not s.largest])
+
+
+def _gemm_maker(case, dtype, device):
+    shape = case.implicit_gemm
+    if not shape:
+        return None
+    g = gemm.GemmShape(shape["m"], shape["n"], shape["k"], batch=shape["batch"], tag="implicit")
+    return lambda: gemm.prepare(g, dtype, device)
+
+
+def test_layer(suite, benchmark, layer_point):
+    spec, case, error = layer_point
+    fields = dict(group="layer", kernel=f"{spec.name}:{case.path if case else '(build)'}", dtype=spec.dtype)
+    if error:
+        suite.not_measured("skipped", f"model {spec.source} could not be built or traced: {error}", **fields)
+    device = suite.platform.device
+
+    def make():
+        p = prepare_layer(case)
+        p.dtype = spec.dtype
+        p.extra.update({"spec": spec.name, "batch_tag": spec.batch_tag, "note": spec.note, "source": spec.source})
+        return p
+
+    suite.run_layer(benchmark, make, _gemm_maker(case, spec.dtype, device), **fields)
+
+
+def test_model(suite, benchmark, model_point):
+    spec = model_point
+    model, inputs, _cases, counts, error = _extracted(spec, suite.platform.device)
+    fields = dict(group="model", kernel=spec.name, dtype=spec.dtype)
+    if error:
+        suite.not_measured("skipped", f"model {spec.source} could not be built or traced: {error}", **fields)
+
+    def make():
+        p = prepare_model(model, inputs, spec.name, counts)
+        p.dtype = spec.dtype
+        p.extra.update({"spec": spec.name, "batch_tag": spec.batch_tag, "source": spec.source})
+        return p
+
+    suite.run(benchmark, make, **fields)

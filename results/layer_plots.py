@@ -1,0 +1,163 @@
+"""Pictures of layers on the roofline: one roofline per model and dtype with every layer as a point, a batch-size
+sweep, and a gap-breakdown bar chart. matplotlib/seaborn, Agg backend."""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from results.layers import PARTS, layer_rows
+from results.report import si
+from results.roofline import analyse
+
+PART_LABELS = {"roof": "roofline time (DRAM)", "overhead": "dispatch overhead", "gemm_shortfall": "GEMM shortfall",
+               "layer_vs_gemm": "layer vs plain GEMM", "unexplained": "unexplained"}
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    sns.set_theme(style="whitegrid")
+    return plt, sns
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()
+
+
+def _roof(ax, record: dict, dtype: str, lo: float, hi: float) -> None:
+    result = analyse(record)
+    compute = result["compute"].get(dtype)
+    for name, level in result["memory"].items():
+        top = compute.value if compute else level.value * hi
+        xs = [lo * (hi / lo) ** (i / 100) for i in range(101)]
+        dram = name == result["dram_level"]
+        ax.plot(xs, [min(top, level.value * x) for x in xs], color="black" if dram else "grey",
+                lw=1.8 if dram else 0.9, ls="-" if dram else ":", label=f"{name} {si(level.value, 'B/s')}")
+    if compute:
+        ax.axhline(compute.value, color="black", lw=1.8)
+        ax.text(hi / 1.2, compute.value * 1.08, f"{dtype} peak {si(compute.value, 'FLOP/s')}", ha="right", fontsize=8)
+        dram = result["memory"].get(result["dram_level"]) if result["dram_level"] else None
+        if dram:
+            ridge = compute.value / dram.value
+            ax.plot([ridge], [compute.value], "kD", ms=6)
+            ax.annotate(f"ridge {ridge:.1f} FLOP/B", (ridge, compute.value), xytext=(6, -14),
+                        textcoords="offset points", fontsize=8)
+
+
+def layers_roofline_png(record: dict, rows: list[dict], title: str, path: str) -> str:
+    plt, sns = _plt()
+    fig, ax = plt.subplots(figsize=(10, 6.5), dpi=120)
+    intens = [r["intensity"] for r in rows]
+    lo, hi = min(intens + [0.1]) / 4, max(intens + [100]) * 4
+    _roof(ax, record, rows[0]["dtype"], lo, hi)
+    types = sorted({r["type"] for r in rows})
+    palette = dict(zip(types, sns.color_palette("tab10", len(types))))
+    total = sum(r["time_s"] * r["multiplicity"] for r in rows) or 1.0
+    for kind in types:
+        mine = [r for r in rows if r["type"] == kind]
+        ax.scatter([r["intensity"] for r in mine], [r["achieved_flop_per_s"] for r in mine],
+                   s=[20 + 600 * r["time_s"] * r["multiplicity"] / total for r in mine], color=palette[kind],
+                   alpha=0.75, edgecolor="black", linewidth=0.5, label=kind, zorder=3)
+        attain = [r for r in mine if r.get("attainable_flop_per_s")]
+        ax.scatter([r["intensity"] for r in attain], [r["attainable_flop_per_s"] for r in attain], marker="_",
+                   s=120, color=palette[kind], zorder=2)
+    for r in sorted(rows, key=lambda r: -r["time_s"] * r["multiplicity"])[:5]:
+        ax.annotate(r["layer"], (r["intensity"], r["achieved_flop_per_s"]), xytext=(5, 4), textcoords="offset points",
+                    fontsize=7)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlim(lo, hi)
+    ax.set_xlabel("arithmetic intensity [FLOP/byte] (counted FLOPs / counted bytes)")
+    ax.set_ylabel("achieved [FLOP/s] (median cold-cache time)")
+    ax.set_title(f"{title}\npoint size = share of the summed layer time (x multiplicity); dash = attainable at that "
+                 "intensity", fontsize=10)
+    ax.legend(fontsize=7, loc="lower right", ncol=2, framealpha=0.9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def batch_sweep_png(record: dict, rows: list[dict], title: str, path: str) -> str:
+    plt, sns = _plt()
+    fig, ax = plt.subplots(figsize=(10, 6.5), dpi=120)
+    intens = [r["intensity"] for r in rows]
+    lo, hi = min(intens) / 4, max(intens) * 4
+    _roof(ax, record, rows[0]["dtype"], lo, hi)
+    layers = sorted({r["layer"] for r in rows})
+    palette = dict(zip(layers, sns.color_palette("tab10", len(layers))))
+    for layer in layers:
+        mine = sorted((r for r in rows if r["layer"] == layer), key=lambda r: r["intensity"])
+        ax.plot([r["intensity"] for r in mine], [r["achieved_flop_per_s"] for r in mine], "o-", color=palette[layer],
+                label=layer, ms=5)
+        for r in mine:
+            ax.annotate(r["batch_tag"], (r["intensity"], r["achieved_flop_per_s"]), xytext=(4, -10),
+                        textcoords="offset points", fontsize=6, color=palette[layer])
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlim(lo, hi)
+    ax.set_xlabel("arithmetic intensity [FLOP/byte]")
+    ax.set_ylabel("achieved [FLOP/s] (median cold-cache time)")
+    ax.set_title(f"{title}: the same layers as the batch / token count grows", fontsize=10)
+    ax.legend(fontsize=7, loc="lower right", ncol=2)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def gap_bars_png(rows: list[dict], title: str, path: str, top: int = 12) -> str:
+    plt, sns = _plt()
+    rows = sorted(rows, key=lambda r: -r["time_s"] * r["multiplicity"])[:top][::-1]
+    fig, ax = plt.subplots(figsize=(11, 0.45 * len(rows) + 2), dpi=120)
+    colors = dict(zip(PARTS, sns.color_palette("deep", len(PARTS))))
+    labels = [f"{r['layer']} x{r['multiplicity']} ({r['type']})" for r in rows]
+    left = [0.0] * len(rows)
+    for part in PARTS:
+        widths = [r[f"gap_{part}_s"] * 1e3 for r in rows]
+        ax.barh(labels, widths, left=left, color=colors[part], label=PART_LABELS[part])
+        left = [a + b for a, b in zip(left, widths)]
+    for y, r in enumerate(rows):
+        eff = f"{100 * r['efficiency']:.0f}% of attainable, {r['bound']}" if r.get("efficiency") is not None else ""
+        ax.text(left[y] * 1.01, y, eff, va="center", fontsize=7)
+    ax.set_xlim(0, max(left) * 1.35 if left else 1)
+    ax.set_xlabel("time per call [ms] (median, cold cache), split into named parts")
+    ax.set_title(f"{title}: where the time goes (layers with the most time x multiplicity)", fontsize=10)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def write_layer_plots(record: dict, stem: str | os.PathLike) -> list[str]:
+    """All layer pictures of a record, named after ``stem``; returns their paths."""
+    rows = layer_rows(record)
+    stem = Path(stem)
+    paths = []
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["model"], r["dtype"]), []).append(r)
+    for (model, dtype), mine in groups.items():
+        title = f"{model} [{dtype}] on the measured roofline of {record['platform'].get('name')}"
+        paths.append(layers_roofline_png(record, mine, title, f"{stem}.layers-{_slug(model)}-{dtype}.png"))
+        if len(mine) >= 2:
+            paths.append(gap_bars_png(mine, f"{model} [{dtype}]", f"{stem}.gap-{_slug(model)}-{dtype}.png"))
+    sweeps: dict[tuple, list[dict]] = {}
+    for r in rows:
+        if r["batch_tag"]:
+            source = r["model"].split("-")[0]
+            sweeps.setdefault((source, r["dtype"]), []).append(r)
+    for (source, dtype), mine in sweeps.items():
+        if len({r["batch_tag"] for r in mine}) >= 2:
+            shared = {r["layer"] for r in mine if sum(1 for q in mine if q["layer"] == r["layer"]) >= 2}
+            chosen = [r for r in mine if r["layer"] in shared]
+            if chosen:
+                paths.append(batch_sweep_png(record, chosen, f"{source} [{dtype}]",
+                                             f"{stem}.sweep-{_slug(source)}-{dtype}.png"))
+    return paths
