@@ -82,21 +82,17 @@ class Suite:
 
     # -- the measurement -----------------------------------------------------------------------------------
     def run(self, benchmark, make: Callable[[], Prepared], **fields) -> dict:
-        """``fields`` (group, kernel, dtype, shape, ...) label the point if it cannot be measured."""
-        try:
-            prepared = make()
-        except Unsupported as exc:
-            self.not_measured("missing", str(exc), **fields)
-        except Exception as exc:
-            if is_out_of_memory(exc):
-                self.not_measured("skipped", f"out of memory while allocating: {_short(exc)}", **fields)
-            raise
+        """``fields`` (group, kernel, dtype, shape, ...) label the point if it cannot be measured. A kernel that
+        cannot be built or raises while running (a shape a backend refuses, out of memory) is recorded as skipped
+        with the reason, and the sweep goes on; only a failed verification fails the test."""
+        prepared = self._prepare(make, fields)
         try:
             return self._time(benchmark, prepared)
-        except Exception as exc:
-            if is_out_of_memory(exc):
-                self.not_measured("skipped", f"out of memory while running: {_short(exc)}", **_label(prepared))
+        except (pytest.skip.Exception, pytest.fail.Exception):
             raise
+        except Exception as exc:
+            what = "out of memory while running" if is_out_of_memory(exc) else f"failed while running ({type(exc).__name__})"
+            self.not_measured("skipped", f"{what}: {_short(exc)}", **_label(prepared))
         finally:
             if prepared.cleanup:
                 prepared.cleanup()

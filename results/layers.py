@@ -111,6 +111,10 @@ def layer_rows(record: dict) -> list[dict]:
         model = models.get(row["model"])
         row["share_of_model"] = (row["warm_time_s"] or t) * row["multiplicity"] / model["median_s"] if model else None
         row["attribution"] = _headline(row) if peak and beta else "no roofline for this dtype"
+        if row.get("efficiency") and row["efficiency"] > 1.02:
+            row["attribution"] = ("ABOVE the measured roof: this layer beat the ceiling, so the ceiling is a lower "
+                                  "bound (the GEMM sweep or the stream sweep did not find this speed); "
+                                  + row["attribution"])
         rows.append(row)
     return rows
 

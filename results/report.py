@@ -119,6 +119,15 @@ def summary_text(record: dict, record_path: str | None = None, plot_path: str | 
         unit = "B/s" if ref.get("bytes_per_s") else "FLOP/s"
         ratio = f" -> suite / reference = {ceiling.value / rate:.3f}" if ceiling and rate else ""
         lines.append(f"  reference {ref['kernel']} ({ref.get('impl')}): {si(rate, unit)}{ratio}")
+    for dtype, ceiling in result["compute"].items():
+        squares = [m for m in record["measurements"] if m.get("group") == "gemm" and m.get("dtype") == dtype
+                   and m.get("flop_per_s") and m.get("shape") and m["shape"][0] == 1
+                   and len(set(m["shape"][1:])) == 1 and m["shape"][1] == 4096]
+        if len({m.get("impl") for m in squares}) >= 2:
+            best = max(squares, key=lambda m: m["flop_per_s"])
+            parts = ", ".join(f"{m['impl']} {si(m['flop_per_s'], 'FLOP/s')}" for m in squares)
+            lines.append(f"  {dtype} peak / best implementation at n=4096 in this run ({parts}) = "
+                         f"{ceiling.value / best['flop_per_s']:.3f}")
     missing = missing_rows(record)
     if missing:
         lines += ["", f"Missing / skipped ({len(missing)}): no figure is given for these"]

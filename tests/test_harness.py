@@ -101,3 +101,19 @@ def test_ctrl_c_keeps_what_finished(tmp_path):
     assert len(record["measurements"]) >= 5
     assert all(s in ("ok", "missing", "skipped", "cut") for _, s, _ in statuses), statuses
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+
+
+def test_a_kernel_that_raises_is_skipped_with_its_reason(suite):
+    def make():
+        p = stream.prepare("copy", 1 << 16, "cpu")
+
+        def broken():
+            raise RuntimeError("CUBLAS_STATUS_NOT_SUPPORTED for this shape")
+
+        p.fn = broken
+        return p
+
+    with pytest.raises(pytest.skip.Exception):
+        suite.run(FakeBenchmark(), make)
+    row = suite.record.measurements[-1]
+    assert row["status"] == "skipped" and "CUBLAS_STATUS_NOT_SUPPORTED" in row["reason"]
