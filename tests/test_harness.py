@@ -82,9 +82,12 @@ def test_a_slow_dtype_is_cut_by_time_not_count(suite):
 
 
 def test_ctrl_c_keeps_what_finished(tmp_path):
+    # A shell runs background jobs with SIGINT ignored, and Python then installs no KeyboardInterrupt handler:
+    # give the child the default disposition so Ctrl-C means what it means at a terminal.
     proc = subprocess.Popen([sys.executable, "-m", "pytest", "bench/test_stream.py", "--platform", "cpu", "--quick",
                              "--results-dir", str(tmp_path), "-q"], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+                            stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 60
     records = []
     while time.time() < deadline:
