@@ -17,6 +17,7 @@ import pytest
 
 from kernels.base import Prepared, Unsupported, is_out_of_memory
 from results.record import measurement
+from results.stats import summarise
 
 
 @dataclass
@@ -98,23 +99,17 @@ class Suite:
                 prepared.cleanup()
             prepared.state.clear()
 
-    def _call_time(self, fn) -> float:
-        clock = self.platform.clock
-        start = clock()
-        fn()
-        return clock() - start
-
     def _warm_times(self, benchmark, p: Prepared) -> tuple[list[float], int, float]:
         """(per-call times, calls per round, the cold first call): blocks of calls, warm caches."""
         budget = self.budget
-        cold = self._call_time(p.fn)
+        cold = _block(self.platform.clock, p.fn, 1)
         if cold > budget.call_cap_s:
             reason = (f"one call took {cold:.2f} s (cold), over the {budget.call_cap_s:g} s cap per call: "
                       "point cut short, no figure")
             if p.group == "gemm":
                 self.best_rate[p.dtype] = min(self.best_rate.get(p.dtype, math.inf), p.flops / cold)
             self.not_measured("cut", reason, **_label(p))
-        warm = max(self._call_time(p.fn), 1e-9)
+        warm = max(_block(self.platform.clock, p.fn, 1), 1e-9)
         iterations = max(1, math.ceil(budget.block_s / warm))
         rounds = int(budget.point_budget_s / (warm * iterations))
         rounds = max(budget.min_rounds, min(budget.max_rounds, rounds))
@@ -195,7 +190,7 @@ class Suite:
             extra={**p.extra, "verification": verdict.detail, "timing": {
                 "cold": f"flush caches, then one call: {self.platform.single_call_method}",
                 "warm": f"blocks of {iterations} back-to-back calls (pytest-benchmark rounds)"},
-                "warm_times_s": warm, "warm_median_s": _median(warm), "first_call_s": first, "gemm": gemm})
+                "warm_times_s": warm, "warm_median_s": summarise(warm)["median_s"], "first_call_s": first, "gemm": gemm})
         p.state.clear()
         return self._finish(benchmark, p, row, verdict)
 
@@ -220,19 +215,11 @@ class Suite:
             times = self.cold_times(g)
             verdict = g.verify()
             return {"status": "ok" if verdict.ok else "failed", "shape": g.shape, "flops": g.flops, "bytes": g.bytes,
-                    "times_s": times, "median_s": _median(times), "verification": verdict.detail, "impl": g.impl}
+                    "times_s": times, "median_s": summarise(times)["median_s"], "verification": verdict.detail, "impl": g.impl}
         except Exception as exc:
             return {"status": "skipped", "reason": f"{type(exc).__name__}: {_short(exc)}"}
         finally:
             g.state.clear()
-
-
-def _median(values: list[float]) -> float | None:
-    ordered = sorted(values)
-    if not ordered:
-        return None
-    mid = len(ordered) // 2
-    return ordered[mid] if len(ordered) % 2 else 0.5 * (ordered[mid - 1] + ordered[mid])
 
 
 def _block(clock, fn, iterations: int) -> float:

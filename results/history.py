@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import statistics
 from pathlib import Path
 
 from results.record import RecordError, read_record
@@ -40,7 +41,6 @@ def run_to_run(records: list[dict]) -> dict[str, dict]:
                 values.setdefault(f"{kind}:{name}", []).append(ceiling.value)
     out = {}
     for key, vals in values.items():
-        ordered = sorted(vals)
-        median = ordered[len(ordered) // 2] if len(ordered) % 2 else 0.5 * (ordered[len(ordered) // 2 - 1] + ordered[len(ordered) // 2])
-        out[key] = {"values": vals, "n": len(vals), "spread": (ordered[-1] - ordered[0]) / median if median else None}
+        median = statistics.median(vals)
+        out[key] = {"values": vals, "n": len(vals), "spread": (max(vals) - min(vals)) / median if median else None}
     return out

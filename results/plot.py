@@ -8,8 +8,8 @@ from results.report import si
 from results.roofline import analyse
 
 
-def roofline_png(record: dict, path: str | os.PathLike, points: list[dict] | None = None) -> str:
-    """Draw the measured roofline of ``record`` to ``path``. ``points``: optional [{intensity, flop_per_s, label}]."""
+def roofline_png(record: dict, path: str | os.PathLike) -> str:
+    """Draw the measured roofline of ``record`` to ``path`` (layer points: results.layer_plots)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -46,8 +46,6 @@ def roofline_png(record: dict, path: str | os.PathLike, points: list[dict] | Non
             ax.plot([ridge], [ceiling.value], "o", color=color, ms=6)
             ax.annotate(f"{ridge:.1f}", (ridge, ceiling.value), textcoords="offset points", xytext=(5, -12),
                         fontsize=8, color=color)
-    for point in points or []:
-        ax.plot(point["intensity"], point["flop_per_s"], "x", color="black")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlim(lo_i, hi_i)
