@@ -20,6 +20,10 @@ from results.record import measurement
 from results.stats import summarise
 
 
+#: a first call longer than this many call caps is cut without a second (warm) call
+COLD_RETRY_FACTOR = 4.0
+
+
 @dataclass
 class Budget:
     point_budget_s: float
@@ -100,16 +104,24 @@ class Suite:
             prepared.state.clear()
 
     def _warm_times(self, benchmark, p: Prepared) -> tuple[list[float], int, float]:
-        """(per-call times, calls per round, the cold first call): blocks of calls, warm caches."""
+        """(per-call times, calls per round, the cold first call): blocks of calls, warm caches.
+
+        The first call may be slow for reasons that say nothing of the kernel (lazy loading of a library module,
+        autotuning, page faults), so it never sets the per-dtype rate used to cut larger shapes, and a first call
+        over the cap is followed by one warm call before the point is cut."""
         budget = self.budget
         cold = _block(self.platform.clock, p.fn, 1)
-        if cold > budget.call_cap_s:
-            reason = (f"one call took {cold:.2f} s (cold), over the {budget.call_cap_s:g} s cap per call: "
-                      "point cut short, no figure")
-            if p.group == "gemm":
-                self.best_rate[p.dtype] = min(self.best_rate.get(p.dtype, math.inf), p.flops / cold)
-            self.not_measured("cut", reason, **_label(p))
+        if cold > COLD_RETRY_FACTOR * budget.call_cap_s:
+            self.not_measured("cut", (
+                f"the first call took {cold:.2f} s, over {COLD_RETRY_FACTOR:g} x the {budget.call_cap_s:g} s cap per "
+                "call: point cut short, no figure (a first call is not used to estimate the rate of larger shapes)"),
+                **_label(p))
         warm = max(_block(self.platform.clock, p.fn, 1), 1e-9)
+        if warm > budget.call_cap_s:
+            if p.group == "gemm":
+                self.best_rate[p.dtype] = min(self.best_rate.get(p.dtype, math.inf), p.flops / warm)
+            self.not_measured("cut", (f"one warm call took {warm:.2f} s (the first {cold:.2f} s), over the "
+                                      f"{budget.call_cap_s:g} s cap per call: point cut short, no figure"), **_label(p))
         iterations = max(1, math.ceil(budget.block_s / warm))
         rounds = int(budget.point_budget_s / (warm * iterations))
         rounds = max(budget.min_rounds, min(budget.max_rounds, rounds))
@@ -120,14 +132,18 @@ class Suite:
             times = list(benchmark.stats.stats.data)  # per-call seconds, one per round
         return times, iterations, cold
 
-    def cold_times(self, p: Prepared) -> list[float]:
-        """One call per round after flushing the caches (triton / nvFuser practice for per-layer timings)."""
+    def cold_times(self, p: Prepared, device_times: list[float] | None = None) -> list[float]:
+        """One call per round after flushing the caches (triton / nvFuser practice for per-layer timings): host
+        wall times (``Platform.time_call``); where the device times itself, its times go to ``device_times``."""
         budget = self.budget
         times: list[float] = []
         spent, start = 0.0, time.perf_counter()
         while len(times) < budget.min_rounds or (spent < budget.point_budget_s and len(times) < budget.max_rounds):
             self.platform.flush_caches()
+            self.platform.last_device_s = None
             times.append(self.platform.time_call(p.fn))
+            if device_times is not None and self.platform.last_device_s is not None:
+                device_times.append(self.platform.last_device_s)
             spent = time.perf_counter() - start
         return times
 
@@ -168,7 +184,8 @@ class Suite:
         try:
             with self.platform.sampler() as sampler:
                 warm, iterations, first = self._warm_times(benchmark, p)
-                cold = self.cold_times(p)
+                device: list[float] = []
+                cold = self.cold_times(p, device)
             verdict = p.verify()
             gemm = self._gemm_for_gap(make_gemm) if make_gemm else None
         except Exception as exc:
@@ -190,7 +207,8 @@ class Suite:
             extra={**p.extra, "verification": verdict.detail, "timing": {
                 "cold": f"flush caches, then one call: {self.platform.single_call_method}",
                 "warm": f"blocks of {iterations} back-to-back calls (pytest-benchmark rounds)"},
-                "warm_times_s": warm, "warm_median_s": summarise(warm)["median_s"], "first_call_s": first, "gemm": gemm})
+                "warm_times_s": warm, "warm_median_s": summarise(warm)["median_s"], "first_call_s": first, "gemm": gemm,
+                **({"device_times_s": device, "device_median_s": summarise(device)["median_s"]} if device else {})})
         p.state.clear()
         return self._finish(benchmark, p, row, verdict)
 
@@ -212,10 +230,14 @@ class Suite:
             return {"status": "missing", "reason": f"{type(exc).__name__}: {_short(exc)}"}
         try:
             g.fn()
-            times = self.cold_times(g)
+            device: list[float] = []
+            times = self.cold_times(g, device)
             verdict = g.verify()
-            return {"status": "ok" if verdict.ok else "failed", "shape": g.shape, "flops": g.flops, "bytes": g.bytes,
-                    "times_s": times, "median_s": summarise(times)["median_s"], "verification": verdict.detail, "impl": g.impl}
+            out = {"status": "ok" if verdict.ok else "failed", "shape": g.shape, "flops": g.flops, "bytes": g.bytes,
+                   "times_s": times, "median_s": summarise(times)["median_s"], "verification": verdict.detail, "impl": g.impl}
+            if device:
+                out.update(device_times_s=device, device_median_s=summarise(device)["median_s"])
+            return out
         except Exception as exc:
             return {"status": "skipped", "reason": f"{type(exc).__name__}: {_short(exc)}"}
         finally:

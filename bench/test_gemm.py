@@ -14,6 +14,10 @@ def pytest_generate_tests(metafunc):
     for dtype in config._roofline_dtypes:
         for shape in gemm.sweep("cpu" if platform.kind == "cpu" else "cuda", quick):
             points.append(pytest.param((dtype, shape, "torch"), id=f"{dtype}-{shape.tag}-{shape.id()}"))
+            if dtype == "fp8" and platform.kind != "cpu":
+                # both accumulation modes: vendor peaks assume fast accumulation; the record keeps both
+                points.append(pytest.param((dtype, shape, gemm.FP8_FAST_ACCUM),
+                                           id=f"{dtype}-fast_accum-{shape.tag}-{shape.id()}"))
         if platform.kind == "cpu" and dtype in ("fp32", "fp64"):
             # numpy's BLAS is a second implementation on the CPU: the peak is the best that is found, not assumed
             top = max(s.m for s in gemm.sweep("cpu", quick) if s.tag == "square")

@@ -22,10 +22,13 @@ def pytest_generate_tests(metafunc):
 
 
 def test_dispatch_overhead(suite, benchmark):
-    """The cost of one tiny op (dispatch + launch): points faster than 10x this are not used as ceilings."""
+    """The cost of one tiny op issued back to back (host dispatch, and on a GPU the launch): points faster than 10x
+    this are not used as ceilings, and the layers' "overhead" gap part is their op count times this. The latency of
+    one idle sync is kept beside it: a single timed call on a GPU ends with one (on a CPU sync does nothing)."""
     import torch
 
     device = suite.platform.device
+    sync_s = suite.platform.sync_latency_s()
 
     def make():
         x = torch.ones(1, device=device)
@@ -37,7 +40,9 @@ def test_dispatch_overhead(suite, benchmark):
 
         return Prepared(group="overhead", kernel="dispatch", dtype="fp32", impl="torch.add(out=) on 1 element",
                         fn=lambda: torch.add(x, 1, out=y), verify=verify, flops=0, bytes=0,
-                        convention="seconds per op call", shape=[1], size_bytes=8)
+                        convention="seconds per op call", shape=[1], size_bytes=8,
+                        extra={"sync_latency_s": sync_s,
+                               "meaning": "host seconds per tiny op in a block of back-to-back calls"})
 
     suite.run(benchmark, make, group="overhead", kernel="dispatch", dtype="fp32")
 
@@ -45,8 +50,9 @@ def test_dispatch_overhead(suite, benchmark):
 def test_stream(suite, benchmark, stream_point):
     name, size = stream_point
     device = suite.platform.device
-    suite.run(benchmark, lambda: stream.prepare(name, size, device), group="stream", kernel=name, dtype="fp32",
-              size_bytes=size, convention=stream.STREAM_CONVENTION)
+    repeat_bytes, rule = suite.platform.stream_call_bytes()
+    suite.run(benchmark, lambda: stream.prepare(name, size, device, repeat_bytes=repeat_bytes, repeat_rule=rule),
+              group="stream", kernel=name, dtype="fp32", size_bytes=size, convention=stream.STREAM_CONVENTION)
 
 
 def test_stream_reference(suite, tmp_path_factory):

@@ -45,7 +45,8 @@ KERNELS = {k.name: k for k in (
     StreamKernel("read_repeat", "s = sum over R passes of a (stride-0 view, one call)", 1, 1, 0, 1, None),
 )}
 
-#: bytes one read_repeat call should move, so that one call lasts far longer than its dispatch
+#: bytes one read_repeat call moves unless the caller says otherwise (the platform sizes it: see
+#: ``Platform.stream_call_bytes``; a GPU needs gigabytes per call to outlast one launch)
 REPEAT_TARGET_BYTES = 32 << 20
 
 
@@ -71,7 +72,21 @@ def sweep_sizes(llc_bytes: int, quick: bool, max_bytes: int, start: int = 16 << 
     return sorted(set(sizes))
 
 
-def prepare(name: str, working_set_bytes: int, device: str, dtype: str = "fp32") -> Prepared:
+def point_size(name: str, working_set_bytes: int, itemsize: int, repeat_bytes: int = REPEAT_TARGET_BYTES) -> dict:
+    """What one call of a stream point touches and counts, without allocating: elements per array, passes per call
+    (read_repeat only), bytes (STREAM convention) and FLOPs per call, and the working set."""
+    kernel = KERNELS[name]
+    n = max(64, working_set_bytes // (kernel.arrays * itemsize))
+    repeats = max(1, -(-int(repeat_bytes) // (n * itemsize))) if name == "read_repeat" else 1  # >= target
+    elements = n * repeats
+    return {"elements": n, "repeats": repeats, "bytes": bytes_per_element(kernel, itemsize) * elements,
+            "flops": kernel.flops_per_element * elements, "size_bytes": n * kernel.arrays * itemsize}
+
+
+def prepare(name: str, working_set_bytes: int, device: str, dtype: str = "fp32", *,
+            repeat_bytes: int = REPEAT_TARGET_BYTES, repeat_rule: str = "") -> Prepared:
+    """One stream point. ``repeat_bytes``: what one read_repeat call reads in all (R = repeat_bytes / array
+    bytes passes), with ``repeat_rule`` saying why (both go into the record)."""
     import torch
 
     if name not in KERNELS:
@@ -79,12 +94,12 @@ def prepare(name: str, working_set_bytes: int, device: str, dtype: str = "fp32")
     kernel = KERNELS[name]
     tdtype = torch_dtype(dtype)
     itemsize = torch.empty((), dtype=tdtype).element_size()
-    n = max(64, working_set_bytes // (kernel.arrays * itemsize))
+    size = point_size(name, working_set_bytes, itemsize, repeat_bytes)
+    n, repeats = size["elements"], size["repeats"]
     a = torch.full((n,), A, dtype=tdtype, device=device)
     b = torch.full((n,), B, dtype=tdtype, device=device) if kernel.arrays == 3 else None
     c = torch.zeros((n,), dtype=tdtype, device=device) if kernel.arrays >= 2 else a
     out: dict[str, object] = {}
-    repeats = 1
 
     if name == "copy":
         def fn():
@@ -105,15 +120,12 @@ def prepare(name: str, working_set_bytes: int, device: str, dtype: str = "fp32")
         def fn():
             a.fill_(FILL)
     else:  # read_repeat
-        repeats = max(1, REPEAT_TARGET_BYTES // (n * itemsize))
         view = a.expand(repeats, n)
 
         def fn():
             out["s"] = view.sum()
 
-    elements = n * repeats
-    nbytes = bytes_per_element(kernel, itemsize) * elements
-    flops = kernel.flops_per_element * elements
+    elements, nbytes, flops = n * repeats, size["bytes"], size["flops"]
 
     def verify() -> Verdict:
         if kernel.expected is not None:
@@ -132,7 +144,10 @@ def prepare(name: str, working_set_bytes: int, device: str, dtype: str = "fp32")
 
     return Prepared(
         group="stream", kernel=name, dtype=dtype, impl="torch", fn=fn, verify=verify, flops=flops, bytes=nbytes,
-        convention=STREAM_CONVENTION, shape=[n], size_bytes=n * kernel.arrays * itemsize,
+        convention=STREAM_CONVENTION, shape=[n], size_bytes=size["size_bytes"],
         extra={"formula": kernel.formula, "elements": n, "repeats": repeats,
-               "bytes_per_element": bytes_per_element(kernel, itemsize)},
+               "bytes_per_element": bytes_per_element(kernel, itemsize),
+               "launches_per_call": 1, "launch_amortisation": (
+                   f"one call = {repeats} passes in one kernel (stride-0 view); {repeat_rule or 'fixed size'}"
+                   if name == "read_repeat" else "none: one pass per call")},
         state={"a": a, "b": b, "c": c, "out": out})

@@ -16,6 +16,20 @@ def sweep_sizes(quick: bool) -> list[int]:
     return [1 << e for e in exps]
 
 
+#: the byte pattern the buffers hold: 0, 1, ..., 250, 0, 1, ... (251 is prime, so no power-of-two period hides a
+#: misplaced block)
+PERIOD = 251
+
+
+def pattern(size_bytes: int, device: str = "cpu"):
+    """``size_bytes`` bytes of the pattern, built in uint8 (about 1 byte of memory per byte: one period repeated,
+    never an int64 index of the whole buffer)."""
+    import torch
+
+    period = torch.arange(PERIOD, dtype=torch.uint8, device=device)
+    return period.repeat(-(-size_bytes // PERIOD))[:size_bytes]
+
+
 def prepare(direction: str, size_bytes: int, device: str) -> Prepared:
     import torch
 
@@ -24,15 +38,14 @@ def prepare(direction: str, size_bytes: int, device: str) -> Prepared:
     if direction not in DIRECTIONS:
         raise Unsupported(f"unknown direction {direction!r}; known: {', '.join(DIRECTIONS)}")
     pinned = direction.endswith("pinned")
-    pattern = (torch.arange(size_bytes, dtype=torch.int64) % 251).to(torch.uint8)
     if direction.startswith("h2d"):
-        src = pattern.pin_memory() if pinned else pattern
+        src = pattern(size_bytes).pin_memory() if pinned else pattern(size_bytes)
         dst = torch.empty(size_bytes, dtype=torch.uint8, device=device)
     elif direction.startswith("d2h"):
-        src = pattern.to(device)
+        src = pattern(size_bytes, device)
         dst = torch.empty(size_bytes, dtype=torch.uint8, pin_memory=pinned)
     else:
-        src = pattern.to(device)
+        src = pattern(size_bytes, device)
         dst = torch.empty(size_bytes, dtype=torch.uint8, device=device)
     non_blocking = pinned
 
@@ -41,7 +54,7 @@ def prepare(direction: str, size_bytes: int, device: str) -> Prepared:
 
     def verify() -> Verdict:
         torch.cuda.synchronize()
-        same = torch.equal(dst.cpu(), pattern)
+        same = torch.equal(dst, pattern(size_bytes, dst.device))  # compared where the destination lives
         return Verdict(same, "destination equals the source pattern" if same else "destination differs from source")
 
     return Prepared(

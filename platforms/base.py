@@ -7,6 +7,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from platforms.throttle import combine
+
 
 class PlatformError(RuntimeError):
     """A platform was asked for that cannot be used; the message says why and what to do."""
@@ -56,11 +58,29 @@ class Platform:
     #: how a single cold-cache call is timed; written into layer records
     single_call_method: str = "perf_counter around one call (after sync)"
 
+    #: device-only seconds of the last ``time_call`` where the device can time itself (CUDA events), else None
+    last_device_s: float | None = None
+
     def time_call(self, fn) -> float:
-        """Seconds for ONE call of ``fn`` (used after a cache flush, where blocks of calls would warm the cache)."""
+        """Host wall seconds for ONE call of ``fn``, from issuing it until its results are ready (used after a cache
+        flush, where blocks of calls would warm the cache). Includes the call's dispatch, as a user's call does."""
         start = self.clock()
         fn()
         return self.clock() - start
+
+    def sync_latency_s(self, repeats: int = 50) -> float:
+        """Median seconds of one ``sync()`` with nothing queued: part of every single-call wall time."""
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            self.sync()
+            times.append(time.perf_counter() - t0)
+        return statistics.median(times)
+
+    def stream_call_bytes(self) -> tuple[int, str]:
+        """(bytes one read_repeat call should move, the rule that chose it): one call must last far longer than
+        the dispatch cost of one op, or cache-resident working sets are hidden behind it."""
+        return 32 << 20, "one call reads >= 32 MiB (a CPU op costs ~1-4 us to dispatch; 32 MiB takes >= 100 us)"
 
     def cache_levels(self) -> list[CacheLevel]:
         raise NotImplementedError
@@ -133,11 +153,16 @@ class TelemetrySampler:
 
 
 def summarise_samples(samples: list[dict[str, float]]) -> dict[str, dict[str, float]]:
-    """Per key: min, median, max and the number of samples."""
+    """Per key: min, median, max and the number of samples; bit masks (keys ending in ``_mask``) also get ``or``,
+    the bitwise OR of every sample, so reasons seen at different moments are all kept."""
     keys: dict[str, list[float]] = {}
     for sample in samples:
         for key, value in sample.items():
             if isinstance(value, (int, float)):
                 keys.setdefault(key, []).append(float(value))
-    return {key: {"min": min(v), "median": statistics.median(v), "max": max(v), "n": len(v)}
-            for key, v in keys.items()}
+    out = {key: {"min": min(v), "median": statistics.median(v), "max": max(v), "n": len(v)}
+           for key, v in keys.items()}
+    for key, v in keys.items():
+        if key.endswith("_mask"):
+            out[key]["or"] = combine(v)
+    return out

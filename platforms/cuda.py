@@ -1,27 +1,16 @@
 """NVIDIA GPUs through torch.cuda, with NVML (pynvml, from the nvidia-ml-py package) for clocks and power."""
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from platforms.base import CacheLevel, Platform
+from platforms.throttle import IDLE, REASONS as THROTTLE_REASONS, decode as decode_throttle_reasons  # noqa: F401
 
-# NVML's clocks-event (throttle) reason bits, named as in nvml.h
-THROTTLE_REASONS = {
-    0x1: "gpu_idle", 0x2: "applications_clocks_setting", 0x4: "sw_power_cap", 0x8: "hw_slowdown",
-    0x10: "sync_boost", 0x20: "sw_thermal_slowdown", 0x40: "hw_thermal_slowdown", 0x80: "hw_power_brake_slowdown",
-    0x100: "display_clock_setting",
-}
-
-
-def decode_throttle_reasons(mask: int) -> list[str]:
-    """NVML bitmask -> names; 'none' for 0. Unknown bits are kept as hex."""
-    if not mask:
-        return ["none"]
-    names = [name for bit, name in THROTTLE_REASONS.items() if mask & bit]
-    rest = mask & ~sum(THROTTLE_REASONS)
-    if rest:
-        names.append(hex(rest))
-    return names
+#: a single read_repeat call should last at least this long on the device (launch cost is ~5 us)
+CALL_TARGET_S = 1e-3
+#: L2 is read several times faster than HBM; used only to size one call, never as a figure
+L2_OVER_DRAM_GUESS = 3.0
 
 
 class Nvml:
@@ -86,6 +75,12 @@ class CudaPlatform(Platform):
                 "sms": p.multi_processor_count,
                 "memory_bytes_total": p.total_memory,
                 "l2_bytes": getattr(p, "L2_cache_size", None),
+                "caches": [vars(c) for c in self.cache_levels()],
+                "memory_bus_width_bits": getattr(p, "memory_bus_width", None),
+                "memory_clock_khz": getattr(p, "memory_clock_rate", None),
+                "memory_bandwidth_nominal_bytes_per_s": nominal_bandwidth(p),
+                "memory_bandwidth_nominal_note": ("2 x memory clock x bus width / 8 (torch device properties): "
+                                                  "the interface's nominal rate, used only to size one call"),
                 "integrated": bool(getattr(p, "is_integrated", False)),
                 "torch": torch.__version__,
                 "cuda_runtime": torch.version.cuda,
@@ -98,12 +93,17 @@ class CudaPlatform(Platform):
                     "driver": _text(_safe(mod.nvmlSystemGetDriverVersion)),
                     "sm_clock_max_mhz": nv.get("nvmlDeviceGetMaxClockInfo", mod.NVML_CLOCK_SM),
                     "mem_clock_max_mhz": nv.get("nvmlDeviceGetMaxClockInfo", mod.NVML_CLOCK_MEM),
-                    "memory_bus_width_bits": nv.get("nvmlDeviceGetMemoryBusWidth"),
                     "power_limit_w": _milli(nv.get("nvmlDeviceGetEnforcedPowerLimit")),
                     "persistence_mode": nv.get("nvmlDeviceGetPersistenceMode"),
                     "pcie_gen_max": nv.get("nvmlDeviceGetMaxPcieLinkGeneration"),
+                    "pcie_gen_gpu_max": nv.get("nvmlDeviceGetGpuMaxPcieLinkGeneration"),
                     "pcie_width_max": nv.get("nvmlDeviceGetMaxPcieLinkWidth"),
+                    "pcie_gen_current": nv.get("nvmlDeviceGetCurrPcieLinkGeneration"),
+                    "pcie_width_current": nv.get("nvmlDeviceGetCurrPcieLinkWidth"),
                 })
+                bus = nv.get("nvmlDeviceGetMemoryBusWidth")
+                if bus and not info.get("memory_bus_width_bits"):
+                    info["memory_bus_width_bits"] = bus
                 applications = nv.get("nvmlDeviceGetApplicationsClock", mod.NVML_CLOCK_SM)
                 if applications:
                     info["sm_clock_applications_mhz"] = applications
@@ -111,10 +111,35 @@ class CudaPlatform(Platform):
         return self._info
 
     def cache_levels(self) -> list[CacheLevel]:
-        l2 = getattr(self.props, "L2_cache_size", 0) or 0
-        if not l2:
-            return []
-        return [CacheLevel("L2", int(l2), 1, True, "torch.cuda.get_device_properties().L2_cache_size")]
+        """L1 (per SM) and L2 (shared), as torch's device properties report them.
+
+        L1 is counted ONCE, not times the SM count: a kernel that reads one array from every SM (read_repeat,
+        a reduction) keeps a copy per SM, so a working set only stays in L1 while it fits one SM's L1. Its size is
+        the SM's shared-memory capacity (the L1/shared carve-out; the data-cache share of it depends on how much
+        shared memory a kernel takes), stated as such in ``source``. Without these levels every stream point inside
+        L1 would be taken for L2 and every layer would "fit DRAM"."""
+        p, levels = self.props, []
+        l1 = int(getattr(p, "shared_memory_per_multiprocessor", 0) or 0)
+        if l1:
+            levels.append(CacheLevel("L1", l1, 1, False, (
+                "torch device properties shared_memory_per_multiprocessor (the per-SM L1/shared array; counted once: "
+                f"each of the {p.multi_processor_count} SMs caches its own copy of what it reads)")))
+        l2 = int(getattr(p, "L2_cache_size", 0) or 0)
+        if l2:
+            levels.append(CacheLevel("L2", l2, 1, True, "torch.cuda.get_device_properties().L2_cache_size"))
+        return levels
+
+    def stream_call_bytes(self) -> tuple[int, str]:
+        nominal = nominal_bandwidth(self.props)
+        if nominal:
+            target = int(CALL_TARGET_S * L2_OVER_DRAM_GUESS * nominal)
+            rule = (f"one call reads >= {target / 1e9:.3g} GB: {CALL_TARGET_S * 1e3:g} ms at {L2_OVER_DRAM_GUESS:g} x the "
+                    f"nominal memory bandwidth ({nominal / 1e12:.3g} TB/s from bus width x memory clock), so even an "
+                    "L2-resident call lasts about a millisecond, far above the ~5 us launch")
+        else:
+            target = 16 << 30
+            rule = "one call reads >= 16 GiB (no memory clock reported), about a millisecond at 16 TB/s"
+        return max(target, 256 << 20), rule
 
     def memory_bytes(self) -> int:
         free, _total = self.torch.cuda.mem_get_info(self.index)
@@ -135,7 +160,7 @@ class CudaPlatform(Platform):
         if reasons is None:
             reasons = nv.get("nvmlDeviceGetCurrentClocksThrottleReasons")
         if reasons is not None:
-            sample["throttle_mask"] = int(reasons) & ~0x1  # idle is not a throttle while we run
+            sample["throttle_mask"] = int(reasons) & ~IDLE  # idle is not a throttle while we run
         return {k: v for k, v in sample.items() if v is not None}
 
     def static_telemetry(self) -> dict[str, Any]:
@@ -145,23 +170,45 @@ class CudaPlatform(Platform):
             out["throttle_reasons_at_start"] = decode_throttle_reasons(int(sample["throttle_mask"]))
         return out
 
-    def flush_caches(self) -> None:
-        # Zero a buffer of twice the L2 (triton.testing does the same with 256 MB).
-        l2 = getattr(self.props, "L2_cache_size", 0) or (64 << 20)
-        if not hasattr(self, "_flush_buf"):
-            self._flush_buf = self.torch.empty(2 * l2 // 4, dtype=self.torch.int32, device=self.device)
-        self._flush_buf.zero_()
+    #: the flush buffer is at least this large (triton.testing uses 256 MB) and at least twice the L2
+    FLUSH_MIN_BYTES = 256 << 20
 
-    single_call_method = "CUDA events around one call (device time, no host sync in the interval)"
+    def flush_caches(self) -> None:
+        """READ a buffer of max(2 x L2, 256 MiB): the L2 ends up full of clean lines of that buffer, so the timed
+        call does not also pay to write back dirty lines (a zero_() flush leaves L2 dirty, as the CPU flush once
+        did). The sum lands in a preallocated scalar: no allocation in the flush."""
+        if getattr(self, "_flush_buf", None) is None:
+            l2 = int(getattr(self.props, "L2_cache_size", 0) or 0)
+            n = max(2 * l2, self.FLUSH_MIN_BYTES) // 4
+            self._flush_buf = self.torch.ones(n, dtype=self.torch.float32, device=self.device)
+            self._flush_sink = self.torch.empty((), dtype=self.torch.float32, device=self.device)
+        self.torch.sum(self._flush_buf, dim=0, out=self._flush_sink)
+
+    single_call_method = ("host wall time of one call: wait for the device to be idle (the flush has finished), "
+                          "perf_counter, the call, torch.cuda.synchronize, perf_counter; it includes the host "
+                          "dispatch, the launches and one sync, as a CPU call includes its dispatch. The device "
+                          "time between CUDA events around the call is kept beside it (device_times_s)")
 
     def time_call(self, fn) -> float:
         cuda = self.torch.cuda
         start, end = cuda.Event(enable_timing=True), cuda.Event(enable_timing=True)
+        self.sync()  # nothing queued before (the flush) may hide the call's own launch cost
+        t0 = time.perf_counter()
         start.record()
         fn()
         end.record()
-        end.synchronize()
-        return start.elapsed_time(end) / 1e3
+        self.sync()
+        wall = time.perf_counter() - t0
+        self.last_device_s = start.elapsed_time(end) / 1e3
+        return wall
+
+
+def nominal_bandwidth(props) -> float | None:
+    """2 x memory clock x bus width / 8 from torch's device properties (clock in kHz), or None."""
+    clock_khz, bits = getattr(props, "memory_clock_rate", 0) or 0, getattr(props, "memory_bus_width", 0) or 0
+    if not clock_khz or not bits:
+        return None
+    return 2.0 * clock_khz * 1e3 * bits / 8
 
 
 def _milli(value):

@@ -14,6 +14,21 @@ def _label(record: dict) -> str:
     return f"{info.get('name')} [{info.get('device')}] {record['created'][:10]}{made}"
 
 
+def unique_labels(records: list[dict]) -> list[str]:
+    """One column label per record; two records of one machine and day (a before/after pair, the same record
+    twice) get their run time and then their position added, so no two columns share a label."""
+    labels = [_label(r) for r in records]
+    for i, record in enumerate(records):
+        if labels.count(labels[i]) > 1:
+            labels[i] = f"{labels[i]} {str(record.get('created', ''))[11:19]}".rstrip()
+    seen: dict[str, int] = {}
+    for i, label in enumerate(labels):
+        seen[label] = seen.get(label, 0) + 1
+        if labels.count(label) > 1:
+            labels[i] = f"{label} #{seen[label]}"
+    return labels
+
+
 def _power_w(record: dict, ceiling) -> float | None:
     for m in record["measurements"]:
         if m.get("kernel") == ceiling.kernel and m.get("dtype") == ceiling.dtype and m.get("shape") == ceiling.shape:
@@ -27,7 +42,7 @@ def compare_table(records: list[dict]):
     """Rows: ceilings, ridge points, measured/spec, performance per watt, layer/model times; one column per record."""
     import pandas as pd
 
-    labels = [_label(r) for r in records]
+    labels = unique_labels(records)
     rows: dict[tuple[str, str], dict[str, str]] = {}
 
     def put(section, name, label, text):
@@ -36,10 +51,10 @@ def compare_table(records: list[dict]):
     for record, label in zip(records, labels):
         result = analyse(record)
         for dtype, c in result["compute"].items():
-            put("peak compute (best)", dtype, label, si(c.value, "FLOP/s"))
+            put("peak compute (best)", dtype, label, si(c.value, c.unit))
             power = _power_w(record, c)
             if power:
-                put("per watt (measured power)", dtype, label, si(c.value / power, "FLOP/s/W") + f" @ {power:.0f} W")
+                put("per watt (measured power)", dtype, label, si(c.value / power, c.unit + "/W") + f" @ {power:.0f} W")
         for level, c in list(result["memory"].items()) + list(result["transfer"].items()):
             put("bandwidth (best)", level, label, si(c.value, "B/s"))
         for dtype, ridge in result["ridge_flop_per_byte"].items():
@@ -84,7 +99,7 @@ def compare_png(records: list[dict], path: str | os.PathLike) -> str:
     colors = sns.color_palette("bright", len(records))
     lo_i, hi_i = 1 / 16, 4096.0
     styles = ["-", "--", ":", "-."]
-    for record, color in zip(records, colors):
+    for record, color, name in zip(records, colors, unique_labels(records)):
         result = analyse(record)
         dram = result["memory"].get(result["dram_level"]) if result["dram_level"] else None
         peaks = sorted(result["compute"].values(), key=lambda c: -c.value)
@@ -92,11 +107,11 @@ def compare_png(records: list[dict], path: str | os.PathLike) -> str:
         if dram:
             xs = [lo_i * (hi_i / lo_i) ** (i / 200) for i in range(201)]
             ax.plot(xs, [min(top or 1e30, dram.value * x) for x in xs], color=color, lw=2.2,
-                    label=f"{_label(record)}: {result['dram_level']} {si(dram.value, 'B/s')}")
+                    label=f"{name}: {result['dram_level']} {si(dram.value, 'B/s')}")
         for ceiling, style in zip(peaks[:4], styles):
             start = ceiling.value / dram.value if dram else lo_i
             ax.plot([start, hi_i], [ceiling.value] * 2, color=color, lw=1.6, ls=style,
-                    label=f"   {ceiling.name} {si(ceiling.value, 'FLOP/s')}")
+                    label=f"   {ceiling.name} {si(ceiling.value, ceiling.unit)}")
         layers = [m for m in record["measurements"] if m.get("group") == "layer" and m.get("status") == "ok"
                   and m.get("flop_per_s") and m.get("bytes")]
         if layers:

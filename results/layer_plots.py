@@ -40,7 +40,7 @@ def _roof(ax, record: dict, dtype: str, lo: float, hi: float) -> None:
                 lw=1.8 if dram else 0.9, ls="-" if dram else ":", label=f"{name} {si(level.value, 'B/s')}")
     if compute:
         ax.axhline(compute.value, color="black", lw=1.8)
-        ax.text(hi / 1.2, compute.value * 1.08, f"{dtype} peak {si(compute.value, 'FLOP/s')}", ha="right", fontsize=8)
+        ax.text(hi / 1.2, compute.value * 1.08, f"{dtype} peak {si(compute.value, compute.unit)}", ha="right", fontsize=8)
         dram = result["memory"].get(result["dram_level"]) if result["dram_level"] else None
         if dram:
             ridge = compute.value / dram.value

@@ -6,7 +6,10 @@ For every timed layer of a record (cold-cache median time t, counted FLOPs F and
 * cache: the smallest memory level whose (all-core) capacity holds B, its bandwidth, and the warm-cache time.
 * the gap, in seconds that add up to t exactly:
     roof          max(F / pi, B / beta_DRAM), the measured roofline's time for this work
-    overhead      the layer's aten op count x the measured per-op dispatch cost
+    overhead      the layer's aten op count x the measured per-op cost (host seconds per tiny op issued back to back:
+                   dispatch on a CPU, dispatch + launch on a GPU), plus one idle device sync where the timed call ends
+                   with one (GPUs; zero on a CPU). t is the host wall time of one call after the flush has finished,
+                   on every platform, so both sides of this subtraction are host-side seconds
     gemm shortfall  a plain GEMM of the layer's implicit shape (M, N, K), timed the same way, minus its own roof
                    and its one dispatch: how far the GEMM implementation falls short for this shape
     layer vs gemm  the layer's own time beyond that GEMM (im2col, layout, epilogue, a worse kernel choice)
@@ -15,7 +18,7 @@ For every timed layer of a record (cold-cache median time t, counted FLOPs F and
 """
 from __future__ import annotations
 
-from results.roofline import analyse, effective_capacities
+from results.roofline import analyse, effective_capacities, rate_unit
 
 PARTS = ("roof", "overhead", "gemm_shortfall", "layer_vs_gemm", "unexplained")
 
@@ -28,7 +31,7 @@ def fit_level(nbytes: int, caches: list[dict]) -> str:
 
 
 def gap_breakdown(t: float, flops: float, nbytes: float, peak: float, bandwidth: float, n_ops: int,
-                  dispatch_s: float, gemm: dict | None = None) -> dict[str, float]:
+                  dispatch_s: float, gemm: dict | None = None, sync_s: float = 0.0) -> dict[str, float]:
     """Split a measured time ``t`` into named parts that add up to ``t`` (see the module docstring)."""
     left = t
     parts: dict[str, float] = {}
@@ -40,10 +43,10 @@ def gap_breakdown(t: float, flops: float, nbytes: float, peak: float, bandwidth:
         left -= seconds
 
     take("roof", max(flops / peak if peak else 0.0, nbytes / bandwidth if bandwidth else 0.0))
-    take("overhead", n_ops * (dispatch_s or 0.0))
+    take("overhead", n_ops * (dispatch_s or 0.0) + (sync_s or 0.0))
     if gemm and gemm.get("status") == "ok" and gemm.get("median_s"):
         gemm_roof = max(gemm["flops"] / peak if peak else 0.0, gemm["bytes"] / bandwidth if bandwidth else 0.0)
-        take("gemm_shortfall", gemm["median_s"] - (dispatch_s or 0.0) - gemm_roof)
+        take("gemm_shortfall", gemm["median_s"] - (dispatch_s or 0.0) - (sync_s or 0.0) - gemm_roof)
         take("layer_vs_gemm", t - gemm["median_s"] - (n_ops - 1) * (dispatch_s or 0.0))
     else:
         take("gemm_shortfall", 0.0)
@@ -100,7 +103,8 @@ def layer_rows(record: dict) -> list[dict]:
                         "bound": "unknown (no ceiling for this dtype)"})
         level = result["memory"].get(row["fits"])
         row["fits_bandwidth"] = level.value if level else None
-        parts = gap_breakdown(t, flops, nbytes, peak or 0.0, beta or 0.0, row["n_ops"], dispatch, extra.get("gemm"))
+        parts = gap_breakdown(t, flops, nbytes, peak or 0.0, beta or 0.0, row["n_ops"], dispatch, extra.get("gemm"),
+                              result["sync_latency_s"])
         for name, seconds in parts.items():
             row[f"gap_{name}_s"] = seconds
         gemm = extra.get("gemm") or {}
@@ -153,7 +157,8 @@ def layers_text(record: dict, top: int = 8) -> str:
         table = pd.DataFrame([{
             "layer": f"{r['layer']} x{r['multiplicity']}", "type": r["type"], "I FLOP/B": f"{r['intensity']:.3g}",
             "time": f"{r['time_s'] * 1e3:.3g} ms", "warm": f"{(r['warm_time_s'] or 0) * 1e3:.3g} ms",
-            "achieved": si(r["achieved_flop_per_s"], "FLOP/s"), "attainable": si(r["attainable_flop_per_s"], "FLOP/s"),
+            "achieved": si(r["achieved_flop_per_s"], rate_unit(dtype)),
+            "attainable": si(r["attainable_flop_per_s"], rate_unit(dtype)),
             "eff": f"{100 * r['efficiency']:.0f}%" if r["efficiency"] is not None else "-", "bound": r["bound"][:7],
             "fits": r["fits"], "share": f"{100 * r['share_of_model']:.0f}%" if r["share_of_model"] else "-",
             "roof/ovh/gemm/impl/rest %": "/".join(f"{100 * r[f'gap_{p}_s'] / r['time_s']:.0f}" for p in PARTS),

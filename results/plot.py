@@ -40,7 +40,7 @@ def roofline_png(record: dict, path: str | os.PathLike) -> str:
         start = ceiling.value / dram.value if dram else lo_i
         shape = "x".join(str(v) for v in (ceiling.shape or [])[1:])
         ax.plot([start, hi_i], [ceiling.value, ceiling.value], color=color, lw=2.2,
-                label=f"{ceiling.name}: {si(ceiling.value, 'OP/s' if ceiling.name == 'int8' else 'FLOP/s')} (GEMM {shape})")
+                label=f"{ceiling.name}: {si(ceiling.value, ceiling.unit)} (GEMM {shape})")
         if dram:
             ridge = ceiling.value / dram.value
             ax.plot([ridge], [ceiling.value], "o", color=color, ms=6)
@@ -56,7 +56,7 @@ def roofline_png(record: dict, path: str | os.PathLike) -> str:
         ax.legend(loc="lower right", fontsize=8, title="measured ceilings (dots: ridge points vs "
                   f"{dram_name or '?'}, FLOP/B)", title_fontsize=8, framealpha=0.9)
     ax.set_xlabel("arithmetic intensity I [FLOP/byte] (log2)")
-    ax.set_ylabel("attainable performance [FLOP/s] (log10)")
+    ax.set_ylabel("attainable performance [FLOP/s; OP/s for int8] (log10)")
     info = record["platform"]
     flags = " (quick run)" if record.get("options", {}).get("quick") else ""
     ax.set_title(f"Measured roofline: {info.get('name')} [{info.get('device')}]{flags}\n"

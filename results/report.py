@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from results.roofline import analyse
+from results.roofline import analyse, rate_unit
 
 
 def si(value: float | None, unit: str) -> str:
@@ -79,7 +79,7 @@ def history_text(spreads: dict[str, dict]) -> list[str]:
                  "((max - min) / median of each ceiling):"]
     for key, v in spreads.items():
         kind, name = key.split(":", 1)
-        unit = "FLOP/s" if kind == "compute" else "B/s"
+        unit = rate_unit(name) if kind == "compute" else "B/s"
         lines.append(f"  {name:>5}: {si(min(v['values']), unit)} .. {si(max(v['values']), unit)}, "
                      f"spread {_pct(v['spread'])} over {v['n']} runs")
     return lines
@@ -96,13 +96,13 @@ def summary_text(record: dict, record_path: str | None = None, plot_path: str | 
     if record.get("options", {}).get("quick"):
         lines.append("  --quick run: a short sweep; ceilings are lower bounds of a full run")
     lines.append(f"  timing: {record.get('timing_method', '')}")
-    compute = [{"dtype": c.name, "peak (best)": si(c.value, "FLOP/s"), "median": si(c.median_value, "FLOP/s"),
+    compute = [{"dtype": c.name, "peak (best)": si(c.value, c.unit), "median": si(c.median_value, c.unit),
                 "CV": _pct(c.cv), "reps": c.n, "shape MxNxK": _shape(c), "impl": c.impl,
                 f"ridge vs {result['dram_level']}": (f"{result['ridge_flop_per_byte'][c.name]:.1f} FLOP/B"
                                                      if c.name in result["ridge_flop_per_byte"] else "-")}
                for c in result["compute"].values()]
     if compute:
-        lines += ["", "Peak compute (GEMM, FLOPs = 2*M*N*K):", pd.DataFrame(compute).to_string(index=False)]
+        lines += ["", "Peak compute (GEMM, FLOPs = 2*M*N*K; int8 in integer OP/s):", pd.DataFrame(compute).to_string(index=False)]
     memory = [{"level": c.name, "bandwidth (best)": si(c.value, "B/s"), "median": si(c.median_value, "B/s"),
                "CV": _pct(c.cv), "reps": c.n, "kernel": c.kernel, "working set": _shape(c), "where": c.note}
               for c in list(result["memory"].values()) + list(result["transfer"].values())]
@@ -125,7 +125,7 @@ def summary_text(record: dict, record_path: str | None = None, plot_path: str | 
                    and len(set(m["shape"][1:])) == 1 and m["shape"][1] == 4096]
         if len({m.get("impl") for m in squares}) >= 2:
             best = max(squares, key=lambda m: m["flop_per_s"])
-            parts = ", ".join(f"{m['impl']} {si(m['flop_per_s'], 'FLOP/s')}" for m in squares)
+            parts = ", ".join(f"{m['impl']} {si(m['flop_per_s'], ceiling.unit)}" for m in squares)
             lines.append(f"  {dtype} peak / best implementation at n=4096 in this run ({parts}) = "
                          f"{ceiling.value / best['flop_per_s']:.3f}")
     missing = missing_rows(record)
@@ -146,15 +146,32 @@ def summary_text(record: dict, record_path: str | None = None, plot_path: str | 
     except Exception as exc:  # a broken sheet must not hide the measurements
         lines += ["", f"Measured vs spec: not available ({exc})"]
     lines += history_text(history or {})
-    tel = record.get("telemetry", {})
-    if tel:
-        lines += ["", "Telemetry over the run (min / median / max): " + "; ".join(
-            f"{k} {v['min']:.0f}/{v['median']:.0f}/{v['max']:.0f}" for k, v in tel.items() if isinstance(v, dict) and "min" in v)]
+    lines += telemetry_lines(record)
     if record_path:
         lines.append(f"Record: {record_path}")
     if plot_path:
         lines.append(f"Plot:   {plot_path}")
     return "\n".join(lines)
+
+
+def telemetry_lines(record: dict) -> list[str]:
+    """The run's telemetry: min / median / max per sensor; bit masks decoded from the OR of all samples."""
+    from platforms import throttle
+
+    tel = record.get("telemetry") or {}
+    values = {k: v for k, v in tel.items() if isinstance(v, dict) and "min" in v and not k.endswith("_mask")}
+    lines = []
+    if values:
+        lines += ["", "Telemetry over the run (min / median / max): " + "; ".join(
+            f"{k} {v['min']:.0f}/{v['median']:.0f}/{v['max']:.0f}" for k, v in values.items())]
+    points = [throttle.mask_of((m.get("telemetry") or {}).get("throttle_mask")) for m in record.get("measurements", [])]
+    run = throttle.mask_of(tel.get("throttle_mask"))
+    masks = [m for m in points + [run] if m is not None]
+    if masks:
+        seen = throttle.combine(masks)
+        lines.append("Clock throttle reasons seen during the run (NVML, OR of every sample): "
+                     + (", ".join(throttle.describe(seen)) if seen else "none"))
+    return lines
 
 
 def dumps_ceilings(record: dict) -> str:

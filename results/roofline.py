@@ -34,10 +34,15 @@ class Ceiling:
 
     @property
     def unit(self) -> str:
-        return "FLOP/s" if self.kind == "compute" else "B/s"
+        return rate_unit(self.name) if self.kind == "compute" else "B/s"
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def rate_unit(dtype: str) -> str:
+    """int8 GEMM does integer operations: OP/s, not FLOP/s."""
+    return "OP/s" if dtype == "int8" else "FLOP/s"
 
 
 def attainable(intensity: float, peak_flop_per_s: float, bandwidth_bytes_per_s: float) -> float:
@@ -74,13 +79,22 @@ def compute_ceilings(rows: list[dict]) -> dict[str, Ceiling]:
         if row.get("group") == "gemm" and _usable(row) and row.get("flop_per_s"):
             if row["dtype"] not in best or row["flop_per_s"] > best[row["dtype"]]["flop_per_s"]:
                 best[row["dtype"]] = row
-    return {dtype: _ceiling("compute", dtype, row, "flop_per_s", f"best GEMM shape {row.get('extra', {}).get('shape_id', row.get('shape'))}")
+    return {dtype: _ceiling("compute", dtype, row, "flop_per_s",
+                            f"best GEMM shape {row.get('extra', {}).get('shape_id', row.get('shape'))}"
+                            + (f", {row['extra']['mode']}" if (row.get("extra") or {}).get("mode") else ""))
             for dtype, row in best.items()}
 
 
 def dispatch_overhead_s(rows: list[dict]) -> float | None:
     values = [r["median_s"] for r in rows if r.get("group") == "overhead" and _usable(r)]
     return min(values) if values else None
+
+
+def sync_latency_s(rows: list[dict]) -> float:
+    """Seconds of one idle device sync (0 on a CPU, and for records made before it was measured)."""
+    values = [(r.get("extra") or {}).get("sync_latency_s") for r in rows if r.get("group") == "overhead" and _usable(r)]
+    values = [v for v in values if isinstance(v, (int, float))]
+    return min(values) if values else 0.0
 
 
 def effective_capacities(caches: list[dict]) -> list[tuple[str, int]]:
@@ -192,4 +206,4 @@ def analyse(record: dict) -> dict:
     sizes, values = best_curve(rows)
     return {"compute": compute, "memory": memory, "transfer": transfer, "ridge_flop_per_byte": ridges,
             "dram_level": dram.name if dram else None, "plateaus": detect_plateaus(sizes, values) if sizes else [],
-            "dispatch_overhead_s": dispatch_overhead_s(rows)}
+            "dispatch_overhead_s": dispatch_overhead_s(rows), "sync_latency_s": sync_latency_s(rows)}

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from platforms import throttle
+
 SPEC_DIR = Path(__file__).resolve().parent.parent / "platforms" / "specs"
 SCHEMA = "roofline-spec/1"
 GIB_OVER_GB = 1e9 / 2 ** 30  # 0.9313: a figure in GiB read as GB (or the reverse) lands here
@@ -200,17 +202,11 @@ def _telemetry_note(record: dict, row_kernel: str, row_dtype: str, shape) -> str
                 if key in tel:
                     cap = info.get(cap_key) if cap_key else None
                     parts.append(f"{label} median {tel[key]['median']:.0f}" + (f" of max {cap:.0f}" if cap else ""))
-            if "throttle_mask" in tel:
-                mask = int(tel["throttle_mask"]["max"])
-                parts.append("throttle reasons: " + (", ".join(_throttle_names(mask)) if mask else "none"))
+            mask = throttle.mask_of(tel.get("throttle_mask"))
+            if mask is not None:
+                parts.append("throttle reasons over the point: " + (", ".join(throttle.describe(mask)) if mask else "none"))
             return "; ".join(parts) or "no telemetry in the record"
     return "no telemetry in the record"
-
-
-def _throttle_names(mask: int) -> list[str]:
-    names = {0x2: "applications clocks", 0x4: "software power cap", 0x8: "hardware slowdown", 0x20: "software thermal",
-             0x40: "hardware thermal", 0x80: "power brake"}
-    return [n for bit, n in names.items() if mask & bit] or [hex(mask)]
 
 
 def validate(record: dict, spec: Spec | None = None) -> list[dict]:
@@ -241,7 +237,7 @@ def validate(record: dict, spec: Spec | None = None) -> list[dict]:
             flags = flags_for(ratio, sparse_only)
             if any(f.startswith("BELOW") for f in flags):
                 flags.append("telemetry: " + _telemetry_note(record, ceiling.kernel, dtype, ceiling.shape))
-            rows.append({"ceiling": dtype, "measured": ceiling.value, "spec": value, "ratio": ratio, "unit": "FLOP/s",
+            rows.append({"ceiling": dtype, "measured": ceiling.value, "spec": value, "ratio": ratio, "unit": ceiling.unit,
                          "spec_field": field, "flags": flags})
     dram = result["memory"].get("DRAM")
     if dram and spec.bandwidth_bytes_per_s:
