@@ -1,4 +1,5 @@
-"""python -m results show RECORD [--json] | plot RECORD [-o PNG]"""
+"""python -m results show RECORD [--json] | plot RECORD [-o PNG] | compare A B ... | validate RECORD |
+export RECORD [--dir results/examples]"""
 from __future__ import annotations
 
 import argparse
@@ -24,6 +25,10 @@ def main(argv: list[str] | None = None) -> int:
     validate = sub.add_parser("validate", help="measured / spec for every ceiling of a record")
     validate.add_argument("record")
     validate.add_argument("--spec", help="a spec sheet (YAML); default: the bundled sheet that matches the device")
+    export = sub.add_parser("export", help="copy a record and its plots under a dated device name (for committing "
+                                           "an example); never overwrites")
+    export.add_argument("record")
+    export.add_argument("--dir", default="results/examples", help="target folder (default: results/examples)")
     args = parser.parse_args(argv)
     try:
         if args.command == "compare":
@@ -32,6 +37,16 @@ def main(argv: list[str] | None = None) -> int:
     except RecordError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.command == "export":
+        from results.record import export_record
+
+        try:
+            for path in export_record(args.record, record, args.dir):
+                print(path)
+        except OSError as exc:
+            print(f"error: cannot export to {args.dir}: {exc.strerror or exc}", file=sys.stderr)
+            return 2
+        return 0
     if args.command == "validate":
         from results.report import validation_text
         from results.specs import SpecError

@@ -172,3 +172,33 @@ def read_record(path: str | os.PathLike) -> dict:
     if not isinstance(data["measurements"], list):
         raise RecordError(f"{path}: 'measurements' must be a list")
     return data
+
+
+def example_stem(record: dict) -> str:
+    """``DATE_KIND_DEVICE`` for a committed example, e.g. ``2026-12-01_cuda_nvidia-h200``."""
+    info = record.get("platform") or {}
+    return f"{str(record.get('created', ''))[:10] or 'undated'}_{_slug(str(info.get('kind') or 'x'))}_" \
+           f"{_slug(str(info.get('name') or 'device'))}"
+
+
+def export_record(path: str | os.PathLike, record: dict, directory: str | os.PathLike) -> list[Path]:
+    """Copy a record and the plots beside it (``STEM.png``, ``STEM.*.png``) to ``directory`` under
+    :func:`example_stem`; an existing example of the same name gets ``-2``, ``-3``, ... (never overwritten)."""
+    import shutil
+
+    source = Path(path)
+    target = Path(directory)
+    target.mkdir(parents=True, exist_ok=True)
+    stem = example_stem(record)
+    for attempt in range(1, 1000):
+        name = stem if attempt == 1 else f"{stem}-{attempt}"
+        if not any(target.glob(f"{name}.*")):
+            break
+    base = source.with_suffix("")
+    files = [source] + sorted(p for p in source.parent.glob(base.name + ".*png"))
+    out = []
+    for file in files:
+        dest = target / (name + file.name[len(base.name):])
+        shutil.copyfile(file, dest)
+        out.append(dest)
+    return out

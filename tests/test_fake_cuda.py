@@ -276,3 +276,37 @@ def test_record_round_trip_and_json(record, tmp_path):
     back = read_record(path)
     out = ceilings_json(back)
     assert set(out["memory_bytes_per_s"]) >= {"L2", "DRAM"} and out["ridge_against"] == "DRAM"
+
+
+def test_export_names_the_example_by_date_and_device(record, tmp_path):
+    import json
+
+    from results.__main__ import main
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    path = runs / "20261201T000000Z-host-cuda-0.json"
+    path.write_text(json.dumps(record))
+    (runs / "20261201T000000Z-host-cuda-0.png").write_bytes(b"\x89PNG")
+    (runs / "20261201T000000Z-host-cuda-0.layers-x.png").write_bytes(b"\x89PNG")
+    (runs / "20261201T000000Z-host-cuda-0-2.png").write_bytes(b"\x89PNG")  # another run's plot: not copied
+    examples = tmp_path / "examples"
+    assert main(["export", str(path), "--dir", str(examples)]) == 0
+    assert sorted(p.name for p in examples.iterdir()) == [
+        "2026-12-01_cuda_nvidia-h200.json", "2026-12-01_cuda_nvidia-h200.layers-x.png", "2026-12-01_cuda_nvidia-h200.png"]
+    assert main(["export", str(path), "--dir", str(examples)]) == 0  # a second export never overwrites
+    assert (examples / "2026-12-01_cuda_nvidia-h200-2.json").exists()
+
+
+def test_gpu_check_script_is_valid_bash_and_refuses_a_cpu_machine():
+    import subprocess
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "tools" / "gpu_check.sh"
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+    if not torch.cuda.is_available():
+        import sys
+
+        out = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=120,
+                             env={"PATH": "/usr/bin:/bin", "PYTHON": sys.executable})
+        assert out.returncode == 2 and "no CUDA device" in out.stderr
