@@ -102,6 +102,7 @@ def suite(pytestconfig, platform):
     info = dict(platform.info())
     record = RunRecord(pytestconfig.getoption("--results-dir"), info, _options(pytestconfig))
     record.data["timing_method"] = platform.timing_method
+    record.data["single_call_method"] = platform.single_call_method
     record.data["start_state"] = platform.static_telemetry()
     sampler = platform.sampler(interval_s=0.5)
     sampler.__enter__()

@@ -40,7 +40,8 @@ def roofline_png(record: dict, path: str | os.PathLike) -> str:
         start = ceiling.value / dram.value if dram else lo_i
         shape = "x".join(str(v) for v in (ceiling.shape or [])[1:])
         ax.plot([start, hi_i], [ceiling.value, ceiling.value], color=color, lw=2.2,
-                label=f"{ceiling.name}: {si(ceiling.value, ceiling.unit)} (GEMM {shape})")
+                label=f"{ceiling.name}: {si(ceiling.value, ceiling.unit)} (GEMM {shape}"
+                      + (f", {ceiling.impl})" if ceiling.impl not in ("", "torch") else ")"))
         if dram:
             ridge = ceiling.value / dram.value
             ax.plot([ridge], [ceiling.value], "o", color=color, ms=6)

@@ -96,6 +96,8 @@ def summary_text(record: dict, record_path: str | None = None, plot_path: str | 
     if record.get("options", {}).get("quick"):
         lines.append("  --quick run: a short sweep; ceilings are lower bounds of a full run")
     lines.append(f"  timing: {record.get('timing_method', '')}")
+    if record.get("single_call_method") and any(m.get("group") == "layer" for m in record["measurements"]):
+        lines.append(f"  single calls (layers, cold caches): {record['single_call_method']}")
     compute = [{"dtype": c.name, "peak (best)": si(c.value, c.unit), "median": si(c.median_value, c.unit),
                 "CV": _pct(c.cv), "reps": c.n, "shape MxNxK": _shape(c), "impl": c.impl,
                 f"ridge vs {result['dram_level']}": (f"{result['ridge_flop_per_byte'][c.name]:.1f} {c.unit[:-2]}/B"
@@ -111,7 +113,9 @@ def summary_text(record: dict, record_path: str | None = None, plot_path: str | 
                   pd.DataFrame(memory).to_string(index=False)]
     if result["dispatch_overhead_s"]:
         lines.append(f"  dispatch overhead per op: {result['dispatch_overhead_s'] * 1e6:.2f} us (median); stream points "
-                     "faster than 10x this are not used as ceilings")
+                     "faster than 10x this are not used as ceilings"
+                     + (f"; one idle device sync: {result['sync_latency_s'] * 1e6:.2f} us" if result["sync_latency_s"]
+                        else ""))
     refs = [m for m in record["measurements"] if m.get("group") == "reference" and m.get("status") == "ok"]
     for ref in refs:
         ceiling = result["memory"].get("DRAM") if ref["kernel"].startswith("stream_ref") else result["compute"].get(ref["dtype"])

@@ -178,6 +178,7 @@ def h200_record(platform, quick: bool = True, run_id: str = "20261201T000000Z-sy
     return {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "run_id": run_id, "created": created,
             "finished": created, "status": "complete", "host": "synthetic", "platform": info,
             "options": {"platform": "cuda", "quick": quick}, "timing_method": platform.timing_method,
+            "single_call_method": platform.single_call_method,
             "note": "SYNTHETIC: times invented by tests/fake_gpu.py; not a measurement",
             "telemetry": telemetry([0x4, 0x0, 0x40]), "measurements": rows}
 

@@ -220,6 +220,7 @@ def test_summary_of_the_synthetic_record(record):  # defects 1, 10, 11
     lines = [line.strip() for line in text.splitlines()]
     assert any(line.startswith("L2 ") for line in lines) and any(line.startswith("DRAM ") for line in lines)
     assert "software power cap, hardware thermal slowdown" in text  # OR over the run's samples
+    assert "one idle device sync: 9.00 us" in text and "host wall time of one call" in text
 
 
 def test_validation_compares_hbm_with_the_sheet(record):  # defects 1, 10, 11
