@@ -111,8 +111,15 @@ def suite(pytestconfig, platform):
               capture=pytestconfig.pluginmanager.get_plugin("capturemanager"))
     s.run_sampler = sampler
     pytestconfig._roofline_suite = s
+    from platforms.load import machine_load
+    from results.report import threads_lines
+
+    record.data["load_at_start"] = machine_load(gpu_processes=platform.other_device_processes())
     record.save()
     s.say(f"roofline: measuring {platform.describe()}; record {record.path}")
+    for line in threads_lines(info):
+        s.say(line)
+    s.say(f"  {record.data['load_at_start']['sentence']}")
     yield s
 
 

@@ -97,6 +97,10 @@ class Platform:
         """Things that do not change during a run but explain figures (throttle reasons, power mode)."""
         return {}
 
+    def other_device_processes(self) -> list[dict[str, Any]]:
+        """Other processes using this device (GPUs: from NVML); [] where none or unknown."""
+        return []
+
     def flush_caches(self) -> None:
         """Evict the caches (used before cold-cache timings)."""
 

@@ -89,6 +89,19 @@ def blas_backend() -> str:
     return ", ".join(parts)
 
 
+#: environment variables that steer threads, affinity and which BLAS kernel runs: recorded, never changed
+STEERING_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OPENBLAS_CORETYPE",
+                      "OPENBLAS_L2_SIZE", "OPENBLAS_VERBOSE", "MKL_ENABLE_INSTRUCTIONS", "MKL_DEBUG_CPU_TYPE",
+                      "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "GOMP_CPU_AFFINITY",
+                      "KMP_AFFINITY", "OMP_PROC_BIND", "OMP_PLACES")
+
+
+def steering_environment(environ=None) -> dict[str, str]:
+    """The set variables among STEERING_VARIABLES (what the user's environment does to the figures)."""
+    environ = os.environ if environ is None else environ
+    return {name: environ[name] for name in STEERING_VARIABLES if name in environ}
+
+
 class CpuPlatform(Platform):
     kind = "cpu"
     device = "cpu"
@@ -120,6 +133,8 @@ class CpuPlatform(Platform):
                 "freq_mhz_max": (freq.max or None) if freq else None,
                 "memory_bytes_total": psutil.virtual_memory().total,
                 "torch_threads": torch.get_num_threads(),
+                "cpus_allowed": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+                "environment": steering_environment(),
                 "blas": blas_backend(),
                 "torch": torch.__version__,
                 "os": f"{_pyplatform.system()} {_pyplatform.release()}",

@@ -170,6 +170,24 @@ class CudaPlatform(Platform):
             out["throttle_reasons_at_start"] = decode_throttle_reasons(int(sample["throttle_mask"]))
         return out
 
+    def other_device_processes(self) -> list[dict[str, Any]]:
+        """Other processes with a context on this GPU (NVML compute + graphics lists). In a container NVML may
+        report host PIDs, so a single process that is not ours is taken to be this one."""
+        nv = self.nvml
+        if nv.handle is None:
+            return []
+        procs = []
+        for name in ("nvmlDeviceGetComputeRunningProcesses", "nvmlDeviceGetGraphicsRunningProcesses"):
+            for proc in nv.get(name, default=[]) or []:
+                pid = getattr(proc, "pid", None)
+                memory = getattr(proc, "usedGpuMemory", None)
+                if pid is not None and pid not in {p["pid"] for p in procs}:
+                    procs.append({"pid": int(pid), "memory_bytes": int(memory) if isinstance(memory, int) else None})
+        import os
+
+        others = [p for p in procs if p["pid"] != os.getpid()]
+        return [] if len(procs) == 1 else others
+
     #: the flush buffer is at least this large (triton.testing uses 256 MB) and at least twice the L2
     FLUSH_MIN_BYTES = 256 << 20
 

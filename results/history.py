@@ -12,7 +12,7 @@ from results.roofline import analyse
 def _key(record: dict) -> tuple:
     info, options = record.get("platform", {}), record.get("options", {})
     return (record.get("host"), info.get("name"), info.get("device"), bool(options.get("quick")),
-            tuple(options.get("dtypes") or ()))
+            tuple(options.get("dtypes") or ()), info.get("torch_threads"))
 
 
 def comparable_runs(directory: str | os.PathLike, record: dict, limit: int = 10) -> list[dict]:

@@ -95,6 +95,7 @@ def summary_text(record: dict, record_path: str | None = None, plot_path: str | 
              f" [{record.get('status')}]"]
     if record.get("options", {}).get("quick"):
         lines.append("  --quick run: a short sweep; ceilings are lower bounds of a full run")
+    lines += threads_lines(info)
     lines.append(f"  timing: {record.get('timing_method', '')}")
     if record.get("single_call_method") and any(m.get("group") == "layer" for m in record["measurements"]):
         lines.append(f"  single calls (layers, cold caches): {record['single_call_method']}")
@@ -150,12 +151,60 @@ def summary_text(record: dict, record_path: str | None = None, plot_path: str | 
     except Exception as exc:  # a broken sheet must not hide the measurements
         lines += ["", f"Measured vs spec: not available ({exc})"]
     lines += history_text(history or {})
+    lines += load_lines(record, result)
     lines += telemetry_lines(record)
     if record_path:
         lines.append(f"Record: {record_path}")
     if plot_path:
         lines.append(f"Plot:   {plot_path}")
     return "\n".join(lines)
+
+
+def threads_lines(info: dict) -> list[str]:
+    """Threads used vs cores available, and the environment that steers them (CPU records)."""
+    threads, cores = info.get("torch_threads"), info.get("physical_cores")
+    if not threads or not cores:
+        return []
+    env = info.get("environment") or {}
+    allowed = info.get("cpus_allowed")
+    lines = [f"  threads: torch uses {threads} of {cores} physical cores ({info.get('logical_cores')} logical"
+             + (f", {allowed} allowed by affinity" if allowed else "") + ")"
+             + (f"; environment: {', '.join(f'{k}={v}' for k, v in env.items())}" if env else "")]
+    if threads < cores:
+        why = f" ({', '.join(f'{k}={env[k]}' for k in ('OMP_NUM_THREADS', 'MKL_NUM_THREADS') if k in env)})" \
+            if any(k in env for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")) else ""
+        lines.append(f"  ! WARNING: torch runs {threads} thread{'s' if threads > 1 else ''} on a {cores}-core machine{why}: "
+                     f"every CPU ceiling here is for {threads} core{'s' if threads > 1 else ''}, and so is the computed "
+                     "peak; runs with other thread counts are not compared with this one")
+    return lines
+
+
+def load_lines(record: dict, result: dict) -> list[str]:
+    """How much of the run other processes disturbed, and which figures rest on disturbed points."""
+    start = record.get("load_at_start") or {}
+    rows = [m for m in record["measurements"] if "disturbed" in m and m.get("status") == "ok"]
+    if not start and not rows:
+        return []
+    lines = ["", "Machine load (other processes and steal, watched during every point):"]
+    if start.get("sentence"):
+        lines.append(f"  before measuring: {start['sentence']}")
+    disturbed = [m for m in rows if m["disturbed"]]
+    retried = [m for m in rows if (m.get("interference") or {}).get("attempts", 1) > 1]
+    if rows:
+        lines.append(f"  during the run: {len(disturbed)} of {len(rows)} points stayed disturbed"
+                     f" ({100 * len(disturbed) / len(rows):.0f}%); {len(retried)} were re-measured, "
+                     f"{len(retried) - len([m for m in retried if m['disturbed']])} of them clean on a later attempt")
+    figures = [f"{c.name} {'peak' if c.kind == 'compute' else 'bandwidth'}"
+               for kind in ("compute", "memory", "transfer") for c in result[kind].values() if c.disturbed]
+    figures += [f"{m['group']} {m['kernel']} {m['dtype']}" for m in disturbed if m.get("group") in ("layer", "model")]
+    if figures:
+        lines.append("  ! figures that rest on disturbed points (no clean point was left): " + ", ".join(figures))
+        evidence = [m["interference"].get("evidence") for m in disturbed if m.get("interference")]
+        if evidence:
+            lines.append(f"    e.g. {evidence[-1]}")
+    elif rows:
+        lines.append("  no ceiling, layer or model figure rests on a disturbed point")
+    return lines
 
 
 def telemetry_lines(record: dict) -> list[str]:

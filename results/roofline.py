@@ -31,6 +31,8 @@ class Ceiling:
     n: int
     statistic: str = "best repetition; median and CV of that point beside it"
     note: str = ""
+    #: True when every candidate point was disturbed by other processes (so this figure rests on one)
+    disturbed: bool = False
 
     @property
     def unit(self) -> str:
@@ -67,18 +69,32 @@ def _usable(row: dict) -> bool:
     return row.get("status") == "ok" and row.get("verified") is True and bool(row.get("best_s"))
 
 
+def prefer_clean(rows: list[dict]) -> list[dict]:
+    """The points other processes did not disturb, where there are any; else all of them (flagged downstream)."""
+    clean = [r for r in rows if not r.get("disturbed")]
+    return clean or rows
+
+
+def _best(rows: list[dict], key: str) -> dict:
+    return max(prefer_clean(rows), key=lambda r: r[key])
+
+
 def _ceiling(kind: str, name: str, row: dict, rate_key: str, note: str = "") -> Ceiling:
+    disturbed = bool(row.get("disturbed"))
+    if disturbed:
+        note = (note + "; " if note else "") + "DISTURBED: rests on a point other processes slowed (no clean one)"
     return Ceiling(kind=kind, name=name, value=row[rate_key], median_value=row.get(rate_key + "_median"),
                    cv=row.get("cv"), kernel=row["kernel"], impl=row.get("impl", ""), dtype=row["dtype"],
-                   shape=row.get("shape"), size_bytes=row.get("size_bytes"), n=row.get("n", 0), note=note)
+                   shape=row.get("shape"), size_bytes=row.get("size_bytes"), n=row.get("n", 0), note=note,
+                   disturbed=disturbed)
 
 
 def compute_ceilings(rows: list[dict]) -> dict[str, Ceiling]:
-    best: dict[str, dict] = {}
+    by_dtype: dict[str, list[dict]] = {}
     for row in rows:
         if row.get("group") == "gemm" and _usable(row) and row.get("flop_per_s"):
-            if row["dtype"] not in best or row["flop_per_s"] > best[row["dtype"]]["flop_per_s"]:
-                best[row["dtype"]] = row
+            by_dtype.setdefault(row["dtype"], []).append(row)
+    best = {dtype: _best(candidates, "flop_per_s") for dtype, candidates in by_dtype.items()}
     return {dtype: _ceiling("compute", dtype, row, "flop_per_s",
                             f"best GEMM shape {row.get('extra', {}).get('shape_id', row.get('shape'))}"
                             + (f", {row['extra']['mode']}" if (row.get("extra") or {}).get("mode") else ""))
@@ -138,25 +154,25 @@ def memory_ceilings(rows: list[dict], caches: list[dict]) -> dict[str, Ceiling]:
     if not windows:  # no cache sizes could be read: report the largest working set only, unlabelled
         if points:
             largest = max(r["size_bytes"] for r in points)
-            row = max((r for r in points if r["size_bytes"] == largest), key=lambda r: r["bytes_per_s"])
+            row = _best([r for r in points if r["size_bytes"] == largest], "bytes_per_s")
             out["largest"] = _ceiling("memory", "largest", row, "bytes_per_s",
                                       "cache sizes unknown: the largest working set, not proven to be DRAM")
         return out
     for name, lo, hi, label in windows:
         inside = [r for r in points if r["size_bytes"] >= lo and (hi is None or r["size_bytes"] <= hi)]
         if inside:
-            row = max(inside, key=lambda r: r["bytes_per_s"])
+            row = _best(inside, "bytes_per_s")
             out[name] = _ceiling("memory", name, row, "bytes_per_s",
                                  f"{label}: best of {len(inside)} points, working set {_size(row['size_bytes'])}")
     return out
 
 
 def transfer_ceilings(rows: list[dict]) -> dict[str, Ceiling]:
-    best: dict[str, dict] = {}
+    by_kernel: dict[str, list[dict]] = {}
     for row in rows:
         if row.get("group") == "transfer" and _usable(row) and row.get("bytes_per_s"):
-            if row["kernel"] not in best or row["bytes_per_s"] > best[row["kernel"]]["bytes_per_s"]:
-                best[row["kernel"]] = row
+            by_kernel.setdefault(row["kernel"], []).append(row)
+    best = {kernel: _best(candidates, "bytes_per_s") for kernel, candidates in by_kernel.items()}
     return {k: _ceiling("transfer", k, r, "bytes_per_s", f"size {_size(r['size_bytes'])}") for k, r in best.items()}
 
 
@@ -185,11 +201,11 @@ def detect_plateaus(sizes: list[float], values: list[float], rel_drop: float = 0
 
 def best_curve(rows: list[dict]) -> tuple[list[int], list[float]]:
     """Best bandwidth over stream kernels at each working-set size (usable points only)."""
-    best: dict[int, float] = {}
+    at: dict[int, list[dict]] = {}
     for row in rows:
         if row.get("group") == "stream" and _usable(row) and row.get("bytes_per_s"):
-            size = row["size_bytes"]
-            best[size] = max(best.get(size, 0.0), row["bytes_per_s"])
+            at.setdefault(row["size_bytes"], []).append(row)
+    best = {size: _best(candidates, "bytes_per_s")["bytes_per_s"] for size, candidates in at.items()}
     sizes = sorted(best)
     return sizes, [best[s] for s in sizes]
 

@@ -148,9 +148,11 @@ def cpu_theoretical(info: dict) -> dict:
         bits, note = 256, "AMD Zen 4 runs AVX-512 on 2 x 256-bit FMA pipes (assumed from the vendor name)"
     mhz = info.get("freq_mhz_max") or info.get("freq_mhz_current")
     which = "maximum" if info.get("freq_mhz_max") else "current (the OS reports no maximum; boost may exceed it)"
-    cores = info.get("physical_cores") or info.get("logical_cores") or 1
-    out = {"cores": cores, "simd_bits": bits, "fma_pipes": pipes, "freq_mhz": mhz, "freq_kind": which,
-           "assumption": note}
+    machine_cores = info.get("physical_cores") or info.get("logical_cores") or 1
+    threads = info.get("torch_threads")
+    cores = min(machine_cores, threads) if threads else machine_cores  # the peak of the cores the run could use
+    out = {"cores": cores, "machine_cores": machine_cores, "threads": threads, "simd_bits": bits, "fma_pipes": pipes,
+           "freq_mhz": mhz, "freq_kind": which, "assumption": note}
     if mhz:
         for dtype, width in (("fp32", 32), ("fp64", 64)):
             out[f"{dtype}_flop_per_s"] = cores * pipes * (bits // width) * 2 * mhz * 1e6
@@ -223,7 +225,10 @@ def validate(record: dict, spec: Spec | None = None) -> list[dict]:
             if ceiling and peak:
                 ratio = ceiling.value / peak
                 rows.append({"ceiling": dtype, "measured": ceiling.value, "spec": peak, "ratio": ratio, "unit": "FLOP/s",
-                             "spec_field": (f"computed: {theory['cores']} cores x {theory['fma_pipes']} FMA x "
+                             "spec_field": (f"computed: {theory['cores']} cores"
+                                            + (f" (the {theory['threads']} torch threads of {theory['machine_cores']})"
+                                               if theory["cores"] < theory["machine_cores"] else "")
+                                            + f" x {theory['fma_pipes']} FMA x "
                                             f"{theory['simd_bits'] // (32 if dtype == 'fp32' else 64)} lanes x 2 x "
                                             f"{theory['freq_mhz']:.0f} MHz ({theory['freq_kind']}); {theory['assumption']}"),
                              "flags": flags_for(ratio, False)})

@@ -1,0 +1,77 @@
+"""Machine load: the interference arithmetic, and detection of a deliberate, time-bounded busy process.
+These tests assert what the record and summary SAY, never a speed."""
+import subprocess
+import sys
+
+import pytest
+
+from platforms.load import MIN_OTHER_S, Snapshot, interference, machine_load
+
+BUSY = "import time\nend = time.time() + {seconds}\nwhile time.time() < end:\n    pass\n"
+
+
+def test_interference_arithmetic():
+    before = Snapshot(wall=0.0, busy_s=10.0, steal_s=1.0, own_s=5.0)
+    # 1 s wall on 2 cores: the system was busy 1.8 cpu-s, we used 1.0 of them -> others 0.8 cores
+    after = Snapshot(wall=1.0, busy_s=11.8, steal_s=1.0, own_s=6.0)
+    load = interference(before, after, cores=2)
+    assert load["other_cpu_s"] == pytest.approx(0.8) and load["other_cores"] == pytest.approx(0.8)
+    assert load["disturbed"] and "0.80 of 2 cores" in load["evidence"]
+    quiet = interference(before, Snapshot(1.0, 11.02, 1.0, 6.0), cores=2)  # 0.02 cpu-s: tick noise
+    assert not quiet["disturbed"] and quiet["evidence"] == ""
+    stolen = interference(before, Snapshot(1.0, 11.0, 1.3, 6.0), cores=2)
+    assert stolen["disturbed"] and "steal 15%" in stolen["evidence"]
+    short = interference(before, Snapshot(0.01, 10.0 + MIN_OTHER_S / 2 + 0.01, 1.0, 5.01), cores=2)
+    assert not short["disturbed"]  # a rate above the limit, but fewer than 3 ticks of evidence
+
+
+@pytest.fixture
+def busy():
+    proc = subprocess.Popen([sys.executable, "-c", BUSY.format(seconds=20)])
+    try:
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_a_busy_process_is_detected_named_and_flagged(busy, tmp_path):
+    from bench.harness import Budget, Suite
+    from kernels import stream
+    from platforms.cpu import CpuPlatform
+    from results.record import RunRecord
+    from results.report import summary_text
+
+    start = machine_load(window_s=0.5)
+    assert start["busy"] and f"pid {busy.pid}" in start["sentence"]
+
+    class Bench:
+        disabled = True
+        extra_info: dict = {}
+
+    record = RunRecord(tmp_path, {"name": "t", "device": "cpu", "kind": "cpu"}, {})
+    record.data["load_at_start"] = start
+    suite = Suite(platform=CpuPlatform(), record=record,
+                  budget=Budget(0.3, 2.0, 0.002, 3, 20, retries=1, retry_pause_s=0.0))
+    row = suite.run(Bench(), lambda: stream.prepare("triad", 1 << 20, "cpu"))
+    assert row["disturbed"] and row["interference"]["attempts"] == 2
+    assert f"pid {busy.pid}" in row["interference"]["evidence"]
+    text = summary_text(record.data)
+    assert "machine busy" in text and "1 of 1 points stayed disturbed" in text
+    assert "DISTURBED" in text  # the L-level ceiling made from it says so
+
+
+def test_clean_points_win_over_disturbed_ones():
+    from results.record import measurement
+    from results.roofline import compute_ceilings
+
+    def gemm(rate, disturbed):
+        row = measurement(group="gemm", kernel="gemm", dtype="fp32", status="ok", verified=True, flops=rate,
+                          times_s=[1.0], shape=[1, 8, 8, 8])
+        row["disturbed"] = disturbed
+        return row
+
+    ceiling = compute_ceilings([gemm(100, False), gemm(120, True)])["fp32"]
+    assert ceiling.value == 100 and not ceiling.disturbed  # a disturbed point is never preferred to a clean one
+    only = compute_ceilings([gemm(120, True)])["fp32"]
+    assert only.disturbed and "DISTURBED" in only.note
