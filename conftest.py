@@ -38,11 +38,16 @@ def pytest_configure(config):
     except PlatformError as exc:
         raise pytest.UsageError(str(exc)) from None
     dtypes = config.getoption("--dtypes")
-    chosen = [d.strip() for d in dtypes.split(",") if d.strip()] if dtypes else list(ALL_GEMM_DTYPES)
+    chosen = list(dict.fromkeys(d.strip() for d in dtypes.split(",") if d.strip())) if dtypes is not None \
+        else list(ALL_GEMM_DTYPES)  # dict.fromkeys: fp32,fp32 runs once
+    if not chosen:
+        raise pytest.UsageError(f"--dtypes {dtypes!r} names no dtype; give a comma-separated list from "
+                                f"{', '.join(ALL_GEMM_DTYPES)}, or leave the option out for all")
     unknown = [d for d in chosen if d not in ALL_GEMM_DTYPES]
     if unknown:
         raise pytest.UsageError(f"--dtypes: unknown {', '.join(unknown)}; choose from {', '.join(ALL_GEMM_DTYPES)}")
     config._roofline_dtypes = chosen
+    _handle_sigterm(config)
     model = config.getoption("--model")
     if model or config.getoption("--input"):
         from kernels.count import CountError, parse_shape
@@ -64,6 +69,31 @@ def pytest_configure(config):
         except SpecError as exc:
             raise pytest.UsageError(f"--spec: {exc}") from None
     config._roofline_suite = None
+
+
+def _handle_sigterm(config) -> None:
+    """SIGTERM (what `timeout`, CI cancellation and `kill` send) ends the run like Ctrl-C: pytest stops, the record is
+    marked "interrupted" and the summary and plot are still written. Only where SIGTERM has its default action."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return
+
+    def on_term(signum, frame):
+        raise KeyboardInterrupt("SIGTERM")
+
+    config._roofline_sigterm = signal.signal(signal.SIGTERM, on_term)
+
+
+def pytest_unconfigure(config):
+    import signal
+
+    previous = getattr(config, "_roofline_sigterm", None)
+    if previous is not None:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def pytest_collection_modifyitems(session, config, items):
@@ -131,10 +161,25 @@ def pytest_sessionfinish(session, exitstatus):
     suite.run_sampler.__exit__(None, None, None)
     record.data["telemetry"] = suite.run_sampler.summary()
     record.data["finished"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    record.data["status"] = {0: "complete", 1: "complete (some points failed)", 2: "interrupted"}.get(
+    status = {0: "complete", 1: "finished with failures (see the failed points)", 2: "interrupted"}.get(
         int(exitstatus), f"ended with pytest exit status {int(exitstatus)}")
-    path = record.save()
+    measured = [m for m in record.measurements if m.get("status") == "ok"]
+    if suite.save_error:
+        status = "stopped: the record could not be saved"
+    elif not measured and int(exitstatus) in (0, 1):
+        # nothing measured is never "complete": say why, exit non-zero
+        reasons = sorted({f"{m.get('status')}: {m.get('reason')}" for m in record.measurements})
+        status = "nothing measured" + (f" ({'; '.join(reasons[:3])})" if reasons else " (no benchmark was selected)")
+        session.exitstatus = 1
+    record.data["status"] = status
     suite.plot_path = None
+    if suite.save_error:
+        return  # the disk refused the last save: do not pretend with plots; the summary says where the data is
+    try:
+        path = record.save()
+    except OSError as exc:
+        suite.save_error = str(exc)
+        return
     try:
         from results.plot import roofline_png
 
@@ -154,14 +199,22 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     from results.history import comparable_runs, run_to_run
     from results.report import summary_text
 
-    history = run_to_run(comparable_runs(suite.record.directory, suite.record.data))
+    notes: list[str] = []
+    history = run_to_run(comparable_runs(suite.record.directory, suite.record.data, notes=notes))
     terminalreporter.section("measured roofline")
-    terminalreporter.write_line(summary_text(suite.record.data, os.fspath(suite.record.path), suite.plot_path,
+    path = os.fspath(suite.record.path) if suite.record.path else None
+    terminalreporter.write_line(summary_text(suite.record.data, None if suite.save_error else path, suite.plot_path,
                                              history))
+    if suite.save_error:
+        terminalreporter.write_line(f"RECORD NOT SAVED: {suite.save_error}", red=True, bold=True)
     for extra in getattr(suite, "layer_plots", []):
         terminalreporter.write_line(f"Plot:   {extra}")
     if getattr(suite, "plot_error", None):
         terminalreporter.write_line(f"plot failed: {suite.plot_error}")
+    for note in notes[:5]:
+        terminalreporter.write_line(f"note: run-to-run history {note}")
+    if len(notes) > 5:
+        terminalreporter.write_line(f"note: ... and {len(notes) - 5} more unreadable files in {suite.record.directory}")
 
 
 def pytest_benchmark_update_machine_info(config, machine_info):

@@ -17,10 +17,12 @@ import pytest
 
 from kernels.base import Prepared, Unsupported, is_out_of_memory
 from platforms.load import LoadMonitor, describe_processes, top_processes
-from results.record import measurement
+from results.record import RecordSaveError, measurement
 from results.stats import summarise
 
 
+#: pytest's own outcomes (skip, fail, exit) pass through the harness's error handling untouched
+PASS_THROUGH = (pytest.skip.Exception, pytest.fail.Exception, pytest.exit.Exception)
 #: a first call longer than this many call caps is cut without a second (warm) call
 COLD_RETRY_FACTOR = 4.0
 
@@ -76,10 +78,24 @@ class Suite:
             self.reporter.write_line(text)
 
     # -- recording helpers ---------------------------------------------------------------------------------
+    def add(self, row: dict) -> None:
+        """Add a row and save the record. The first save that fails stops the whole run at once (no more
+        measuring into a record that cannot be kept), saying where the last good record is."""
+        try:
+            self.record.add(row)
+        except RecordSaveError as exc:
+            self.save_error = str(exc)
+            pytest.exit(f"roofline: {exc}. The run stops here.", returncode=pytest.ExitCode.INTERRUPTED)
+
+    save_error: str | None = None
+
     def not_measured(self, status: str, reason: str, **fields) -> None:
-        self.record.add(measurement(status=status, reason=reason, **fields))
+        """Record a point without a figure; "failed" fails the test, the rest skip it (with the reason)."""
+        self.add(measurement(status=status, reason=reason, **fields))
         self.say(f"  {fields.get('group')} {fields.get('kernel')} {fields.get('dtype')} {fields.get('shape') or ''}: "
                  f"{status}: {reason}")
+        if status == "failed":
+            pytest.fail(f"{status}: {reason}", pytrace=False)
         pytest.skip(f"{status}: {reason}")
 
     def estimate_cut(self, dtype: str, flops: int) -> str | None:
@@ -98,7 +114,7 @@ class Suite:
         prepared = self._prepare(make, fields)
         try:
             return self._time(benchmark, prepared)
-        except (pytest.skip.Exception, pytest.fail.Exception):
+        except PASS_THROUGH:
             raise
         except Exception as exc:
             what = "out of memory while running" if is_out_of_memory(exc) else f"failed while running ({type(exc).__name__})"
@@ -167,9 +183,9 @@ class Suite:
             tries.append((result, load))
             if not load["disturbed"]:
                 break
-        result, load = min(tries, key=lambda t: (t[1]["disturbed"], t[1]["other_cores"] + t[1]["steal_frac"]))
-        info = {**load, "attempts": len(tries),
-                "attempt_loads": [{k: t[1][k] for k in ("other_cores", "steal_frac", "disturbed")} for t in tries]}
+        result, load = min(tries, key=lambda t: (t[1]["disturbed"], t[1]["wait_threads"] + t[1]["other_cores"]))
+        info = {**load, "attempts": len(tries), "attempt_loads": [
+            {k: t[1][k] for k in ("other_cores", "wait_threads", "steal_frac", "disturbed")} for t in tries]}
         if load["disturbed"]:
             busy = top_processes(window_s=0.2)
             info["top_processes"] = busy
@@ -196,7 +212,7 @@ class Suite:
         return self._finish(benchmark, p, _with_load(row, load), verdict)
 
     def _finish(self, benchmark, p: Prepared, row: dict, verdict) -> dict:
-        self.record.add(row)
+        self.add(row)
         if row["flop_per_s"] and p.group == "gemm":
             self.best_rate[p.dtype] = max(self.best_rate.get(p.dtype, 0.0), row["flop_per_s"])
         if benchmark is not None:
@@ -228,10 +244,10 @@ class Suite:
             verdict = p.verify()
             gemm = self._gemm_for_gap(make_gemm) if make_gemm else None
         except Exception as exc:
+            if isinstance(exc, PASS_THROUGH):
+                raise
             if is_out_of_memory(exc):
                 self.not_measured("skipped", f"out of memory while running: {_short(exc)}", **_label(p))
-            if isinstance(exc, (pytest.skip.Exception, pytest.fail.Exception)):
-                raise
             self.not_measured("skipped", f"the layer failed: {type(exc).__name__}: {_short(exc)}", **_label(p))
         finally:
             self.budget = full_budget

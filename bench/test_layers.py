@@ -54,8 +54,8 @@ def _gemm_maker(case, dtype, device):
 def test_layer(suite, benchmark, layer_point):
     spec, case, error = layer_point
     fields = dict(group="layer", kernel=f"{spec.name}:{case.path if case else '(build)'}", dtype=spec.dtype)
-    if error:
-        suite.not_measured("skipped", f"model {spec.source} could not be built or traced: {error}", **fields)
+    if error:  # a model that cannot run forward is a failure of the run, not a point to skip
+        suite.not_measured("failed", f"model {spec.source} could not be built or traced: {error}", **fields)
     device = suite.platform.device
 
     def make():
@@ -72,7 +72,7 @@ def test_model(suite, benchmark, model_point):
     model, inputs, _cases, counts, error = _extracted(spec, suite.platform.device)
     fields = dict(group="model", kernel=spec.name, dtype=spec.dtype)
     if error:
-        suite.not_measured("skipped", f"model {spec.source} could not be built or traced: {error}", **fields)
+        suite.not_measured("failed", f"model {spec.source} could not be built or traced: {error}", **fields)
 
     def make():
         p = prepare_model(model, inputs, spec.name, counts)

@@ -91,5 +91,5 @@ def test_stream_reference(suite, tmp_path_factory):
     row = measurement(status="ok", verified=True, size_bytes=3 * elements * 8, shape=[elements],
                       bytes=int(rate), times_s=[1.0], extra={"rates_bytes_per_s": rates, "best_kernel": kernel,
                                                             "statistic": "best of 19 (after one warm-up)"}, **fields)
-    suite.record.add(row)
+    suite.add(row)
     suite.say(f"  reference stream_ref (compiled): best {kernel} {rate / 1e9:.1f} GB/s")

@@ -17,9 +17,11 @@ import argparse
 import difflib
 import importlib
 import json
+import re
 import sys
 from collections import Counter
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -361,7 +363,19 @@ def build_model(name: str, device: str = "meta", **model_kwargs) -> torch.nn.Mod
                 factory = getattr(importlib.import_module(module_name), attr)
             except (ImportError, AttributeError) as exc:
                 raise CountError(f"cannot load {name!r}: {exc}") from exc
-            return factory(**model_kwargs)
+            if not callable(factory):
+                raise CountError(f"{name!r} is a {type(factory).__name__}, not a factory: give a function or class "
+                                 "that returns an nn.Module")
+            try:
+                model = factory(**model_kwargs)
+            except TypeError as exc:
+                raise CountError(f"the factory {name!r} could not be called without arguments ({exc}); wrap it in a "
+                                 "function that takes none and returns the model") from None
+            except Exception as exc:
+                raise CountError(f"the factory {name!r} raised {type(exc).__name__}: {exc}") from None
+            if not isinstance(model, torch.nn.Module):
+                raise CountError(f"the factory {name!r} returned a {type(model).__name__}, not a torch.nn.Module")
+            return model
         try:
             import torchvision
         except ImportError as exc:
@@ -376,23 +390,95 @@ def build_model(name: str, device: str = "meta", **model_kwargs) -> torch.nn.Mod
 
 
 def parse_shape(text: str) -> tuple[int, ...]:
-    try:
-        shape = tuple(int(v) for v in text.replace("x", ",").split(",") if v.strip())
-    except ValueError:
-        raise CountError(f"bad input shape {text!r}: give integers separated by commas, e.g. 1,3,224,224") from None
-    if not shape or any(v <= 0 for v in shape):
+    """'1,3,224,224' (or '1x3x224x224') -> (1, 3, 224, 224); every part must be a positive integer."""
+    text = text or ""
+    separator = "," if "," in text else "x"
+    parts = [v.strip() for v in text.strip().split(separator)] if text.strip() else []
+    bad = [v for v in parts if not re.fullmatch(r"\d+", v)]
+    if not parts or bad:
+        what = (f"{', '.join(repr(v) for v in bad)} {'is' if len(bad) == 1 else 'are'} not a positive integer"
+                if bad else "it is empty")
+        raise CountError(f"bad input shape {text!r}: {what}; give integers separated by commas, e.g. 1,3,224,224") \
+            from None
+    shape = tuple(int(v) for v in parts)
+    if any(v <= 0 for v in shape):
         raise CountError(f"bad input shape {text!r}: every dimension must be a positive integer")
     return shape
 
 
-def count_named(name: str, shape: tuple[int, ...], dtype: str = "fp32", device: str = "meta",
-                train: bool = False) -> Counts:
+#: dtypes an input may be given with a ':' suffix (token ids are integers)
+INPUT_DTYPES = {"int64": torch.int64, "int32": torch.int32, "bool": torch.bool}
+
+
+def parse_input(text: str) -> tuple[tuple[int, ...], str | None]:
+    """'1,128:int64' -> ((1, 128), 'int64'); without a suffix the model's dtype is used (None)."""
+    shape_text, _, dtype = text.partition(":")
+    dtype = dtype.strip() or None
+    if dtype is not None and dtype not in INPUT_DTYPES and dtype not in DTYPES:
+        raise CountError(f"bad input {text!r}: unknown dtype {dtype!r}; choose from "
+                         f"{', '.join([*INPUT_DTYPES, *DTYPES])}")
+    return parse_shape(shape_text), dtype
+
+
+def parse_batches(text: str) -> list[int]:
+    try:
+        batches = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise CountError(f"--batch-sweep {text!r}: give positive integers separated by commas, e.g. 1,8,64") from None
+    if not batches or any(b <= 0 for b in batches):
+        raise CountError(f"--batch-sweep {text!r}: every batch size must be a positive integer")
+    return batches
+
+
+def check_device(device: str) -> str:
+    """meta, cpu, cuda, cuda:N (present), mps (present); anything else is a one-line error."""
+    if device in ("meta", "cpu"):
+        return device
+    if re.fullmatch(r"cuda(:\d+)?", device):
+        if not torch.cuda.is_available():
+            raise CountError(f"--device {device}: no CUDA device is available here; use --device meta (the default: "
+                             "counts without allocating) or cpu")
+        index = int(device.split(":")[1]) if ":" in device else 0
+        if index >= torch.cuda.device_count():
+            raise CountError(f"--device {device}: there are {torch.cuda.device_count()} CUDA device(s)")
+        return device
+    if device == "mps":
+        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise CountError("--device mps: MPS is not available here; use --device meta or cpu")
+        return device
+    raise CountError(f"--device {device!r}: unknown; choose meta (default), cpu, cuda, cuda:N or mps")
+
+
+def check_output_path(path: str, option: str) -> None:
+    """Fail before counting if ``path`` cannot be written (a long count must not end in a lost table)."""
+    target = Path(path)
+    existed = target.exists()
+    try:
+        with open(target, "a"):
+            pass
+    except OSError as exc:
+        raise CountError(f"{option} {path}: cannot be written ({exc.strerror or exc})") from None
+    if not existed:
+        target.unlink()
+
+
+def make_input(shape: tuple[int, ...], dtype: str | None, model_dtype: str, device: str) -> torch.Tensor:
+    """One model input: random floats in the model's dtype, or zeros of an integer dtype (token ids)."""
+    if dtype in INPUT_DTYPES:
+        return torch.zeros(shape, device=device, dtype=INPUT_DTYPES[dtype])
+    torch_dtype = DTYPES[dtype or model_dtype]
+    return torch.randn(shape, device=device, dtype=torch_dtype) if device != "meta" else \
+        torch.empty(shape, device=device, dtype=torch_dtype)
+
+
+def count_named(name: str, shape, dtype: str = "fp32", device: str = "meta", train: bool = False,
+                inputs: list[tuple[tuple[int, ...], str | None]] | None = None) -> Counts:
+    """Count ``name`` on one input of ``shape`` (or on several ``inputs``: (shape, dtype or None) each)."""
     if dtype not in DTYPES:
         raise CountError(f"unknown dtype {dtype!r}; choose from {', '.join(DTYPES)}")
     model = build_model(name, device).to(DTYPES[dtype])
-    x = torch.randn(shape, device=device, dtype=DTYPES[dtype]) if device != "meta" else \
-        torch.empty(shape, device=device, dtype=DTYPES[dtype])
-    return count_model(model, (x,), train=train)
+    specs = inputs or [(tuple(shape), None)]
+    return count_model(model, tuple(make_input(s, d, dtype, device) for s, d in specs), train=train)
 
 
 def batch_sweep(name: str, shape: tuple[int, ...], batches: list[int], dtype: str = "fp32",
@@ -456,7 +542,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m kernels.count", description=__doc__.split("\n\n")[0])
     parser.add_argument("model", help="torchvision model name, or package.module:factory, or 'torchvision-check' "
                         "to compare every torchvision classification model with its published counts")
-    parser.add_argument("--input", default="1,3,224,224", help="input shape, e.g. 1,3,224,224")
+    parser.add_argument("--input", action="append", default=None,
+                        help="input shape, e.g. 1,3,224,224 (default); repeat for a forward that takes several "
+                             "inputs; add :int64 (or :int32, :bool, :bf16 ...) for an input of another dtype")
     parser.add_argument("--dtype", default="fp32", choices=sorted(DTYPES))
     parser.add_argument("--device", default="meta", help="meta (default: allocates nothing) or cpu/cuda")
     parser.add_argument("--train", action="store_true", help="forward + backward (a training step)")
@@ -479,10 +567,17 @@ def main(argv: list[str] | None = None) -> int:
               f"torchvision's published counts{': ' + ', '.join(bad['model']) if len(bad) else ''}")
         return 1 if len(bad) else 0
     try:
-        shape = parse_shape(args.input)
-        counts = count_named(args.model, shape, args.dtype, args.device, args.train)
-        sweep = (batch_sweep(args.model, shape, [int(b) for b in args.batch_sweep.split(",")], args.dtype,
-                             args.device) if args.batch_sweep else None)
+        inputs = [parse_input(text) for text in (args.input or ["1,3,224,224"])]
+        shape = inputs[0][0]
+        batches = parse_batches(args.batch_sweep) if args.batch_sweep else None
+        if batches and len(inputs) > 1:
+            raise CountError("--batch-sweep takes a model with one input; give a single --input")
+        check_device(args.device)
+        for option, path in (("--csv", args.csv), ("--json", args.json)):
+            if path:
+                check_output_path(path, option)
+        counts = count_named(args.model, shape, args.dtype, args.device, args.train, inputs=inputs)
+        sweep = batch_sweep(args.model, shape, batches, args.dtype, args.device) if batches else None
     except CountError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -490,7 +585,7 @@ def main(argv: list[str] | None = None) -> int:
     with pd.option_context("display.max_rows", None, "display.width", 250, "display.max_colwidth", 40):
         print(table.to_string(index=False))
     t = counts.totals()
-    print(f"\n{args.model} {args.input} {args.dtype} ({'train step' if args.train else 'inference'}): "
+    print(f"\n{args.model} {' + '.join(args.input or ['1,3,224,224'])} {args.dtype} ({'train step' if args.train else 'inference'}): "
           f"{t['params']:,} parameters, {t['macs'] / 1e9:.3f} GMAC = {t['flops'] / 1e9:.3f} GFLOP "
           f"(+ {t['other_flops'] / 1e9:.3f} G other FLOPs), {t['bytes_read'] / 1e6:.1f} MB read, "
           f"{t['bytes_written'] / 1e6:.1f} MB written, intensity {t['intensity']:.1f} FLOP/B")

@@ -24,6 +24,9 @@ def _cuda_unavailable_reason() -> str:
 
 def resolve(name: str) -> Platform:
     """Build the platform named by ``--platform``; never falls back silently from CUDA to CPU."""
+    if name is not None and not name.strip():
+        raise PlatformError("--platform is empty: choose one of " + ", ".join(PLATFORM_CHOICES)
+                            + " (leave the option out for auto)")
     spec = (name or "auto").strip().lower()
     if spec not in ("auto", "cpu", "cuda") and not re.fullmatch(r"cuda:\d+", spec):
         raise PlatformError(f"unknown platform {name!r}: choose one of {', '.join(PLATFORM_CHOICES)} "

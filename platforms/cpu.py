@@ -148,6 +148,9 @@ class CpuPlatform(Platform):
             return []
         return levels
 
+    def sync_latency_s(self, repeats: int = 50) -> float:
+        return 0.0  # CPU kernels are synchronous: a single call has no sync to wait for
+
     def memory_bytes(self) -> int:
         return psutil.virtual_memory().available
 

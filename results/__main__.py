@@ -67,14 +67,19 @@ def main(argv: list[str] | None = None) -> int:
             history = run_to_run(comparable_runs(args.history, record))
         print(dumps_ceilings(record) if args.json else summary_text(record, args.record, history=history))
     elif args.command == "plot":
+        from results.layer_plots import write_layer_plots
         from results.plot import roofline_png
 
-        from results.layer_plots import write_layer_plots
-
-        out = args.output or args.record.rsplit(".json", 1)[0] + ".png"
-        print(roofline_png(record, out))
-        for path in write_layer_plots(record, out.rsplit(".png", 1)[0]):
-            print(path)
+        out = _png_path(args.output) if args.output else args.record.rsplit(".json", 1)[0] + ".png"
+        if out is None:
+            return 2
+        try:
+            print(roofline_png(record, out))
+            for path in write_layer_plots(record, out.rsplit(".png", 1)[0]):
+                print(path)
+        except OSError as exc:
+            print(f"error: cannot write {out}: {exc.strerror or exc}; pass -o with a writable path", file=sys.stderr)
+            return 2
     return 0
 
 
@@ -83,12 +88,39 @@ def _compare(args) -> int:
 
     from results.compare import compare_png, compare_table
 
+    output = _png_path(args.output)
+    if output is None:
+        return 2
     records = [read_record(path) for path in args.records]
     table = compare_table(records)
     with pd.option_context("display.max_rows", None, "display.width", 250, "display.max_colwidth", 40):
         print(table.to_string())
-    print(f"\nPlot: {compare_png(records, args.output)}")
+    try:
+        print(f"\nPlot: {compare_png(records, output)}")
+    except OSError as exc:
+        print(f"error: cannot write the plot to {output}: {exc.strerror or exc}; pass -o with a writable path",
+              file=sys.stderr)
+        return 2
     return 0
+
+
+def _png_path(text: str) -> str | None:
+    """-o as given if it ends in .png; a bare name gets .png added (the printed path is the one written); any other
+    suffix, or a folder that does not exist, is a one-line error (None)."""
+    from pathlib import Path
+
+    path = Path(text)
+    if path.is_dir():
+        path = path / "compare.png"
+    elif path.suffix == "":
+        path = path.with_suffix(".png")
+    elif path.suffix.lower() != ".png":
+        print(f"error: -o {text}: the plot is a PNG; give a path ending in .png", file=sys.stderr)
+        return None
+    if not path.parent.is_dir():
+        print(f"error: -o {text}: folder {path.parent} does not exist", file=sys.stderr)
+        return None
+    return str(path)
 
 
 if __name__ == "__main__":

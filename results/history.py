@@ -15,14 +15,22 @@ def _key(record: dict) -> tuple:
             tuple(options.get("dtypes") or ()), info.get("torch_threads"))
 
 
-def comparable_runs(directory: str | os.PathLike, record: dict, limit: int = 10) -> list[dict]:
-    """Finished records in ``directory`` from the same host, device and options (newest last), this one
-    included. Unreadable files are passed over: they are not this run's business."""
+def comparable_runs(directory: str | os.PathLike, record: dict, limit: int = 10,
+                    notes: list[str] | None = None) -> list[dict]:
+    """Finished records in ``directory`` from the same host, device, options and thread count (newest last), this
+    one included. Unreadable files are passed over (they are not this run's business), each with a line in
+    ``notes`` saying which file and why."""
     out = []
     for path in sorted(Path(directory).glob("*.json")):
         try:
             other = read_record(path)
-        except RecordError:
+        except RecordError as exc:
+            if notes is not None:
+                notes.append(f"skipped {exc}")
+            continue
+        except Exception as exc:  # a record that parses but breaks the comparison: same treatment
+            if notes is not None:
+                notes.append(f"skipped {path}: {type(exc).__name__}: {exc}")
             continue
         if other.get("run_id") == record.get("run_id") or not str(other.get("status", "")).startswith("complete"):
             continue
@@ -35,7 +43,10 @@ def run_to_run(records: list[dict]) -> dict[str, dict]:
     """Per ceiling (compute dtype, memory level): the values over runs, and spread = (max - min) / median."""
     values: dict[str, list[float]] = {}
     for record in records:
-        result = analyse(record)
+        try:
+            result = analyse(record)
+        except Exception:  # an old or odd record must never break this run's summary
+            continue
         for kind in ("compute", "memory"):
             for name, ceiling in result[kind].items():
                 values.setdefault(f"{kind}:{name}", []).append(ceiling.value)

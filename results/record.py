@@ -21,6 +21,10 @@ class RecordError(ValueError):
     """A record file that cannot be read; the message names the file and what is wrong."""
 
 
+class RecordSaveError(OSError):
+    """The record could not be written (disk full, folder gone); the message says what the last good file holds."""
+
+
 def measurement(*, group: str, kernel: str, dtype: str, status: str, impl: str = "", shape=None,
                 size_bytes: int | None = None, flops: int = 0, bytes: int = 0, times_s: list[float] | None = None,
                 number_per_run: int = 1, verified: bool | None = None, reason: str = "", convention: str = "",
@@ -43,6 +47,17 @@ def measurement(*, group: str, kernel: str, dtype: str, status: str, impl: str =
     return row
 
 
+def _writer() -> dict:
+    """Which process writes the record (so a reader can tell a live run from one whose process died)."""
+    try:
+        import psutil
+
+        started = psutil.Process().create_time()
+    except Exception:
+        started = None
+    return {"pid": os.getpid(), "started": started}
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()[:40] or "x"
 
@@ -57,7 +72,7 @@ class RunRecord:
             "schema": SCHEMA, "schema_version": SCHEMA_VERSION,
             "run_id": f"{now:%Y%m%dT%H%M%SZ}-{_slug(socket.gethostname())}-{_slug(platform_info.get('device', 'x'))}",
             "created": now.isoformat(timespec="seconds"), "finished": None, "status": "running",
-            "host": socket.gethostname(), "platform": platform_info, "options": options,
+            "host": socket.gethostname(), "writer": _writer(), "platform": platform_info, "options": options,
             "telemetry": {}, "measurements": [],
         }
         self.path: Path | None = None
@@ -71,13 +86,32 @@ class RunRecord:
         self.save()
 
     def save(self) -> Path:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        text = json.dumps(self.data, indent=1, default=_json_default)
-        if self.path is None:
-            self.path = claim_new_path(self.directory, self.data["run_id"], text)
-        else:
-            atomic_write(self.path, text)
+        """Write the whole record (atomically). A failure raises RecordSaveError saying what the last good file
+        on disk holds; the data in memory is untouched."""
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            text = json.dumps(self.data, indent=1, default=_json_default)
+            if self.path is None:
+                self.path = claim_new_path(self.directory, self.data["run_id"], text)
+            else:
+                atomic_write(self.path, text)
+        except OSError as exc:
+            raise RecordSaveError(self._save_failure(exc)) from exc
+        self.saved_measurements = len(self.measurements)
+        self.saved_at = _dt.datetime.now().strftime("%H:%M:%S")
         return self.path
+
+    saved_measurements = 0
+    saved_at: str | None = None
+
+    def _save_failure(self, exc: OSError) -> str:
+        why = exc.strerror or str(exc)
+        if self.path is None:
+            return f"the record could not be written to {self.directory} ({why}); nothing of this run is on disk"
+        lost = len(self.measurements) - self.saved_measurements
+        return (f"the record could not be saved ({why}): the last good record is {self.path} with "
+                f"{self.saved_measurements} measurements (saved at {self.saved_at}); the {lost} measured since are "
+                "not on disk")
 
 
 def _json_default(value):
@@ -133,27 +167,42 @@ def claim_new_path(directory: Path, stem: str, text: str) -> Path:
         os.unlink(tmp)
 
 
+#: what the start-up check writes: about the size of a full run's record (1.5 MB) and its plots
+WRITE_CHECK_BYTES = 4 << 20
+
+
 def check_writable(directory: str | os.PathLike) -> Path:
     """Fail early (before any measurement) if the results folder cannot be written."""
     path = Path(directory)
+    tmp = None
     try:
         path.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".write-test.", dir=path)
-        os.close(fd)
+        with os.fdopen(fd, "wb") as handle:  # real bytes, flushed to disk: a full disk fails here, not mid-run
+            handle.write(b"\0" * WRITE_CHECK_BYTES)
+            handle.flush()
+            os.fsync(handle.fileno())
         os.unlink(tmp)
     except OSError as exc:
+        if tmp and os.path.exists(tmp):
+            os.unlink(tmp)
         raise RecordError(f"results folder {path} cannot be written: {exc.strerror or exc}. "
                           "Pass --results-dir with a writable folder.") from exc
     return path
 
 
 def read_record(path: str | os.PathLike) -> dict:
-    """Read and check a record; a corrupt or foreign file raises RecordError naming the file and the problem."""
+    """Read and check a record; a corrupt, foreign or mistyped file raises RecordError naming the file, the field
+    and what is wrong (never a bare traceback)."""
     path = Path(path)
     try:
-        text = path.read_text()
+        raw = path.read_bytes()
     except OSError as exc:
         raise RecordError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RecordError(f"{path}: not UTF-8 text (byte {exc.start}); a record is JSON written by this suite") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -166,12 +215,65 @@ def read_record(path: str | os.PathLike) -> dict:
         raise RecordError(f"{path}: not a run record of this suite (missing {', '.join(missing)})")
     if data["schema"] != SCHEMA:
         raise RecordError(f"{path}: schema {data['schema']!r} is not {SCHEMA!r}")
-    if data["schema_version"] > SCHEMA_VERSION:
-        raise RecordError(f"{path}: schema version {data['schema_version']} is newer than this code understands "
+    version = data["schema_version"]
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise RecordError(f"{path}: field 'schema_version' must be an integer, got {type(version).__name__} "
+                          f"({version!r})")
+    if version > SCHEMA_VERSION:
+        raise RecordError(f"{path}: schema version {version} is newer than this code understands "
                           f"({SCHEMA_VERSION}); update the suite")
-    if not isinstance(data["measurements"], list):
-        raise RecordError(f"{path}: 'measurements' must be a list")
+    if version < 1:
+        raise RecordError(f"{path}: schema version {version} is not a version this suite ever wrote (1..{SCHEMA_VERSION})")
+    for key, kind in (("run_id", str), ("platform", dict), ("measurements", list)):
+        if not isinstance(data[key], kind):
+            raise RecordError(f"{path}: field '{key}' must be a {_kind(kind)}, got {_kind(type(data[key]))}")
+    for key in ("options", "telemetry", "load_at_start"):
+        if key in data and data[key] is not None and not isinstance(data[key], dict):
+            raise RecordError(f"{path}: field '{key}' must be an object, got {_kind(type(data[key]))}")
+    for i, row in enumerate(data["measurements"]):
+        if not isinstance(row, dict):
+            raise RecordError(f"{path}: measurements[{i}] must be an object, got {_kind(type(row))}")
+        for key in ("group", "kernel", "status"):
+            if not isinstance(row.get(key), str):
+                raise RecordError(f"{path}: measurements[{i}].{key} must be a string, got {row.get(key)!r}")
+        for key in ("extra", "telemetry", "interference"):
+            if row.get(key) is not None and not isinstance(row[key], dict):
+                raise RecordError(f"{path}: measurements[{i}].{key} must be an object, got {_kind(type(row[key]))}")
+        for key in ("best_s", "median_s", "flops", "bytes", "size_bytes"):
+            value = row.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise RecordError(f"{path}: measurements[{i}].{key} must be a number, got {value!r}")
+    caches = data["platform"].get("caches")
+    if caches is not None and (not isinstance(caches, list) or not all(
+            isinstance(c, dict) and isinstance(c.get("size_bytes"), int) for c in caches)):
+        raise RecordError(f"{path}: field 'platform.caches' must be a list of objects with an integer size_bytes")
+    data["status"] = effective_status(data)
     return data
+
+
+def _kind(kind) -> str:
+    return {dict: "object", list: "list", str: "string", int: "integer", float: "number",
+            type(None): "null"}.get(kind, kind.__name__)
+
+
+def effective_status(record: dict) -> str:
+    """The record's status, except that a record still "running" whose writer has died (same host, its pid no longer
+    alive or now another process) reads "did not finish (the process died)". From another host it cannot be told:
+    the status stays, with that said."""
+    status = str(record.get("status") or "unknown")
+    if status != "running":
+        return status
+    writer = record.get("writer") or {}
+    pid, started = writer.get("pid"), writer.get("started")
+    if not isinstance(pid, int) or record.get("host") != socket.gethostname():
+        return status if not isinstance(pid, int) else "running (or died) on another host"
+    try:
+        import psutil
+
+        alive = psutil.pid_exists(pid) and (started is None or abs(psutil.Process(pid).create_time() - started) < 1.0)
+    except Exception:  # psutil missing, or the process vanished between the two calls
+        alive = False
+    return status if alive else "did not finish (the process died)"
 
 
 def example_stem(record: dict) -> str:

@@ -56,9 +56,11 @@ def load_spec(path: str | os.PathLike) -> Spec:
 
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise SpecError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{path}: not UTF-8 text (byte {exc.start}); a spec sheet is a YAML file") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -78,6 +80,9 @@ def load_spec(path: str | os.PathLike) -> Spec:
             re.compile(match["name_regex"])
         except re.error as exc:
             raise SpecError(f"{path}: field 'match.name_regex' is not a regular expression: {exc}") from exc
+    for key in ("memory", "compute_tflops", "caches", "clocks", "power", "units"):
+        if data.get(key) is not None and not isinstance(data[key], dict):
+            raise SpecError(f"{path}: field '{key}' must be a mapping, got {type(data[key]).__name__} ({data[key]!r})")
     memory = data.get("memory") or {}
     for key in ("size_gb", "bandwidth_gb_per_s"):
         if key in memory and not _positive(memory[key]):

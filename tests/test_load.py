@@ -23,6 +23,9 @@ def test_interference_arithmetic():
     assert stolen["disturbed"] and "steal 15%" in stolen["evidence"]
     short = interference(before, Snapshot(0.01, 10.0 + MIN_OTHER_S / 2 + 0.01, 1.0, 5.01), cores=2)
     assert not short["disturbed"]  # a rate above the limit, but fewer than 3 ticks of evidence
+    waited = interference(Snapshot(0.0, 0.0, 0.0, 0.0, wait_s=1.0), Snapshot(0.01, 0.0, 0.0, 0.0, wait_s=1.006))
+    assert waited["disturbed"] and waited["wait_threads"] == pytest.approx(0.6)  # ns-resolution evidence
+    assert "waited for a CPU 0.60" in waited["evidence"]
 
 
 @pytest.fixture
