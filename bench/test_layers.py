@@ -81,3 +81,39 @@ def test_model(suite, benchmark, model_point):
         return p
 
     suite.run(benchmark, make, **fields)
+
+
+def test_layers_within_their_model(suite, pytestconfig):
+    """After the layers and models: the distinct layers (warm, x multiplicity) of a model cannot take longer than
+    the whole model. Where they do by more than 5%, the model is timed again once; if it persists, the model row is
+    flagged with both numbers (one of the timings was disturbed, or the layers are not independent of each other)."""
+    from results.layers import model_rows
+
+    specs = {(s.name, s.dtype): s for s in _specs(pytestconfig) if not s.largest}
+    for m in model_rows(suite.record.data):
+        spec = specs.get((m["model"], m["dtype"]))
+        if m["warm_sum_over_model"] <= LAYERS_OVER_MODEL or spec is None:
+            continue
+        old = next(r for r in suite.record.measurements if r.get("group") == "model" and r["kernel"] == m["model"]
+                   and r["dtype"] == m["dtype"] and not r.get("superseded"))
+        model, inputs, _cases, counts, error = _extracted(spec, suite.platform.device)
+        if error:
+            continue
+
+        def make():
+            p = prepare_model(model, inputs, spec.name, counts)
+            p.dtype = spec.dtype
+            p.extra.update({"spec": spec.name, "batch_tag": spec.batch_tag, "source": spec.source})
+            return p
+
+        new = suite.remeasure(old, make) or old
+        again = next((r for r in model_rows(suite.record.data) if r["model"] == m["model"] and r["dtype"] == m["dtype"]),
+                     None)
+        if again and again["warm_sum_over_model"] > LAYERS_OVER_MODEL:
+            new["sanity"] = {"flag": f"its layers sum to {100 * again['warm_sum_over_model']:.0f}% of the model even "
+                                     "after timing the model again: one of the timings is disturbed"}
+            suite.record.save()
+
+
+#: the layers of a model may sum to at most this fraction of the model's time before it is re-measured
+LAYERS_OVER_MODEL = 1.05

@@ -93,3 +93,30 @@ def test_stream_reference(suite, tmp_path_factory):
                                                             "statistic": "best of 19 (after one warm-up)"}, **fields)
     suite.add(row)
     suite.say(f"  reference stream_ref (compiled): best {kernel} {rate / 1e9:.1f} GB/s")
+
+
+def test_stream_curve_sanity(suite):
+    """After the sweep: a stream point far below both neighbours of its own curve, inside one memory level, is
+    measured again (twice at most); if it stays an outlier it is flagged with the evidence. Ceilings are the best
+    point of a level, so an outlier never set one; this keeps the curve and the plateaus honest."""
+    from results.roofline import curve_outliers
+
+    caches = suite.record.data["platform"].get("caches") or []
+    repeat_bytes, rule = suite.platform.stream_call_bytes()
+    device = suite.platform.device
+    for row in curve_outliers(suite.record.measurements, caches):
+        current = row
+        for _ in range(2):
+            new = suite.remeasure(current, lambda: stream.prepare(row["kernel"], row["size_bytes"], device,
+                                                                   repeat_bytes=repeat_bytes, repeat_rule=rule))
+            if new is None:
+                break
+            current = new
+            if current not in curve_outliers(suite.record.measurements, caches):
+                break
+        if current in curve_outliers(suite.record.measurements, caches):
+            current["sanity"] = {"flag": "outlier: far below both neighbours in its memory level after re-measuring "
+                                         "twice (likely disturbed)"}
+            current["disturbed"] = True
+            suite.record.save()
+            suite.say(f"  stream {current['kernel']} {current['size_bytes'] >> 10} KiB: still an outlier, flagged")

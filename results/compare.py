@@ -69,7 +69,8 @@ def compare_table(records: list[dict]):
         for check in checks:
             put("measured / spec", check["ceiling"], label, f"{100 * check['ratio']:.0f}%" + (" !" if check["flags"] else ""))
         for m in record["measurements"]:
-            if m.get("group") in ("layer", "model") and m.get("status") == "ok" and m.get("median_s"):
+            if m.get("group") in ("layer", "model") and m.get("status") == "ok" and m.get("median_s") \
+                    and not m.get("superseded"):
                 put(f"{m['group']} time (median)", f"{m['kernel']} {m['dtype']}", label, f"{m['median_s'] * 1e3:.3g} ms")
     sections = list(dict.fromkeys(section for section, _ in rows))
     ordered = sorted(rows, key=lambda key: sections.index(key[0]))  # stable: keeps the order within a section

@@ -75,10 +75,11 @@ def layer_rows(record: dict) -> list[dict]:
     caches = record.get("platform", {}).get("caches") or []
     dram = result["memory"].get(result["dram_level"]) if result["dram_level"] else None
     dispatch = result["dispatch_overhead_s"] or 0.0
-    models = {m["kernel"]: m for m in record["measurements"] if m.get("group") == "model" and m.get("status") == "ok"}
+    models = {m["kernel"]: m for m in record["measurements"]
+              if m.get("group") == "model" and m.get("status") == "ok" and not m.get("superseded")}
     rows = []
     for m in record["measurements"]:
-        if m.get("group") != "layer" or m.get("status") != "ok" or not m.get("median_s"):
+        if m.get("group") != "layer" or m.get("status") != "ok" or not m.get("median_s") or m.get("superseded"):
             continue
         extra = m.get("extra") or {}
         compute = result["compute"].get(m["dtype"])
@@ -128,14 +129,15 @@ def model_rows(record: dict, rows: list[dict] | None = None) -> list[dict]:
     rows = layer_rows(record) if rows is None else rows
     out = []
     for m in record["measurements"]:
-        if m.get("group") != "model" or m.get("status") != "ok":
+        if m.get("group") != "model" or m.get("status") != "ok" or m.get("superseded"):
             continue
         mine = [r for r in rows if r["model"] == m["kernel"] and r["dtype"] == m["dtype"]]
         warm = sum((r["warm_time_s"] or 0) * r["multiplicity"] for r in mine)
         cold = sum(r["time_s"] * r["multiplicity"] for r in mine)
         out.append({"model": m["kernel"], "dtype": m["dtype"], "model_time_s": m["median_s"], "model_cv": m.get("cv"),
                     "layers_warm_sum_s": warm, "layers_cold_sum_s": cold,
-                    "warm_sum_over_model": warm / m["median_s"], "distinct_layers": len(mine)})
+                    "warm_sum_over_model": warm / m["median_s"], "distinct_layers": len(mine),
+                    "flag": (m.get("sanity") or {}).get("flag", "")})
     return out
 
 
@@ -171,5 +173,6 @@ def layers_text(record: dict, top: int = 8) -> str:
         lines.append(f"  model {m['model']} [{m['dtype']}]: {m['model_time_s'] * 1e3:.3g} ms (median); its "
                      f"{m['distinct_layers']} distinct layers sum to {m['layers_warm_sum_s'] * 1e3:.3g} ms warm / "
                      f"{m['layers_cold_sum_s'] * 1e3:.3g} ms cold (x multiplicity) = "
-                     f"{100 * m['warm_sum_over_model']:.0f}% of the model (warm)")
+                     f"{100 * m['warm_sum_over_model']:.0f}% of the model (warm)"
+                     + (f"  ! {m['flag']}" if m["flag"] else ""))
     return "\n".join(lines)

@@ -182,14 +182,14 @@ def threads_lines(info: dict) -> list[str]:
 def load_lines(record: dict, result: dict) -> list[str]:
     """How much of the run other processes disturbed, and which figures rest on disturbed points."""
     start = record.get("load_at_start") or {}
-    rows = [m for m in record["measurements"] if "disturbed" in m and m.get("status") == "ok"]
+    rows = [m for m in record["measurements"] if "disturbed" in m and m.get("status") == "ok" and not m.get("superseded")]
     if not start and not rows:
         return []
     lines = ["", "Machine load (other processes and steal, watched during every point):"]
     if start.get("sentence"):
         lines.append(f"  before measuring: {start['sentence']}")
     disturbed = [m for m in rows if m["disturbed"]]
-    retried = [m for m in rows if (m.get("interference") or {}).get("attempts", 1) > 1]
+    retried = [m for m in rows if (m.get("interference") or {}).get("attempts", 1) > 1 or "remeasure_of" in m]
     if rows:
         lines.append(f"  during the run: {len(disturbed)} of {len(rows)} points stayed disturbed"
                      f" ({100 * len(disturbed) / len(rows):.0f}%); {len(retried)} were re-measured, "
@@ -197,6 +197,11 @@ def load_lines(record: dict, result: dict) -> list[str]:
     figures = [f"{c.name} {'peak' if c.kind == 'compute' else 'bandwidth'}"
                for kind in ("compute", "memory", "transfer") for c in result[kind].values() if c.disturbed]
     figures += [f"{m['group']} {m['kernel']} {m['dtype']}" for m in disturbed if m.get("group") in ("layer", "model")]
+    flagged = [m for m in rows if m.get("sanity")]
+    if flagged:
+        lines.append(f"  curve sanity: {len(flagged)} point(s) stayed implausible after re-measuring: "
+                     + "; ".join(f"{m['group']} {m['kernel']} {m.get('size_bytes') or ''}: {m['sanity']['flag']}"
+                                 for m in flagged[:3]))
     if figures:
         lines.append("  ! figures that rest on disturbed points (no clean point was left): " + ", ".join(figures))
         evidence = [m["interference"].get("evidence") for m in disturbed if m.get("interference")]

@@ -66,7 +66,36 @@ def bound(intensity: float, peak_flop_per_s: float, bandwidth_bytes_per_s: float
 
 
 def _usable(row: dict) -> bool:
-    return row.get("status") == "ok" and row.get("verified") is True and bool(row.get("best_s"))
+    return (row.get("status") == "ok" and row.get("verified") is True and bool(row.get("best_s"))
+            and not row.get("superseded"))
+
+
+def curve_outliers(rows: list[dict], caches: list[dict], factor: float = 0.5) -> list[dict]:
+    """Stream points far below BOTH neighbours of their own kernel's curve (below ``factor`` x the lower of the
+    two), where both neighbours sit in the same memory level as the point: a level's plateau does not dip alone,
+    so such a point was most likely disturbed. Points at a level's edge are never called outliers."""
+    windows = level_windows(caches)
+
+    def level(size: int) -> str | None:
+        for name, lo, hi, _label in windows:
+            if size >= lo and (hi is None or size <= hi):
+                return name
+        return None
+
+    out = []
+    by_kernel: dict[str, list[dict]] = {}
+    for row in rows:
+        if row.get("group") == "stream" and _usable(row) and row.get("bytes_per_s"):
+            by_kernel.setdefault(row["kernel"], []).append(row)
+    for points in by_kernel.values():
+        points.sort(key=lambda r: r["size_bytes"])
+        for before, row, after in zip(points, points[1:], points[2:]):
+            here = level(row["size_bytes"])
+            if here is None or level(before["size_bytes"]) != here or level(after["size_bytes"]) != here:
+                continue
+            if row["bytes_per_s"] < factor * min(before["bytes_per_s"], after["bytes_per_s"]):
+                out.append(row)
+    return out
 
 
 def prefer_clean(rows: list[dict]) -> list[dict]:

@@ -78,3 +78,39 @@ def test_clean_points_win_over_disturbed_ones():
     assert ceiling.value == 100 and not ceiling.disturbed  # a disturbed point is never preferred to a clean one
     only = compute_ceilings([gemm(120, True)])["fp32"]
     assert only.disturbed and "DISTURBED" in only.note
+
+
+def _stream(kernel, size, rate):
+    from results.record import measurement
+
+    return measurement(group="stream", kernel=kernel, dtype="fp32", status="ok", verified=True, size_bytes=size,
+                       bytes=int(rate), times_s=[1.0])
+
+
+def test_curve_outliers_only_inside_one_level():
+    from results.roofline import curve_outliers
+
+    caches = [{"name": "L1", "size_bytes": 32 << 10}, {"name": "L2", "size_bytes": 1 << 20},
+              {"name": "L3", "size_bytes": 32 << 20, "shared": True}]
+    rows = [_stream("copy", s << 10, r) for s, r in ((128, 100), (192, 30), (256, 100), (384, 90),
+                                                     (16 << 10, 60), (24 << 10, 20), (192 << 10, 10))]
+    flagged = curve_outliers(rows, caches)
+    assert [r["size_bytes"] for r in flagged] == [192 << 10]  # 30 inside L2 between 100 and 100
+    # the 20 at 24 MiB has its right neighbour in DRAM (192 MiB): a level's edge, never called an outlier
+
+
+def test_remeasure_supersedes_and_analysis_skips_the_old_row(tmp_path):
+    from bench.harness import Budget, Suite
+    from kernels import stream
+    from platforms.cpu import CpuPlatform
+    from results.record import RunRecord
+    from results.roofline import best_curve
+
+    suite = Suite(platform=CpuPlatform(), record=RunRecord(tmp_path, {"name": "t", "device": "cpu"}, {}),
+                  budget=Budget(0.02, 1.0, 0.001, 3, 5))
+    old = _stream("copy", 1 << 20, 1.0)  # an implausibly slow point
+    suite.record.add(old)
+    new = suite.remeasure(old, lambda: stream.prepare("copy", 1 << 20, "cpu"))
+    assert old["superseded"] and new["remeasure_of"] == 0
+    sizes, values = best_curve(suite.record.measurements)
+    assert values == [new["bytes_per_s"]]  # the superseded point no longer counts
