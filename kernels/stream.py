@@ -147,6 +147,9 @@ def prepare(name: str, working_set_bytes: int, device: str, dtype: str = "fp32",
         convention=STREAM_CONVENTION, shape=[n], size_bytes=size["size_bytes"],
         extra={"formula": kernel.formula, "elements": n, "repeats": repeats,
                "bytes_per_element": bytes_per_element(kernel, itemsize),
+               # torch's stores go through the cache: each element written also costs a write-allocate read
+               "bytes_actual": nbytes + kernel.writes * itemsize * elements,
+               "bytes_actual_how": "estimated: cached stores, + one write-allocate read per element written",
                "launches_per_call": 1, "launch_amortisation": (
                    f"one call = {repeats} passes in one kernel (stride-0 view); {repeat_rule or 'fixed size'}"
                    if name == "read_repeat" else "none: one pass per call")},

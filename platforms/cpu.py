@@ -71,10 +71,36 @@ def read_cpuinfo(path: str = "/proc/cpuinfo") -> dict[str, Any]:
         key = key.strip().lower()
         if key in ("model name", "hardware", "cpu model") and value.strip():
             out["name"] = value.strip()
+        elif key in ("vendor_id", "cpu implementer") and "vendor" not in out:
+            out["vendor"] = value.strip()
+        elif key in ("cpu family", "cpu architecture") and "family" not in out:
+            out["family"] = _int(value)
+        elif key in ("model", "cpu part") and "model" not in out:
+            out["model"] = _int(value)
         elif key in ("flags", "features") and not out["flags"]:
             flags = set(value.split())
             out["flags"] = [f for f in SIMD_FLAGS if f in flags]
+            out["hypervisor"] = "hypervisor" in flags
     return out
+
+
+def _int(text: str) -> int | None:
+    try:
+        return int(text.strip(), 0)
+    except ValueError:
+        return None
+
+
+def blas_libraries() -> list[dict[str, Any]]:
+    """The BLAS/OpenMP libraries loaded in this process, as threadpoolctl reads them (numpy's OpenBLAS with its
+    kernel "architecture", MKL, BLIS, and the OpenMP runtimes), after importing numpy so its BLAS is loaded."""
+    try:
+        import numpy  # noqa: F401  (loads numpy's BLAS)
+        from threadpoolctl import threadpool_info
+    except ImportError as exc:
+        return [{"internal_api": "unknown", "note": f"threadpoolctl not available: {exc}"}]
+    keep = ("user_api", "internal_api", "prefix", "version", "num_threads", "architecture", "threading_layer")
+    return [{k: lib.get(k) for k in keep if lib.get(k) is not None} for lib in threadpool_info()]
 
 
 def blas_backend() -> str:
@@ -127,6 +153,9 @@ class CpuPlatform(Platform):
                 "physical_cores": psutil.cpu_count(logical=False),
                 "logical_cores": psutil.cpu_count(logical=True),
                 "simd_flags": cpu["flags"],
+                "vendor": cpu.get("vendor"), "cpu_family": cpu.get("family"), "cpu_model": cpu.get("model"),
+                "hypervisor": cpu.get("hypervisor", False),
+                "blas_libraries": blas_libraries(),
                 "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
                 "caches": [vars(c) for c in self.cache_levels()],
                 "freq_mhz_current": freq.current if freq else None,

@@ -141,6 +141,20 @@ def model_rows(record: dict, rows: list[dict] | None = None) -> list[dict]:
     return out
 
 
+def headroom_lines(record: dict, dtypes: set[str]) -> list[str]:
+    """Torch layers are placed against torch's roofs; this names how far the hardware's roofs sit above them."""
+    result = analyse(record)
+    parts = []
+    for dtype in sorted(dtypes):
+        gemm, silicon = result["compute"].get(dtype), (result.get("silicon") or {}).get(dtype)
+        if gemm and silicon:
+            parts.append(f"{dtype} silicon {silicon.value / gemm.value:.2f}x the GEMM peak")
+    dram, hw = result["memory"].get("DRAM"), (result.get("memory_hw") or {}).get("DRAM")
+    if dram and hw:
+        parts.append(f"hardware DRAM {hw.value / dram.value:.2f}x torch's")
+    return [f"  (placed against torch's roofs; headroom above them: {'; '.join(parts)})"] if parts else []
+
+
 def layers_text(record: dict, top: int = 8) -> str:
     import pandas as pd
 
@@ -151,6 +165,7 @@ def layers_text(record: dict, top: int = 8) -> str:
         return ""
     lines = ["", "Layers on the measured roofline (time = median of cold-cache calls; attainable vs DRAM; the gap "
                  "parts add up to the time):"]
+    lines += headroom_lines(record, {r["dtype"] for r in rows})
     by_model: dict[tuple, list[dict]] = {}
     for r in rows:
         by_model.setdefault((r["model"], r["dtype"]), []).append(r)

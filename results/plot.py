@@ -47,6 +47,23 @@ def roofline_png(record: dict, path: str | os.PathLike) -> str:
             ax.plot([ridge], [ceiling.value], "o", color=color, ms=6)
             ax.annotate(f"{ridge:.1f}", (ridge, ceiling.value), textcoords="offset points", xytext=(5, -12),
                         fontsize=8, color=color)
+    # the roofs above torch's (issue: silicon vs BLAS, hardware vs torch): dashed, labelled, drawn where they exist
+    hw_dram = (result.get("memory_hw") or {}).get("DRAM")
+    silicon = result.get("silicon") or {}
+    roof_top = max([top or 0] + [c.value for c in silicon.values()]) or None
+    if hw_dram:
+        ys = [min(roof_top or 1e30, hw_dram.value * x) for x in xs]
+        ax.plot(xs, ys, color="0.35", lw=1.4, ls=(0, (5, 3)),
+                label=f"DRAM, hardware: {si(hw_dram.value, 'B/s')} (native {hw_dram.kernel})")
+    gemm_colors = {c.name: col for c, col in zip(peaks, sns.color_palette("bright", max(len(peaks), 1)))}
+    spare = iter(sns.color_palette("dark", 8))
+    for dtype, c in silicon.items():
+        start = c.value / (hw_dram or dram).value if (hw_dram or dram) else lo_i
+        ax.plot([start, hi_i], [c.value, c.value], color=gemm_colors.get(dtype) or next(spare), lw=1.4,
+                ls=(0, (5, 3)), label=f"{dtype} silicon: {si(c.value, c.unit)} (register-only FMA)")
+    if silicon or hw_dram:
+        highest_roof = max([c.value for c in silicon.values()] + [top or 0])
+        top = max(top or 0, highest_roof) or top
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlim(lo_i, hi_i)
@@ -61,8 +78,10 @@ def roofline_png(record: dict, path: str | os.PathLike) -> str:
     info = record["platform"]
     flags = " (quick run)" if record.get("options", {}).get("quick") else ""
     ax.set_title(f"Measured roofline: {info.get('name')} [{info.get('device')}]{flags}\n"
-                 f"peaks = best GEMM per dtype; bandwidth = best stream kernel per level (STREAM bytes); "
-                 f"{record['created'][:10]}", fontsize=10)
+                 f"peaks = best GEMM per dtype; bandwidth = best torch stream kernel per level (STREAM bytes); "
+                 f"{record['created'][:10]}"
+                 + ("\ndashed: the hardware's roofs (native C: register-only FMA, cached/non-temporal stores)"
+                    if result.get("silicon") or result.get("memory_hw") else ""), fontsize=10)
     fig.tight_layout()
     path = os.fspath(path)
     fig.savefig(path)

@@ -106,12 +106,17 @@ def summary_text(record: dict, record_path: str | None = None, plot_path: str | 
                for c in result["compute"].values()]
     if compute:
         lines += ["", "Peak compute (GEMM, FLOPs = 2*M*N*K; int8 in integer OP/s):", pd.DataFrame(compute).to_string(index=False)]
+    lines += silicon_lines(result)
     memory = [{"level": c.name, "bandwidth (best)": si(c.value, "B/s"), "median": si(c.median_value, "B/s"),
                "CV": _pct(c.cv), "reps": c.n, "kernel": c.kernel, "working set": _shape(c), "where": c.note}
               for c in list(result["memory"].values()) + list(result["transfer"].values())]
     if memory:
-        lines += ["", "Bandwidth (bytes by STREAM's convention: each element read or written once, no write-allocate):",
+        lines += ["", "Bandwidth (bytes by STREAM's convention: each element read or written once, no write-allocate; "
+                      "torch's stores are cached, so kernels that write move about 1.5x (copy) to 1.33x (triad) "
+                      "this, kept per point as bytes_actual):",
                   pd.DataFrame(memory).to_string(index=False)]
+    lines += hardware_memory_lines(record, result)
+    lines += blas_lines(info, result)
     if result["dispatch_overhead_s"]:
         lines.append(f"  dispatch overhead per op: {result['dispatch_overhead_s'] * 1e6:.2f} us (median); stream points "
                      "faster than 10x this are not used as ceilings"
@@ -158,6 +163,82 @@ def summary_text(record: dict, record_path: str | None = None, plot_path: str | 
     if plot_path:
         lines.append(f"Plot:   {plot_path}")
     return "\n".join(lines)
+
+
+def silicon_lines(result: dict) -> list[str]:
+    """The silicon's peak (register-only FMA) beside the best GEMM: how much of the chip the BLAS reaches."""
+    silicon = result.get("silicon") or {}
+    if not silicon:
+        return []
+    lines = ["", "Silicon peak (register-only FMA chains, this project's C; the roof above the GEMM's):"]
+    for dtype, c in silicon.items():
+        gemm = result["compute"].get(dtype)
+        ratio = f"; best GEMM {si(gemm.value, gemm.unit)} ({gemm.impl}) = {gemm.value / c.value:.2f} of it" if gemm else ""
+        threads = (c.shape or [None])[0]
+        lines.append(f"  {dtype:>5}: {si(c.value, c.unit)} best (median {si(c.median_value, c.unit)}, CV {_pct(c.cv)}, "
+                     f"{threads} threads){ratio}" + ("  ! DISTURBED" if c.disturbed else ""))
+    return lines
+
+
+def hardware_memory_lines(record: dict, result: dict) -> list[str]:
+    """The memory's bandwidth from the native kernels beside torch's, both byte counts named."""
+    hw = result.get("memory_hw") or {}
+    if not hw:
+        return []
+    rows = {id(m): m for m in record["measurements"]}
+    lines = ["", "Hardware bandwidth (native C: cached and non-temporal stores; bytes by STREAM's convention, the "
+                 "estimated actual traffic beside):"]
+    for level, c in hw.items():
+        row = next((m for m in rows.values() if m.get("impl") == "native" and m.get("kernel") == c.kernel
+                    and m.get("size_bytes") == c.size_bytes and m.get("bytes_per_s") == c.value), {})
+        extra = row.get("extra") or {}
+        actual = extra.get("bytes_actual")
+        actual_text = (f", actual {si(actual / row['best_s'], 'B/s')} ({extra.get('bytes_actual_how')})"
+                       if actual and row.get("best_s") else f" ({extra.get('bytes_actual_how', '')})")
+        torch_c = result["memory"].get(level)
+        ratio = f"; torch's {si(torch_c.value, 'B/s')} ({torch_c.kernel}) = {torch_c.value / c.value:.2f} of it" \
+            if torch_c else ""
+        lines.append(f"  {level:>5}: {si(c.value, 'B/s')} {c.kernel} at {_shape(c)}{actual_text}{ratio}"
+                     + ("  ! DISTURBED" if c.disturbed else ""))
+    scaling = [m for m in record["measurements"] if m.get("group") == "scaling" and m.get("status") == "ok"]
+    for kernel, unit in (("copy_nt", "B/s"), ("gemm", "FLOP/s")):
+        points = sorted(((m.get("extra") or {}).get("threads"), m) for m in scaling if m["kernel"] == kernel)
+        if len(points) >= 2:
+            rate = "bytes_per_s" if unit == "B/s" else "flop_per_s"
+            base = points[0][1][rate]
+            lines.append(f"  thread scaling, {'DRAM copy (native, non-temporal)' if unit == 'B/s' else 'fp32 GEMM 1024^3'}: "
+                         + ", ".join(f"{t} thr {si(m[rate], unit)} ({m[rate] / base:.2f}x)" for t, m in points))
+    return lines
+
+
+def blas_lines(info: dict, result: dict) -> list[str]:
+    """What set the GEMM roof, and why it is below the silicon's, from what the record holds (never a guess)."""
+    libs = info.get("blas_libraries") or []
+    env = info.get("environment") or {}
+    flags = set(info.get("simd_flags") or [])
+    lines = []
+    if libs:
+        lines.append("  BLAS libraries (threadpoolctl): " + "; ".join(
+            f"{lib.get('internal_api')} {lib.get('version') or ''} ({lib.get('prefix')}"
+            + (f", kernel {lib['architecture']}" if lib.get("architecture") else "")
+            + f", {lib.get('num_threads')} threads)" for lib in libs))
+    if libs and info.get("blas"):
+        lines.append(f"  torch: {info['blas']}; CPU capability {info.get('torch_cpu_capability')}")
+    for lib in libs:
+        arch = str(lib.get("architecture") or "")
+        if lib.get("internal_api") == "openblas" and "OPENBLAS_CORETYPE" in env:
+            wide = "avx512f" in flags and "skylakex" not in arch.lower() and "cooperlake" not in arch.lower() \
+                and "sapphire" not in arch.lower() and "zen" not in arch.lower()
+            lines.append(f"  ! numpy's OpenBLAS runs its {arch or '?'} kernel because OPENBLAS_CORETYPE="
+                         f"{env['OPENBLAS_CORETYPE']} is set" + ("; this CPU has AVX-512, which that kernel does not use"
+                                                                 if wide else "")
+                         + ". The suite does not change your environment; unset it for OpenBLAS's own choice")
+        if lib.get("internal_api") == "openblas" and "OPENBLAS_L2_SIZE" in env:
+            lines.append(f"  ! OPENBLAS_L2_SIZE={env['OPENBLAS_L2_SIZE']} is set: OpenBLAS blocks its GEMM for that L2 "
+                         "size, not the one the machine reports")
+    if "MKL_ENABLE_INSTRUCTIONS" in env:
+        lines.append(f"  ! MKL_ENABLE_INSTRUCTIONS={env['MKL_ENABLE_INSTRUCTIONS']} caps the instructions MKL may use")
+    return lines
 
 
 def threads_lines(info: dict) -> list[str]:

@@ -18,7 +18,7 @@ DRAM_FACTOR = 4
 
 @dataclass
 class Ceiling:
-    kind: str  # "compute" | "memory" | "transfer"
+    kind: str  # "compute" (GEMM) | "silicon" (register-only FMA) | "memory" | "transfer"
     name: str  # dtype for compute, level for memory, direction for transfer
     value: float  # flop_per_s or bytes_per_s, from the best repetition
     median_value: float | None
@@ -36,7 +36,7 @@ class Ceiling:
 
     @property
     def unit(self) -> str:
-        return rate_unit(self.name) if self.kind == "compute" else "B/s"
+        return rate_unit(self.name) if self.kind in ("compute", "silicon") else "B/s"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -86,7 +86,7 @@ def curve_outliers(rows: list[dict], caches: list[dict], factor: float = 0.5) ->
     by_kernel: dict[str, list[dict]] = {}
     for row in rows:
         if row.get("group") == "stream" and _usable(row) and row.get("bytes_per_s"):
-            by_kernel.setdefault(row["kernel"], []).append(row)
+            by_kernel.setdefault(f"{row.get('impl')}:{row['kernel']}", []).append(row)
     for points in by_kernel.values():
         points.sort(key=lambda r: r["size_bytes"])
         for before, row, after in zip(points, points[1:], points[2:]):
@@ -173,10 +173,32 @@ def _size(n: int) -> str:
     return f"{n} B"
 
 
-def memory_ceilings(rows: list[dict], caches: list[dict]) -> dict[str, Ceiling]:
+#: implementations that measure the hardware, not torch: their points make the "hardware" roofs
+HARDWARE_IMPLS = ("native",)
+
+
+def is_hardware(row: dict) -> bool:
+    return row.get("impl") in HARDWARE_IMPLS
+
+
+def silicon_ceilings(rows: list[dict]) -> dict[str, Ceiling]:
+    """Per dtype: the best register-only FMA point (group "peak"): what the silicon computes with no memory."""
+    by_dtype: dict[str, list[dict]] = {}
+    for row in rows:
+        if row.get("group") == "peak" and _usable(row) and row.get("flop_per_s"):
+            by_dtype.setdefault(row["dtype"], []).append(row)
+    return {dtype: _ceiling("silicon", dtype, _best(candidates, "flop_per_s"), "flop_per_s",
+                            "register-only FMA chains (native C), no memory traffic")
+            for dtype, candidates in by_dtype.items()}
+
+
+def memory_ceilings(rows: list[dict], caches: list[dict], hardware: bool = False) -> dict[str, Ceiling]:
+    """Per memory level: torch's stream points (``hardware=False``: the roofs torch layers are placed against) or
+    the native kernels' (``hardware=True``: cached and non-temporal stores, what the memory itself delivers)."""
     overhead = dispatch_overhead_s(rows)
-    points = [r for r in rows if r.get("group") == "stream" and _usable(r) and r.get("bytes_per_s")]
-    if overhead:
+    points = [r for r in rows if r.get("group") == "stream" and _usable(r) and r.get("bytes_per_s")
+              and is_hardware(r) == hardware]
+    if overhead and not hardware:  # native calls cost ~1 us of ctypes, not a torch dispatch
         points = [r for r in points if r["best_s"] >= OVERHEAD_FACTOR * overhead]
     out: dict[str, Ceiling] = {}
     windows = level_windows(caches)
@@ -232,7 +254,7 @@ def best_curve(rows: list[dict]) -> tuple[list[int], list[float]]:
     """Best bandwidth over stream kernels at each working-set size (usable points only)."""
     at: dict[int, list[dict]] = {}
     for row in rows:
-        if row.get("group") == "stream" and _usable(row) and row.get("bytes_per_s"):
+        if row.get("group") == "stream" and _usable(row) and row.get("bytes_per_s") and not is_hardware(row):
             at.setdefault(row["size_bytes"], []).append(row)
     best = {size: _best(candidates, "bytes_per_s")["bytes_per_s"] for size, candidates in at.items()}
     sizes = sorted(best)
@@ -245,10 +267,13 @@ def analyse(record: dict) -> dict:
     caches = record.get("platform", {}).get("caches") or []
     compute = compute_ceilings(rows)
     memory = memory_ceilings(rows, caches)
+    silicon = silicon_ceilings(rows)
+    memory_hw = memory_ceilings(rows, caches, hardware=True) if any(is_hardware(r) for r in rows) else {}
     transfer = transfer_ceilings(rows)
     dram = memory.get("DRAM") or memory.get("largest")
     ridges = {dtype: ridge_point(c.value, dram.value) for dtype, c in compute.items()} if dram else {}
     sizes, values = best_curve(rows)
-    return {"compute": compute, "memory": memory, "transfer": transfer, "ridge_flop_per_byte": ridges,
+    return {"compute": compute, "memory": memory, "transfer": transfer, "silicon": silicon, "memory_hw": memory_hw,
+            "ridge_flop_per_byte": ridges,
             "dram_level": dram.name if dram else None, "plateaus": detect_plateaus(sizes, values) if sizes else [],
             "dispatch_overhead_s": dispatch_overhead_s(rows), "sync_latency_s": sync_latency_s(rows)}

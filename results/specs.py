@@ -138,29 +138,84 @@ def match(info: dict, specs: list[Spec]) -> tuple[Spec | None, list[Spec], str]:
 
 
 # ---- CPU: a theoretical peak from the detected machine --------------------------------------------------------
-def cpu_theoretical(info: dict) -> dict:
-    """cores x FMA pipes x SIMD lanes x 2 FLOP x frequency, for fp32 and fp64, with every assumption named."""
+def core_model(info: dict) -> dict:
+    """FMA pipes and their width per core, from the vendor, CPUID family/model and flags the record holds.
+
+    A table of what the vendors document, every entry an assumption where parts of one family differ (stated in
+    ``assumption``). Under a hypervisor the family/model can be a generic one (KVM's "EPYC" is family 23 model 1
+    whatever the host is): the effective clock derived from it is then only as right as this guess."""
     flags = set(info.get("simd_flags") or [])
-    if "avx512f" in flags:
-        bits = 512
-    elif "avx2" in flags or "avx" in flags:
-        bits = 256
-    else:
-        bits = 128  # SSE / NEON / ASIMD
+    vendor = str(info.get("vendor") or "")
+    family, model = info.get("cpu_family"), info.get("cpu_model")
     name = info.get("name") or ""
-    pipes, note = 2, "2 FMA pipes per core (assumed: true of recent x86 and Arm server cores)"
-    if bits == 512 and re.search(r"AMD|EPYC|Ryzen", name, re.IGNORECASE):
-        bits, note = 256, "AMD Zen 4 runs AVX-512 on 2 x 256-bit FMA pipes (assumed from the vendor name)"
-    mhz = info.get("freq_mhz_max") or info.get("freq_mhz_current")
-    which = "maximum" if info.get("freq_mhz_max") else "current (the OS reports no maximum; boost may exceed it)"
+    amd = vendor == "AuthenticAMD" or re.search(r"AMD|EPYC|Ryzen", name, re.IGNORECASE)
+    core, pipes, bits, note = None, 2, 128, ""
+    if amd and family == 23:
+        if model is not None and model >= 0x30:
+            core, bits = "Zen 2", 256
+        else:
+            core, bits = "Zen / Zen+", 128
+            note = "Zen and Zen+ split each 256-bit FMA into two on 2 x 128-bit pipes"
+    elif amd and family == 25:
+        zen4 = model is not None and (0x10 <= model <= 0x1F or 0x60 <= model <= 0x7F or 0xA0 <= model <= 0xAF)
+        core, bits = ("Zen 4", 256) if zen4 or "avx512f" in flags else ("Zen 3", 256)
+        if core == "Zen 4":
+            note = "Zen 4 runs AVX-512 on 2 x 256-bit FMA pipes"
+    elif amd and family == 26:
+        core, bits = "Zen 5", 512 if "avx512f" in flags else 256
+        note = "EPYC/desktop Zen 5 has 2 full 512-bit FMA pipes (mobile Zen 5 parts have 256-bit ones)"
+    elif amd and family is None:  # records made before the family was kept: the old rule, said as such
+        core, bits = "AMD (CPU family not recorded)", 256 if ({"avx2", "avx", "avx512f"} & flags) else 128
+        note = "assumed 2 x 256-bit FMA pipes (Zen 2 to Zen 4); Zen 5 has 512-bit ones, Zen/Zen+ 128-bit"
+    elif vendor == "GenuineIntel" or re.search(r"Intel|Xeon", name, re.IGNORECASE):
+        if "avx512f" in flags:
+            core, bits = "Intel with AVX-512", 512
+            note = "2 x 512-bit FMA units (Xeon Scalable Gold/Platinum and later; some parts have one)"
+        elif "fma" in flags:
+            core, bits = "Intel with AVX2/FMA", 256
+        elif "avx" in flags:
+            core, bits, pipes = "Intel AVX without FMA", 256, 1
+            note = "no FMA: one 256-bit multiply and one add per cycle, counted as 1 FMA pipe"
+    if core is None:  # anything else: from the widest vector flag, 2 pipes assumed
+        bits = 512 if "avx512f" in flags else 256 if ("avx2" in flags or "avx" in flags) else 128
+        core = f"unknown core ({vendor or '?'} family {family} model {model})"
+        note = "2 FMA pipes of the widest vector width assumed"
+    assumption = f"{core}: {pipes} x {bits}-bit FMA per core" + (f" ({note})" if note else "")
+    if info.get("hypervisor"):
+        assumption += "; a VM: the family/model may be a generic one the hypervisor shows"
+    return {"core": core, "fma_pipes": pipes, "fma_bits": bits, "assumption": assumption,
+            "flop_per_cycle": {"fp32": pipes * bits // 32 * 2, "fp64": pipes * bits // 64 * 2}}
+
+
+def cpu_theoretical(info: dict, silicon: dict | None = None) -> dict:
+    """cores x FLOP per cycle per core x clock, for fp32 and fp64, with every assumption named.
+
+    The clock: where the record has a measured register-only FMA rate (``silicon``: dtype -> FLOP/s), the effective
+    clock it implies (measured / (cores x FLOP per cycle)) - the OS often hides the boost clock (a VM reports its
+    nominal 2596 MHz while the cores run near 4 GHz); else the OS's maximum or current clock."""
+    core = core_model(info)
     machine_cores = info.get("physical_cores") or info.get("logical_cores") or 1
     threads = info.get("torch_threads")
     cores = min(machine_cores, threads) if threads else machine_cores  # the peak of the cores the run could use
-    out = {"cores": cores, "machine_cores": machine_cores, "threads": threads, "simd_bits": bits, "fma_pipes": pipes,
-           "freq_mhz": mhz, "freq_kind": which, "assumption": note}
+    os_mhz = info.get("freq_mhz_max") or info.get("freq_mhz_current")
+    mhz, which = os_mhz, ("OS maximum" if info.get("freq_mhz_max") else
+                          "OS current (the OS reports no maximum; boost may exceed it)")
+    if silicon and silicon.get("fp64"):
+        mhz = silicon["fp64"] / (cores * core["flop_per_cycle"]["fp64"]) / 1e6
+        which = (f"effective, from the measured fp64 FMA rate (OS reports {os_mhz:.0f} MHz)" if os_mhz
+                 else "effective, from the measured fp64 FMA rate")
+    elif silicon and silicon.get("fp32"):
+        mhz = silicon["fp32"] / (cores * core["flop_per_cycle"]["fp32"]) / 1e6
+        which = f"effective, from the measured fp32 FMA rate (OS reports {os_mhz or 0:.0f} MHz)"
+    out = {"cores": cores, "machine_cores": machine_cores, "threads": threads, "simd_bits": core["fma_bits"],
+           "fma_pipes": core["fma_pipes"], "freq_mhz": mhz, "freq_kind": which, "assumption": core["assumption"],
+           "core": core["core"], "flop_per_cycle": core["flop_per_cycle"]}
     if mhz:
-        for dtype, width in (("fp32", 32), ("fp64", 64)):
-            out[f"{dtype}_flop_per_s"] = cores * pipes * (bits // width) * 2 * mhz * 1e6
+        for dtype in ("fp32", "fp64"):
+            out[f"{dtype}_flop_per_s"] = cores * core["flop_per_cycle"][dtype] * mhz * 1e6
+    if silicon and mhz and not 500 <= mhz <= 6500:
+        out["warning"] = (f"an effective clock of {mhz:.0f} MHz is implausible: the FLOP-per-cycle assumption "
+                          f"({core['assumption']}) is likely wrong for this CPU")
     return out
 
 
@@ -182,13 +237,14 @@ def _spec_value(spec: Spec, dtype: str) -> tuple[float | None, str, bool]:
     return best if best else (None, "", False)
 
 
-def flags_for(ratio: float, sparse_only: bool) -> list[str]:
+def flags_for(ratio: float, sparse_only: bool, bytes_figure: bool = False) -> list[str]:
+    """Actionable flags for measured / spec; the GB-vs-GiB one only for byte figures (bandwidth, sizes)."""
     flags = []
     if ratio > 1.0:
         flags.append("ABOVE SPEC: the sheet's clock may be lower than the boost clock reached, or the sheet is wrong")
     if sparse_only and abs(ratio - 0.5) <= 0.06:
         flags.append("~50% of a figure the sheet lists only WITH SPARSITY: likely a sparse figure read as dense")
-    if abs(ratio - GIB_OVER_GB) <= 0.005:  # tight: 91-93% of a bandwidth sheet is also a common honest result
+    if bytes_figure and abs(ratio - GIB_OVER_GB) <= 0.005:  # tight: 91-93% of a bandwidth sheet is also a common honest result
         flags.append("~93% (= 1e9 / 2^30): likely GB vs GiB mixed up between the sheet and the measurement")
     if ratio < 0.70 and not (sparse_only and abs(ratio - 0.5) <= 0.06):
         flags.append("BELOW 70%: throttling, a low power mode or clocks below spec")
@@ -223,20 +279,27 @@ def validate(record: dict, spec: Spec | None = None) -> list[dict]:
     result = analyse(record)
     rows = []
     if spec is None and record.get("platform", {}).get("kind") == "cpu":
-        theory = cpu_theoretical(record["platform"])
+        silicon = {d: c.value for d, c in (result.get("silicon") or {}).items()}
+        theory = cpu_theoretical(record["platform"], silicon)
         for dtype in ("fp32", "fp64"):
-            ceiling = result["compute"].get(dtype)
-            peak = theory.get(f"{dtype}_flop_per_s")
-            if ceiling and peak:
+            for kind, ceiling in (("GEMM", result["compute"].get(dtype)), ("FMA", (result.get("silicon") or {}).get(dtype))):
+                peak = theory.get(f"{dtype}_flop_per_s")
+                if not ceiling or not peak:
+                    continue
                 ratio = ceiling.value / peak
-                rows.append({"ceiling": dtype, "measured": ceiling.value, "spec": peak, "ratio": ratio, "unit": "FLOP/s",
+                flags = flags_for(ratio, False)
+                if theory["freq_kind"].startswith("effective"):  # the clock is from measurement: no ABOVE SPEC
+                    flags = [f for f in flags if not f.startswith("ABOVE")]
+                if theory.get("warning"):
+                    flags.append(theory["warning"])
+                rows.append({"ceiling": f"{dtype} {kind}", "measured": ceiling.value, "spec": peak, "ratio": ratio,
+                             "unit": "FLOP/s",
                              "spec_field": (f"computed: {theory['cores']} cores"
                                             + (f" (the {theory['threads']} torch threads of {theory['machine_cores']})"
                                                if theory["cores"] < theory["machine_cores"] else "")
-                                            + f" x {theory['fma_pipes']} FMA x "
-                                            f"{theory['simd_bits'] // (32 if dtype == 'fp32' else 64)} lanes x 2 x "
+                                            + f" x {theory['flop_per_cycle'][dtype]} FLOP/cycle x "
                                             f"{theory['freq_mhz']:.0f} MHz ({theory['freq_kind']}); {theory['assumption']}"),
-                             "flags": flags_for(ratio, False)})
+                             "flags": flags})
         return rows
     if spec is None:
         return rows
@@ -252,7 +315,7 @@ def validate(record: dict, spec: Spec | None = None) -> list[dict]:
     dram = result["memory"].get("DRAM")
     if dram and spec.bandwidth_bytes_per_s:
         ratio = dram.value / spec.bandwidth_bytes_per_s
-        flags = flags_for(ratio, False)
+        flags = flags_for(ratio, False, bytes_figure=True)
         if any(f.startswith("BELOW") for f in flags):
             flags.append("telemetry: " + _telemetry_note(record, dram.kernel, dram.dtype, dram.shape))
         rows.append({"ceiling": "DRAM", "measured": dram.value, "spec": spec.bandwidth_bytes_per_s, "ratio": ratio,

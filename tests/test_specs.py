@@ -83,7 +83,7 @@ def test_matching_by_name_and_memory_and_ambiguity():
     (0.6, False, ["BELOW 70%"]), (0.5, False, ["BELOW 70%"]),
 ])
 def test_flag_logic(ratio, sparse_only, expect):
-    flags = flags_for(ratio, sparse_only)
+    flags = flags_for(ratio, sparse_only, bytes_figure=True)
     assert len(flags) == len(expect) and all(e in f for e, f in zip(expect, flags))
 
 
@@ -103,7 +103,7 @@ def test_low_ratio_cites_the_telemetry(tmp_path):
 def test_cpu_theoretical_peak_by_hand():
     info = {"name": "Intel Xeon", "simd_flags": ["avx2", "fma", "avx512f"], "physical_cores": 4, "freq_mhz_max": 3000}
     theory = cpu_theoretical(info)
-    assert theory["fp32_flop_per_s"] == 4 * 2 * 16 * 2 * 3000e6 and theory["freq_kind"] == "maximum"
+    assert theory["fp32_flop_per_s"] == 4 * 2 * 16 * 2 * 3000e6 and theory["freq_kind"] == "OS maximum"
     zen = cpu_theoretical({"name": "AMD EPYC", "simd_flags": ["avx512f"], "physical_cores": 2, "freq_mhz_current": 2596})
     assert zen["fp64_flop_per_s"] == 2 * 2 * 4 * 2 * 2596e6 and "current" in zen["freq_kind"]
 

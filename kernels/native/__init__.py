@@ -1,0 +1,276 @@
+"""Native CPU kernels: this project's own C (``roofline_native.c``), compiled at run time, cached, loaded by ctypes.
+
+Why not a library: the roofs must be what the silicon and the memory can do, not what an implementation reaches.
+A BLAS GEMM or a torch op measures its own code (torch's stores go through the cache and pay a read-for-ownership
+that STREAM's byte convention does not count); a register-only FMA loop and non-temporal stores measure the
+hardware. These kernels are implementations beside ``torch`` and ``numpy`` (``impl = "native"`` in the record),
+timed by the same harness and verified the same way.
+
+Build: ``$CC`` or gcc/cc, ``-O3 -march=native -ffp-contract=fast -fopenmp -shared -fPIC``, cached under
+``$XDG_CACHE_HOME/measured-roofline/native/<hash>`` where the hash covers the source, the flags, the compiler's
+version and the CPU (``-march=native`` code from one CPU may not run on another). No compiler, a failed build or an
+ISA without a path: :class:`Unsupported` with the reason (the point is reported missing).
+"""
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from kernels.base import Prepared, Unsupported, Verdict
+
+SOURCE = Path(__file__).resolve().parent / "roofline_native.c"
+FLAGS = ["-O3", "-march=native", "-ffp-contract=fast", "-fopenmp", "-shared", "-fPIC"]
+NATIVE_CONVENTION = ("STREAM convention (each element read or written once, no write-allocate); bytes_actual adds "
+                     "the write-allocate read of cached stores (none for non-temporal stores)")
+FMA_CONVENTION = "FLOPs = 2 per lane per fused multiply-add (x = x*m + a), no memory traffic"
+
+_LIB: dict[str, object] = {}
+
+
+def _compiler() -> str | None:
+    cc = os.environ.get("CC")
+    if cc and shutil.which(cc):
+        return shutil.which(cc)
+    return shutil.which("gcc") or shutil.which("cc")
+
+
+def _cpu_signature() -> str:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        import platform
+
+        return platform.machine() + platform.processor()
+    keep = [line for line in text.splitlines() if line.split(":")[0].strip() in ("model name", "flags", "Features",
+                                                                                  "cpu family", "model")]
+    return "\n".join(sorted(set(keep)))
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "measured-roofline" / "native"
+
+
+def build(force: bool = False) -> tuple[Path, dict]:
+    """Compile (or find in the cache) the shared library; returns its path and how it was built."""
+    cc = _compiler()
+    if cc is None:
+        raise Unsupported("no C compiler found (set CC, or install gcc): the native kernels cannot be built")
+    version = subprocess.run([cc, "--version"], capture_output=True, text=True).stdout.splitlines()[:1]
+    digest = hashlib.sha256(SOURCE.read_bytes() + " ".join(FLAGS).encode() + "".join(version).encode()
+                            + _cpu_signature().encode()).hexdigest()[:16]
+    target = cache_dir() / digest / "libroofline_native.so"
+    info = {"compiler": cc, "compiler_version": version[0] if version else "?", "flags": " ".join(FLAGS),
+            "cache": str(target), "source": str(SOURCE)}
+    if target.exists() and not force:
+        return target, {**info, "built": "cached"}
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(f".{os.getpid()}.tmp")
+    import time
+
+    start = time.perf_counter()
+    done = subprocess.run([cc, *FLAGS, str(SOURCE), "-o", str(tmp)], capture_output=True, text=True)
+    if done.returncode:
+        tmp.unlink(missing_ok=True)
+        raise Unsupported(f"{Path(cc).name} could not build the native kernels: {done.stderr.strip()[:300]}")
+    os.replace(tmp, target)  # atomic: a concurrent build never sees half a library
+    return target, {**info, "built": f"compiled in {time.perf_counter() - start:.1f} s"}
+
+
+def library():
+    """The loaded library (built once per process), with ``build_info``."""
+    if "lib" not in _LIB:
+        path, info = build()
+        try:
+            lib = ctypes.CDLL(str(path))
+        except OSError as exc:
+            raise Unsupported(f"the native library built but cannot be loaded: {exc}") from exc
+        _declare(lib)
+        info.update(isa=lib.rn_isa().decode(), vector_bytes=lib.rn_vector_bytes(), accumulators=lib.rn_accumulators(),
+                    nt_stores=bool(lib.rn_nt_stores()))
+        lib.build_info = info
+        _LIB["lib"] = lib
+    return _LIB["lib"]
+
+
+def _declare(lib) -> None:
+    dp, fp, L, I, D = (ctypes.POINTER(ctypes.c_double), ctypes.POINTER(ctypes.c_float), ctypes.c_long,
+                       ctypes.c_int, ctypes.c_double)
+    lib.rn_isa.restype = ctypes.c_char_p
+    for name, args in (("rn_fma_f32", [L, D, D, D, I, I, fp]), ("rn_fma_f64", [L, D, D, D, I, I, dp]),
+                       ("rn_copy", [dp, dp, L, L, I]), ("rn_copy_nt", [dp, dp, L, L, I]),
+                       ("rn_memcpy", [dp, dp, L, L, I]), ("rn_triad", [dp, dp, dp, D, L, L, I]),
+                       ("rn_triad_nt", [dp, dp, dp, D, L, L, I]), ("rn_fill_nt", [dp, D, L, L, I]),
+                       ("rn_read", [dp, L, L, I])):
+        getattr(lib, name).argtypes = args
+        getattr(lib, name).restype = D if name == "rn_read" else None
+
+
+def _threads(threads: int | None) -> int:
+    if threads:
+        return threads
+    import torch
+
+    return torch.get_num_threads()
+
+
+# ---- the register-only FMA peak -----------------------------------------------------------------------------
+#: x = x*m + a converges to a / (1 - m) = 1.0; chains start at 0.5 + 0.001 c
+FMA_M, FMA_A, FMA_X0 = 0.9999, 1e-4, 0.5
+FMA_ITERATIONS = 1 << 21
+
+
+def prepare_fma(dtype: str, threads: int | None = None, iterations: int = FMA_ITERATIONS) -> Prepared:
+    import numpy as np
+
+    if dtype not in ("fp32", "fp64"):
+        raise Unsupported(f"the native FMA peak kernel runs fp32 and fp64, not {dtype}")
+    lib = library()
+    threads = _threads(threads)
+    np_dtype = np.float32 if dtype == "fp32" else np.float64
+    lanes = lib.build_info["vector_bytes"] // np.dtype(np_dtype).itemsize
+    acc = lib.build_info["accumulators"]
+    out = np.zeros(threads * acc * lanes, dtype=np_dtype)
+    fn_c = lib.rn_fma_f32 if dtype == "fp32" else lib.rn_fma_f64
+    ptr = out.ctypes.data_as(ctypes.POINTER(ctypes.c_float if dtype == "fp32" else ctypes.c_double))
+
+    def fn():
+        fn_c(iterations, FMA_X0, FMA_M, FMA_A, threads, threads, ptr)
+
+    def verify() -> Verdict:
+        return verify_fma(fn_c, dtype, out, threads, acc, lanes, iterations)
+
+    flops = 2 * lanes * acc * iterations * threads
+    return Prepared(group="peak", kernel="fma", dtype=dtype, impl="native", fn=fn, verify=verify, flops=flops,
+                    bytes=0, convention=FMA_CONVENTION, shape=[threads, acc, lanes, iterations],
+                    extra={"threads": threads, "accumulators": acc, "lanes": lanes, "iterations": iterations,
+                           "build": lib.build_info, "what": "register-only FMA chains: the silicon's peak"},
+                    state={"out": out})
+
+
+def verify_fma(fn_c, dtype: str, out, threads: int, acc: int, lanes: int, iterations: int,
+               short: int = 1000) -> Verdict:
+    """Two checks: the timed run's chains against the closed form 1 + m^n (x0 - 1) of the recurrence (rounding
+    errors stay below eps / (1 - m), hence the tolerance), and a short run replayed step by step in numpy in the same
+    dtype (FMA rounds once where numpy rounds twice, hence a tolerance there too)."""
+    import numpy as np
+
+    np_dtype = out.dtype.type
+    x0 = np.repeat(np.array([FMA_X0 + 0.001 * c for c in range(acc)]), lanes)
+    closed = np.tile(1.0 + FMA_M ** iterations * (x0 - 1.0), threads)
+    deviation = float(np.abs(out.astype(np.float64) - closed).max()) if np.isfinite(out).all() else float("inf")
+    if deviation > (2e-3 if dtype == "fp32" else 1e-9):
+        return Verdict(False, f"timed chains off the recurrence's fixed point path by {deviation:.3g}")
+    probe = np.zeros_like(out)
+    fn_c(short, FMA_X0, FMA_M, FMA_A, threads, threads,
+         probe.ctypes.data_as(ctypes.POINTER(ctypes.c_float if dtype == "fp32" else ctypes.c_double)))
+    x = np.array([FMA_X0 + 0.001 * c for c in range(acc)], dtype=np_dtype)
+    m, a = np_dtype(FMA_M), np_dtype(FMA_A)
+    for _ in range(short):
+        x = x * m + a
+    want = np.tile(np.repeat(x, lanes), threads)
+    err = float(np.abs(probe.astype(np.float64) - want).max())
+    tol = 1e-4 if dtype == "fp32" else 1e-12
+    if err > tol:
+        return Verdict(False, f"short run differs from the numpy replay by {err:.3g} (> {tol:g})")
+    return Verdict(True, f"replay of {short} steps within {err:.2g}; timed chains at the fixed point")
+
+
+# ---- stream kernels -----------------------------------------------------------------------------------------
+#: name -> (arrays, elements read, written, non-temporal stores, formula)
+STREAM = {
+    "copy": (2, 1, 1, False, "c = a"), "copy_nt": (2, 1, 1, True, "c = a (non-temporal stores)"),
+    "triad": (3, 2, 1, False, "a = b + q*c"), "triad_nt": (3, 2, 1, True, "a = b + q*c (non-temporal stores)"),
+    "read": (1, 1, 0, False, "s = sum(a)"), "fill_nt": (1, 0, 1, True, "a = 5 (non-temporal stores)"),
+    "memcpy": (2, 1, 1, False, "glibc memcpy, one chunk per thread"),
+}
+A, B, C, Q, FILL = 1.0, 2.0, 0.5, 3.0, 5.0
+
+
+def byte_counts(name: str, n: int, itemsize: int = 8) -> tuple[int, int | None, str]:
+    """(STREAM-convention bytes, estimated actual bytes or None, how the estimate was made) for one call."""
+    _arrays, reads, writes, nt, _formula = STREAM[name]
+    stream_bytes = (reads + writes) * n * itemsize
+    if name == "memcpy":
+        return stream_bytes, None, "glibc picks cached or non-temporal stores by size: actual traffic not estimated"
+    if nt:
+        return stream_bytes, stream_bytes, "non-temporal stores: no write-allocate read"
+    return stream_bytes, stream_bytes + writes * n * itemsize, "cached stores: + one write-allocate read per element written"
+
+
+def aligned(n: int, value: float):
+    """A float64 numpy array of ``n`` elements starting on a 64-byte boundary, filled with ``value``."""
+    import numpy as np
+
+    buf = np.empty(n + 8, dtype=np.float64)
+    offset = (-buf.ctypes.data % 64) // 8
+    arr = buf[offset:offset + n]
+    arr.fill(value)
+    return arr
+
+
+#: bytes one call should move (R passes over a cache-resident working set), as the torch read_repeat does
+CALL_BYTES = 32 << 20
+
+
+def prepare_stream(name: str, working_set_bytes: int, threads: int | None = None,
+                   call_bytes: int = CALL_BYTES) -> Prepared:
+    """One native stream point; a call runs R = ceil(call_bytes / bytes per pass) passes (1 for DRAM sizes)."""
+    if name not in STREAM:
+        raise Unsupported(f"unknown native stream kernel {name!r}; known: {', '.join(STREAM)}")
+    lib = library()
+    arrays, _reads, _writes, nt, formula = STREAM[name]
+    if nt and not lib.build_info["nt_stores"]:
+        raise Unsupported(f"no non-temporal store instruction on this ISA ({lib.build_info['isa']})")
+    threads = _threads(threads)
+    n = max(64, working_set_bytes // (arrays * 8))
+    a = aligned(n, A)
+    b = aligned(n, B) if arrays >= 2 else None
+    c = aligned(n, C if arrays == 3 else 0.0) if arrays >= 2 else None
+    P = ctypes.POINTER(ctypes.c_double)
+    pa, pb, pc = (x.ctypes.data_as(P) if x is not None else None for x in (a, b, c))
+    out: dict[str, float] = {}
+    per_pass, _, _ = byte_counts(name, n)
+    reps = max(1, -(-int(call_bytes) // per_pass))
+    if name in ("copy", "copy_nt", "memcpy"):
+        call = getattr(lib, "rn_" + name)
+
+        def fn():
+            call(pa, pb, n, reps, threads)  # b = a
+        target, want = b, A
+    elif name in ("triad", "triad_nt"):
+        call = getattr(lib, "rn_" + name)
+
+        def fn():
+            call(pa, pb, pc, Q, n, reps, threads)  # a = b + q*c
+        target, want = a, B + Q * C
+    elif name == "fill_nt":
+        def fn():
+            lib.rn_fill_nt(pa, FILL, n, reps, threads)
+        target, want = a, FILL
+    else:
+        def fn():
+            out["s"] = lib.rn_read(pa, n, reps, threads)
+        target, want = None, None
+
+    def verify() -> Verdict:
+        if target is None:
+            if "s" not in out:
+                return Verdict(False, "the kernel never ran")
+            ok = out["s"] == A * n * reps  # exact: a sum of ones in float64 (far below 2^53)
+            return Verdict(ok, f"sum {out['s']:.0f} {'==' if ok else '!='} {n * reps}")
+        wrong = int((target != want).sum())
+        return Verdict(not wrong, f"all {n} elements equal {want}" if not wrong else f"{wrong} of {n} elements differ")
+
+    stream_bytes, actual, how = byte_counts(name, n)
+    stream_bytes, actual = stream_bytes * reps, actual * reps if actual is not None else None
+    return Prepared(group="stream", kernel=name, dtype="fp64", impl="native", fn=fn, verify=verify,
+                    flops=(2 * n if name.startswith("triad") else n if name == "read" else 0) * reps, bytes=stream_bytes,
+                    convention=NATIVE_CONVENTION, shape=[n], size_bytes=n * arrays * 8,
+                    extra={"formula": formula, "elements": n, "repeats": reps, "threads": threads, "bytes_actual": actual,
+                           "bytes_actual_how": how, "non_temporal": nt, "build": lib.build_info},
+                    state={"a": a, "b": b, "c": c, "out": out})
