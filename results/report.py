@@ -170,13 +170,14 @@ def silicon_lines(result: dict) -> list[str]:
     silicon = result.get("silicon") or {}
     if not silicon:
         return []
-    lines = ["", "Silicon peak (register-only FMA chains, this project's C; the roof above the GEMM's):"]
+    lines = ["", "Silicon peak (register-only FMA chains: this project's C on a CPU, Triton on a GPU's CUDA cores; the "
+                 "roof above the GEMM's where the GEMM uses the same units):"]
     for dtype, c in silicon.items():
         gemm = result["compute"].get(dtype)
         ratio = f"; best GEMM {si(gemm.value, gemm.unit)} ({gemm.impl}) = {gemm.value / c.value:.2f} of it" if gemm else ""
-        threads = (c.shape or [None])[0]
+        where = f"{(c.shape or [None])[0]} {'threads' if c.impl == 'native' else 'programs'}, {c.impl}"
         lines.append(f"  {dtype:>5}: {si(c.value, c.unit)} best (median {si(c.median_value, c.unit)}, CV {_pct(c.cv)}, "
-                     f"{threads} threads){ratio}" + ("  ! DISTURBED" if c.disturbed else ""))
+                     f"{where}){ratio}" + ("  ! DISTURBED" if c.disturbed else ""))
     return lines
 
 
@@ -186,8 +187,8 @@ def hardware_memory_lines(record: dict, result: dict) -> list[str]:
     if not hw:
         return []
     rows = {id(m): m for m in record["measurements"]}
-    lines = ["", "Hardware bandwidth (native C: cached and non-temporal stores; bytes by STREAM's convention, the "
-                 "estimated actual traffic beside):"]
+    lines = ["", "Hardware bandwidth (native C: cached and non-temporal stores; Triton on a GPU; bytes by STREAM's "
+                 "convention, the estimated actual traffic beside where known):"]
     for level, c in hw.items():
         row = next((m for m in rows.values() if m.get("impl") == "native" and m.get("kernel") == c.kernel
                     and m.get("size_bytes") == c.size_bytes and m.get("bytes_per_s") == c.value), {})

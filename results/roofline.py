@@ -174,7 +174,7 @@ def _size(n: int) -> str:
 
 
 #: implementations that measure the hardware, not torch: their points make the "hardware" roofs
-HARDWARE_IMPLS = ("native",)
+HARDWARE_IMPLS = ("native", "triton")
 
 
 def is_hardware(row: dict) -> bool:
@@ -198,7 +198,7 @@ def memory_ceilings(rows: list[dict], caches: list[dict], hardware: bool = False
     overhead = dispatch_overhead_s(rows)
     points = [r for r in rows if r.get("group") == "stream" and _usable(r) and r.get("bytes_per_s")
               and is_hardware(r) == hardware]
-    if overhead and not hardware:  # native calls cost ~1 us of ctypes, not a torch dispatch
+    if overhead and not hardware:  # native calls cost ~1 us of ctypes; Triton points are DRAM-sized
         points = [r for r in points if r["best_s"] >= OVERHEAD_FACTOR * overhead]
     out: dict[str, Ceiling] = {}
     windows = level_windows(caches)

@@ -320,6 +320,21 @@ def validate(record: dict, spec: Spec | None = None) -> list[dict]:
             flags.append("telemetry: " + _telemetry_note(record, dram.kernel, dram.dtype, dram.shape))
         rows.append({"ceiling": "DRAM", "measured": dram.value, "spec": spec.bandwidth_bytes_per_s, "ratio": ratio,
                      "unit": "B/s", "spec_field": "memory.bandwidth_gb_per_s", "flags": flags})
+    hw = (result.get("memory_hw") or {}).get("DRAM")
+    if hw and spec.bandwidth_bytes_per_s:
+        ratio = hw.value / spec.bandwidth_bytes_per_s
+        rows.append({"ceiling": "DRAM hw", "measured": hw.value, "spec": spec.bandwidth_bytes_per_s, "ratio": ratio,
+                     "unit": "B/s", "spec_field": f"memory.bandwidth_gb_per_s (vs the {hw.impl} {hw.kernel} kernel)",
+                     "flags": flags_for(ratio, False, bytes_figure=True)})
+    for dtype, c in (result.get("silicon") or {}).items():
+        value, field, sparse_only = _spec_value(spec, dtype) if dtype != "fp64" else (
+            (float(spec.compute("fp64")["dense"]) * 1e12, "compute_tflops.fp64.dense", False)
+            if spec.compute("fp64") and "dense" in spec.compute("fp64") else (None, "", False))
+        if value:
+            ratio = c.value / value
+            rows.append({"ceiling": f"{dtype} FMA", "measured": c.value, "spec": value, "ratio": ratio,
+                         "unit": c.unit, "spec_field": f"{field} (vs the {c.impl} FMA-chain kernel, no tensor cores)",
+                         "flags": flags_for(ratio, sparse_only)})
     return rows
 
 

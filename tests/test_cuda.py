@@ -97,3 +97,31 @@ def test_single_call_timing_and_read_only_flush(gpu):
     assert gpu._flush_buf._version == version  # the flush only reads
     wall = gpu.time_call(lambda: x.mul_(1.0))
     assert wall > 0 and gpu.last_device_s is not None and gpu.last_device_s <= wall
+
+
+@pytest.mark.parametrize("name", ["copy", "triad", "write"])
+def test_triton_stream_on_gpu_verifies(name):
+    from kernels import triton_kernels as tk
+    from kernels.base import Unsupported
+
+    try:
+        p = tk.prepare_stream(name, 64 << 20, "cuda")
+    except Unsupported as exc:
+        pytest.skip(str(exc))
+    p.fn()
+    torch.cuda.synchronize()
+    assert p.verify().ok
+
+
+@pytest.mark.parametrize("dtype", ["fp32", "fp64"])
+def test_triton_fma_on_gpu_verifies(dtype):
+    from kernels import triton_kernels as tk
+    from kernels.base import Unsupported
+
+    try:
+        p = tk.prepare_fma(dtype, "cuda", iterations=64)
+    except Unsupported as exc:
+        pytest.skip(str(exc))
+    p.fn()
+    torch.cuda.synchronize()
+    assert p.verify().ok
