@@ -163,7 +163,8 @@ def pytest_sessionfinish(session, exitstatus):
     record.data["finished"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     status = {0: "complete", 1: "finished with failures (see the failed points)", 2: "interrupted"}.get(
         int(exitstatus), f"ended with pytest exit status {int(exitstatus)}")
-    measured = [m for m in record.measurements if m.get("status") == "ok"]
+    measured = [m for m in record.measurements if m.get("status") == "ok"
+                and m.get("group") not in ("sentinel", "overhead")]  # checks of the machine are not the run's figures
     if suite.save_error:
         status = "stopped: the record could not be saved"
     elif not measured and int(exitstatus) in (0, 1):
@@ -215,6 +216,21 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         terminalreporter.write_line(f"note: run-to-run history {note}")
     if len(notes) > 5:
         terminalreporter.write_line(f"note: ... and {len(notes) - 5} more unreadable files in {suite.record.directory}")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _dram_sentinel(request):
+    """A DRAM sentinel at the start and the end of every benchmark file (bench/harness.py: Suite.sentinel)."""
+    in_bench = Path(request.module.__file__).resolve().parent == ROOT / "bench"
+    uses_suite = in_bench and any("suite" in getattr(item, "fixturenames", ()) for item in request.session.items
+                                  if getattr(item, "module", None) is request.module)
+    if not uses_suite:
+        yield
+        return
+    suite = request.getfixturevalue("suite")
+    suite.sentinel(f"start of {request.module.__name__}")
+    yield
+    suite.sentinel(f"end of {request.module.__name__}")
 
 
 def pytest_benchmark_update_machine_info(config, machine_info):

@@ -124,6 +124,34 @@ class Suite:
                 prepared.cleanup()
             prepared.state.clear()
 
+    def sentinel(self, when: str) -> dict | None:
+        """A DRAM copy (torch, a working set >= 4x the last-level cache), best of 5 calls, measured at the start and
+        end of every benchmark file: the machine's memory bandwidth drifts (a VM shares it with neighbours), so the
+        summary reports the spread of these beside the DRAM ceiling. Group "sentinel": never a ceiling."""
+        from kernels import stream
+
+        if self.save_error:  # the run is stopping: measure nothing more
+            return None
+        levels = self.platform.cache_levels()
+        llc = levels[-1].size_bytes * (1 if levels[-1].shared else levels[-1].instances) if levels else 64 << 20
+        size = max(4 * llc, (1 << 30) if self.platform.kind != "cpu" else 0)
+        try:
+            p = stream.prepare("copy", size, self.platform.device)
+            p.fn()
+            self.monitor.start()
+            times = [_block(self.platform.clock, p.fn, 1) for _ in range(5)]
+            load = self.monitor.stop()
+            verdict = p.verify()
+        except Exception as exc:  # a sentinel must never stop a run
+            return {"error": f"{type(exc).__name__}: {_short(exc)}"}
+        row = measurement(group="sentinel", kernel="copy", dtype="fp32", impl="torch", shape=p.shape,
+                          size_bytes=p.size_bytes, bytes=p.bytes, times_s=times, number_per_run=1,
+                          verified=verdict.ok, status="ok" if verdict.ok else "failed", convention=p.convention,
+                          extra={"when": when, "statistic": "best of 5 single calls"})
+        p.state.clear()
+        self.add(_with_load(row, load))
+        return row
+
     def remeasure(self, old: dict, make: Callable[[], Prepared]) -> dict | None:
         """Measure a point again (timed by the harness itself: pytest-benchmark allows one benchmark per test). The
         new row is added and the old one kept, marked ``superseded`` (analysis skips it; the record keeps both)."""

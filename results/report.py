@@ -115,6 +115,7 @@ def summary_text(record: dict, record_path: str | None = None, plot_path: str | 
                       "torch's stores are cached, so kernels that write move about 1.5x (copy) to 1.33x (triad) "
                       "this, kept per point as bytes_actual):",
                   pd.DataFrame(memory).to_string(index=False)]
+    lines += sentinel_lines(record, result)
     lines += hardware_memory_lines(record, result)
     lines += blas_lines(info, result)
     if result["dispatch_overhead_s"]:
@@ -210,6 +211,23 @@ def hardware_memory_lines(record: dict, result: dict) -> list[str]:
             lines.append(f"  thread scaling, {'DRAM copy (native, non-temporal)' if unit == 'B/s' else 'fp32 GEMM 1024^3'}: "
                          + ", ".join(f"{t} thr {si(m[rate], unit)} ({m[rate] / base:.2f}x)" for t, m in points))
     return lines
+
+
+def sentinel_lines(record: dict, result: dict) -> list[str]:
+    """The DRAM sentinel's spread over the run, beside the DRAM ceiling: how much the memory drifted meanwhile."""
+    points = [m for m in record["measurements"] if m.get("group") == "sentinel" and m.get("status") == "ok"
+              and m.get("bytes_per_s")]
+    if len(points) < 2:
+        return []
+    rates = [m["bytes_per_s"] for m in points]
+    lo, hi = min(rates), max(rates)
+    dram = result["memory"].get("DRAM")
+    where = (f": the DRAM ceiling ({si(dram.value, 'B/s')}, {dram.kernel}, another kernel) was taken at one moment "
+             "of such a drift" if dram else "")
+    disturbed = sum(1 for m in points if m.get("disturbed"))
+    return [f"  DRAM sentinel (torch copy, {(points[0].get('size_bytes') or 0) / 2**20:.0f} MiB, best of 5 calls, at the "
+            f"start and end of each benchmark file): {si(lo, 'B/s')} .. {si(hi, 'B/s')} over {len(points)} checks, "
+            f"drift {100 * (hi - lo) / hi:.0f}%{where}" + (f"; {disturbed} of them disturbed" if disturbed else "")]
 
 
 def blas_lines(info: dict, result: dict) -> list[str]:
