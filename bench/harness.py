@@ -132,9 +132,7 @@ class Suite:
 
         if self.save_error:  # the run is stopping: measure nothing more
             return None
-        levels = self.platform.cache_levels()
-        llc = levels[-1].size_bytes * (1 if levels[-1].shared else levels[-1].instances) if levels else 64 << 20
-        size = max(4 * llc, (1 << 30) if self.platform.kind != "cpu" else 0)
+        size = max(4 * self.platform.llc_bytes(), (1 << 30) if self.platform.kind != "cpu" else 0)
         try:
             p = stream.prepare("copy", size, self.platform.device)
             p.fn()

@@ -16,8 +16,7 @@ QUICK_CACHE_KERNELS = ("copy", "read", "triad")
 
 
 def _llc(config) -> int:
-    levels = config._roofline_platform.cache_levels()
-    return levels[-1].size_bytes * (1 if levels[-1].shared else levels[-1].instances) if levels else 64 << 20
+    return config._roofline_platform.llc_bytes()
 
 
 def _is_cpu(config) -> bool:
@@ -27,7 +26,7 @@ def _is_cpu(config) -> bool:
 def _levels(config):
     platform = config._roofline_platform
     levels = platform.cache_levels()
-    llc = levels[-1].size_bytes * (1 if levels[-1].shared else levels[-1].instances) if levels else 64 << 20
+    llc = platform.llc_bytes()
     if not config.getoption("--quick"):
         return stream.sweep_sizes(llc, False, max_bytes=platform.memory_bytes() // 4)
     from results.roofline import effective_capacities
@@ -79,8 +78,7 @@ def test_thread_scaling(suite, benchmark, scaling_threads):
 
     from kernels import gemm
 
-    levels = suite.platform.cache_levels()
-    llc = levels[-1].size_bytes * (1 if levels[-1].shared else levels[-1].instances) if levels else 64 << 20
+    llc = suite.platform.llc_bytes()
     before = torch.get_num_threads()
 
     def relabel(p):

@@ -7,8 +7,7 @@ from kernels.base import Prepared, Verdict
 
 def _sizes(config):
     platform = config._roofline_platform
-    levels = platform.cache_levels()
-    llc = levels[-1].size_bytes * (1 if levels[-1].shared else levels[-1].instances) if levels else 64 << 20
+    llc = platform.llc_bytes()
     return stream.sweep_sizes(llc, config.getoption("--quick"), max_bytes=platform.memory_bytes() // 4,
                               min_end=(1 << 30) if platform.kind != "cpu" else 0)
 

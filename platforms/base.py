@@ -89,6 +89,15 @@ class Platform:
         """Memory the sweeps may use (free memory of the device)."""
         raise NotImplementedError
 
+    def llc_bytes(self, unknown: int = 64 << 20) -> int:
+        """Capacity of the last (largest) cache level for a kernel spread over all cores (private levels add up
+        over their instances); ``unknown`` where no cache size could be read."""
+        levels = self.cache_levels()
+        if not levels:
+            return unknown
+        last = levels[-1]
+        return last.size_bytes * (1 if last.shared else last.instances)
+
     def read_telemetry(self) -> dict[str, float]:
         """One sample of clocks / temperature / power; keys carry units. Missing sensors are left out."""
         return {}
