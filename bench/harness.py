@@ -157,7 +157,7 @@ class Suite:
             new = self.run(None, make)
         except pytest.skip.Exception:
             return None
-        index = self.record.measurements.index(old)
+        index = next(i for i, row in enumerate(self.record.measurements) if row is old)
         old["superseded"] = True
         new["remeasure_of"] = index
         self.record.save()
@@ -324,6 +324,11 @@ class Suite:
             return {"status": "missing", "reason": f"{type(exc).__name__}: {_short(exc)}"}
         try:
             g.fn()
+            first = _block(self.platform.clock, g.fn, 1)
+            if first > self.budget.call_cap_s:  # e.g. bf16 torch.mm on a CPU without bf16 units: seconds per call
+                return {"status": "cut", "shape": g.shape, "reason": (
+                    f"one call of the implicit GEMM took {first:.2f} s, over the {self.budget.call_cap_s:g} s cap per "
+                    "call: no GEMM comparison for this layer")}
             device: list[float] = []
             times = self.cold_times(g, device)
             verdict = g.verify()

@@ -101,7 +101,7 @@ def summary_text(record: dict, record_path: str | None = None, plot_path: str | 
         lines.append(f"  single calls (layers, cold caches): {record['single_call_method']}")
     compute = [{"dtype": c.name, "peak (best)": si(c.value, c.unit), "median": si(c.median_value, c.unit),
                 "CV": _pct(c.cv), "reps": c.n, "shape MxNxK": _shape(c), "impl": c.impl,
-                f"ridge vs {result['dram_level']}": (f"{result['ridge_flop_per_byte'][c.name]:.1f} {c.unit[:-2]}/B"
+                f"ridge vs {result['dram_level'] or 'DRAM (not measured)'}": (f"{result['ridge_flop_per_byte'][c.name]:.1f} {c.unit[:-2]}/B"
                                                      if c.name in result["ridge_flop_per_byte"] else "-")}
                for c in result["compute"].values()]
     if compute:

@@ -114,3 +114,24 @@ def test_remeasure_supersedes_and_analysis_skips_the_old_row(tmp_path):
     assert old["superseded"] and new["remeasure_of"] == 0
     sizes, values = best_curve(suite.record.measurements)
     assert values == [new["bytes_per_s"]]  # the superseded point no longer counts
+
+
+def test_a_slow_implicit_gemm_is_cut_not_timed_for_minutes(tmp_path):
+    import time
+
+    from bench.harness import Budget, Suite
+    from kernels.base import Prepared, Verdict
+    from platforms.cpu import CpuPlatform
+    from results.record import RunRecord
+
+    suite = Suite(platform=CpuPlatform(), record=RunRecord(tmp_path, {"name": "t", "device": "cpu"}, {}),
+                  budget=Budget(0.02, 0.05, 0.001, 3, 5))
+
+    def make():
+        return Prepared(group="gemm", kernel="gemm", dtype="bf16", impl="torch", fn=lambda: time.sleep(0.06),
+                        verify=lambda: Verdict(True, ""), flops=1, bytes=1, convention="", shape=[1, 8, 8, 8])
+
+    start = time.perf_counter()
+    out = suite._gemm_for_gap(make)
+    assert out["status"] == "cut" and "over the 0.05 s cap" in out["reason"]
+    assert time.perf_counter() - start < 0.5  # two calls, not min_rounds of cold calls
