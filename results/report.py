@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from results.roofline import analyse, rate_unit
+from results.roofline import analyse, is_hardware, rate_unit
 
 
 def si(value: float | None, unit: str) -> str:
@@ -187,16 +187,15 @@ def hardware_memory_lines(record: dict, result: dict) -> list[str]:
     hw = result.get("memory_hw") or {}
     if not hw:
         return []
-    rows = {id(m): m for m in record["measurements"]}
     lines = ["", "Hardware bandwidth (native C: cached and non-temporal stores; Triton on a GPU; bytes by STREAM's "
                  "convention, the estimated actual traffic beside where known):"]
     for level, c in hw.items():
-        row = next((m for m in rows.values() if m.get("impl") == "native" and m.get("kernel") == c.kernel
+        row = next((m for m in record["measurements"] if is_hardware(m) and m.get("kernel") == c.kernel
                     and m.get("size_bytes") == c.size_bytes and m.get("bytes_per_s") == c.value), {})
         extra = row.get("extra") or {}
-        actual = extra.get("bytes_actual")
-        actual_text = (f", actual {si(actual / row['best_s'], 'B/s')} ({extra.get('bytes_actual_how')})"
-                       if actual and row.get("best_s") else f" ({extra.get('bytes_actual_how', '')})")
+        actual, how = extra.get("bytes_actual"), extra.get("bytes_actual_how")
+        actual_text = (f", actual {si(actual / row['best_s'], 'B/s')} ({how})" if actual and row.get("best_s")
+                       else f" ({how})" if how else "")
         torch_c = result["memory"].get(level)
         ratio = f"; torch's {si(torch_c.value, 'B/s')} ({torch_c.kernel}) = {torch_c.value / c.value:.2f} of it" \
             if torch_c else ""

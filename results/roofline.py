@@ -108,6 +108,15 @@ def _best(rows: list[dict], key: str) -> dict:
     return max(prefer_clean(rows), key=lambda r: r[key])
 
 
+def _best_by(rows: list[dict], group: str, rate: str, key, keep=lambda row: True) -> dict:
+    """The best usable row of ``group`` per ``key(row)`` by ``rate`` (clean points first), among rows ``keep`` takes."""
+    candidates: dict = {}
+    for row in rows:
+        if row.get("group") == group and _usable(row) and row.get(rate) and keep(row):
+            candidates.setdefault(key(row), []).append(row)
+    return {k: _best(v, rate) for k, v in candidates.items()}
+
+
 def _ceiling(kind: str, name: str, row: dict, rate_key: str, note: str = "") -> Ceiling:
     disturbed = bool(row.get("disturbed"))
     if disturbed:
@@ -119,11 +128,7 @@ def _ceiling(kind: str, name: str, row: dict, rate_key: str, note: str = "") -> 
 
 
 def compute_ceilings(rows: list[dict]) -> dict[str, Ceiling]:
-    by_dtype: dict[str, list[dict]] = {}
-    for row in rows:
-        if row.get("group") == "gemm" and _usable(row) and row.get("flop_per_s"):
-            by_dtype.setdefault(row["dtype"], []).append(row)
-    best = {dtype: _best(candidates, "flop_per_s") for dtype, candidates in by_dtype.items()}
+    best = _best_by(rows, "gemm", "flop_per_s", lambda row: row["dtype"])
     return {dtype: _ceiling("compute", dtype, row, "flop_per_s",
                             f"best GEMM shape {row.get('extra', {}).get('shape_id', row.get('shape'))}"
                             + (f", {row['extra']['mode']}" if (row.get("extra") or {}).get("mode") else ""))
@@ -183,13 +188,10 @@ def is_hardware(row: dict) -> bool:
 
 def silicon_ceilings(rows: list[dict]) -> dict[str, Ceiling]:
     """Per dtype: the best register-only FMA point (group "peak"): what the silicon computes with no memory."""
-    by_dtype: dict[str, list[dict]] = {}
-    for row in rows:
-        if row.get("group") == "peak" and _usable(row) and row.get("flop_per_s"):
-            by_dtype.setdefault(row["dtype"], []).append(row)
-    return {dtype: _ceiling("silicon", dtype, _best(candidates, "flop_per_s"), "flop_per_s",
-                            "register-only FMA chains (native C), no memory traffic")
-            for dtype, candidates in by_dtype.items()}
+    best = _best_by(rows, "peak", "flop_per_s", lambda row: row["dtype"])
+    return {dtype: _ceiling("silicon", dtype, row, "flop_per_s",
+                            f"register-only FMA chains ({row.get('impl')}), no memory traffic")
+            for dtype, row in best.items()}
 
 
 def memory_ceilings(rows: list[dict], caches: list[dict], hardware: bool = False) -> dict[str, Ceiling]:
@@ -219,11 +221,7 @@ def memory_ceilings(rows: list[dict], caches: list[dict], hardware: bool = False
 
 
 def transfer_ceilings(rows: list[dict]) -> dict[str, Ceiling]:
-    by_kernel: dict[str, list[dict]] = {}
-    for row in rows:
-        if row.get("group") == "transfer" and _usable(row) and row.get("bytes_per_s"):
-            by_kernel.setdefault(row["kernel"], []).append(row)
-    best = {kernel: _best(candidates, "bytes_per_s") for kernel, candidates in by_kernel.items()}
+    best = _best_by(rows, "transfer", "bytes_per_s", lambda row: row["kernel"])
     return {k: _ceiling("transfer", k, r, "bytes_per_s", f"size {_size(r['size_bytes'])}") for k, r in best.items()}
 
 
@@ -252,11 +250,8 @@ def detect_plateaus(sizes: list[float], values: list[float], rel_drop: float = 0
 
 def best_curve(rows: list[dict]) -> tuple[list[int], list[float]]:
     """Best bandwidth over stream kernels at each working-set size (usable points only)."""
-    at: dict[int, list[dict]] = {}
-    for row in rows:
-        if row.get("group") == "stream" and _usable(row) and row.get("bytes_per_s") and not is_hardware(row):
-            at.setdefault(row["size_bytes"], []).append(row)
-    best = {size: _best(candidates, "bytes_per_s")["bytes_per_s"] for size, candidates in at.items()}
+    best = {size: row["bytes_per_s"] for size, row in _best_by(
+        rows, "stream", "bytes_per_s", lambda row: row["size_bytes"], keep=lambda row: not is_hardware(row)).items()}
     sizes = sorted(best)
     return sizes, [best[s] for s in sizes]
 
