@@ -14,6 +14,7 @@ counted on a laptop. Formulas live in :mod:`kernels.formulas` (one registry keye
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import importlib
 import json
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten, tree_map
 
@@ -70,6 +72,8 @@ class Counts:
     module_objects: dict[str, Any] = field(default_factory=dict, repr=False)
     #: paths of modules that called another module during their forward (not timeable on their own)
     parents: set = field(default_factory=set)
+    #: how attention was counted on the meta device (FusedAttentionMode); empty where none ran there
+    attention: str = ""
 
     # -- totals -----------------------------------------------------------------------------------------------
     @property
@@ -155,7 +159,7 @@ class Counts:
         return {"params": self.total_params, "macs": self.macs, "flops": self.flops, "other_flops": self.other_flops,
                 "bytes_read": self.bytes_read, "bytes_written": self.bytes_written, "intensity": self.intensity,
                 "uncounted_ops": dict(self.uncounted()), "flops_convention": FLOPS_CONVENTION,
-                "bytes_convention": BYTES_CONVENTION}
+                "bytes_convention": BYTES_CONVENTION, **({"attention": self.attention} if self.attention else {})}
 
 
 def _fmt_shapes(shapes: list) -> str:
@@ -231,6 +235,74 @@ class _ModuleTracker:
         return False
 
 
+#: the fused attention op each target runs, and the note that says which was counted
+FUSED_ATTENTION = {
+    "cpu": "aten._scaled_dot_product_flash_attention_for_cpu (the CPU's fused kernel)",
+    "cuda": "aten._scaled_dot_product_flash_attention (fp16/bf16) or _efficient_attention (fp32, masks): CUDA's "
+            "fused kernels",
+}
+
+
+class FusedAttentionMode(TorchFunctionMode):
+    """On the meta device ``scaled_dot_product_attention`` has no backend choice and decomposes into the math path
+    (the N x N scores written and read: 12-46% more bytes for attention models than a real device moves). Here each
+    call on meta tensors runs the fused op the target device would choose instead, so the count sees one op reading
+    q, k, v and writing the output. Grouped-query calls (fewer k/v heads) and dropout keep the math path."""
+
+    def __init__(self, target: str):
+        super().__init__()
+        self.target = target
+        self.fused = self.kept = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if getattr(func, "__name__", "") == "scaled_dot_product_attention":
+            q = args[0] if args else kwargs.get("query")
+            if isinstance(q, torch.Tensor) and q.device.type == "meta":
+                out = self._fused(*args, **kwargs)
+                if out is not None:
+                    self.fused += 1
+                    return out
+                self.kept += 1
+        if getattr(func, "__name__", "") == "multi_head_attention_forward":
+            return self._with_fused_global(func, args, kwargs)
+        return func(*args, **kwargs)
+
+    def _with_fused_global(self, func, args, kwargs):
+        """The mode is off inside its own handler, so the attention call nested in nn.MultiheadAttention's
+        functional forward is not seen: that forward looks it up in torch.nn.functional, patched here for the
+        call."""
+        functional = torch.nn.functional
+        original = functional.scaled_dot_product_attention
+
+        def fused(*a, **kw):
+            q = a[0] if a else kw.get("query")
+            out = self._fused(*a, **kw) if isinstance(q, torch.Tensor) and q.device.type == "meta" else None
+            if out is None:
+                self.kept += isinstance(q, torch.Tensor) and q.device.type == "meta"
+                return original(*a, **kw)
+            self.fused += 1
+            return out
+
+        functional.scaled_dot_product_attention = fused
+        try:
+            return func(*args, **kwargs)
+        finally:
+            functional.scaled_dot_product_attention = original
+
+    def _fused(self, q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False):
+        if dropout_p or q.dim() != 4 or k.shape[-3] != q.shape[-3]:
+            return None
+        aten = torch.ops.aten
+        if self.target == "cpu":
+            return aten._scaled_dot_product_flash_attention_for_cpu(q, k, v, 0.0, bool(is_causal), attn_mask=attn_mask,
+                                                                     scale=scale)[0]
+        if q.dtype in (torch.float16, torch.bfloat16) and attn_mask is None:
+            return aten._scaled_dot_product_flash_attention(q, k, v, 0.0, bool(is_causal), False, scale=scale)[0]
+        return aten._scaled_dot_product_efficient_attention(q, k, v, attn_mask, False, 0.0, bool(is_causal),
+                                                            scale=scale)[0]
+
+
 class CountingMode(TorchDispatchMode):
     """Runs every aten op and records its cost; never changes results."""
 
@@ -285,20 +357,22 @@ def _default_bytes(args, kwargs, out) -> tuple[int, int]:
 
 
 def count_model(model: torch.nn.Module, inputs: tuple | list | torch.Tensor, *, train: bool = False,
-                kwargs: dict | None = None) -> Counts:
+                kwargs: dict | None = None, target: str = "cpu") -> Counts:
     """Count one forward (and, with ``train``, one backward) of ``model`` on ``inputs``.
 
     Forward runs in eval mode under no_grad unless ``train``: that is the inference configuration, where
-    torch's fused attention fast paths are taken (and counted here)."""
+    torch's fused attention fast paths are taken (and counted here). On the meta device attention is counted as
+    the fused op ``target`` ("cpu" or "cuda") would run (FusedAttentionMode); training keeps the math path."""
     if isinstance(inputs, torch.Tensor):
         inputs = (inputs,)
     counts = Counts(total_params=sum(p.numel() for p in model.parameters()))
     tracker = _ModuleTracker(model, counts)
     mode = CountingMode(tracker, counts)
+    attention = FusedAttentionMode(target if target in FUSED_ATTENTION else "cpu")
     was_training = model.training
     model.train(train)
     try:
-        with tracker, mode:
+        with tracker, (attention if not train else contextlib.nullcontext()), mode:
             try:
                 if train:
                     output = model(*inputs, **(kwargs or {}))
@@ -319,6 +393,11 @@ def count_model(model: torch.nn.Module, inputs: tuple | list | torch.Tensor, *, 
                     sum(t.float().sum() for t in tensors).backward()
     finally:
         model.train(was_training)
+    if attention.fused:
+        counts.attention = f"{attention.fused} attention call(s) counted as {FUSED_ATTENTION[attention.target]}" + \
+            (f"; {attention.kept} kept the math path (grouped-query or dropout)" if attention.kept else "")
+    elif attention.kept:
+        counts.attention = f"{attention.kept} attention call(s) counted on the math path (grouped-query or dropout)"
     return counts
 
 

@@ -93,6 +93,7 @@ FREE_OPS = {getattr(aten, name) for name in (
     "contiguous", "resize_", "set_", "_has_compatible_shallow_copy_type", "dim", "size", "stride", "numel",
     "is_contiguous", "_nested_tensor_from_mask_left_aligned", "zeros", "ones", "full", "arange", "scalar_tensor",
     "as_strided_", "as_strided_copy", "view_copy", "detach_", "squeeze_", "unsqueeze_", "t_", "transpose_",
+    "unfold",  # Tensor.unfold is a strided view (F.unfold is im2col, below)
 ) if hasattr(aten, name)}
 
 
@@ -329,6 +330,8 @@ _ELEMENTWISE = [getattr(aten, n) for n in (
     "hardswish_backward", "hardtanh_backward", "embedding_dense_backward", "ones_like", "zeros_like", "full_like",
     "new_zeros", "new_ones", "new_full", "pad", "flip", "topk", "sort", "native_group_norm_backward",
     "_log_softmax_backward_data", "mish_backward", "leaky_relu_backward",
+    "im2col", "reflection_pad1d", "reflection_pad2d", "reflection_pad3d", "replication_pad1d", "replication_pad2d",
+    "replication_pad3d", "bitwise_not", "bitwise_and", "bitwise_or", "bitwise_xor", "logical_and", "logical_or",
 ) if hasattr(aten, n)]
 #: data movement only: bytes yes, FLOPs no
 _DATA_MOVEMENT = {getattr(aten, n) for n in (
@@ -336,6 +339,8 @@ _DATA_MOVEMENT = {getattr(aten, n) for n in (
     "gather", "scatter", "index_select", "embedding", "tril", "triu", "repeat", "ones_like", "zeros_like",
     "full_like", "new_zeros", "new_ones", "new_full", "pad", "flip", "embedding_dense_backward", "native_dropout",
     "bernoulli_", "rand_like", "topk", "sort", "masked_fill", "masked_fill_", "where",
+    "im2col", "reflection_pad1d", "reflection_pad2d", "reflection_pad3d", "replication_pad1d", "replication_pad2d",
+    "replication_pad3d",
 ) if hasattr(aten, n)}
 _NORM_BACKWARD = {getattr(aten, n) for n in ("native_layer_norm_backward", "native_batch_norm_backward",
                                              "native_group_norm_backward") if hasattr(aten, n)}
@@ -353,6 +358,12 @@ def _elementwise_cost(op):
 
 for _op in _ELEMENTWISE:
     register(_op)(_elementwise_cost(_op))
+
+
+@register(aten.col2im)
+def col2im_cost(cols: T, *args, out=None, **kw) -> Cost:
+    """F.fold: every column element is added into its output position (one addition per input element)."""
+    return Cost(0, cols.numel)
 
 
 # ---- bytes that are not "every input once" ---------------------------------------------------------------------

@@ -128,6 +128,17 @@ def steering_environment(environ=None) -> dict[str, str]:
     return {name: environ[name] for name in STEERING_VARIABLES if name in environ}
 
 
+def cpu_identity() -> dict[str, Any]:
+    """What says two CPU records come from the same kind of machine (name, family/model, cores, SIMD, torch
+    threads): the predictor's --measure refuses a record whose identity differs from this machine's."""
+    import torch
+
+    cpu = read_cpuinfo()
+    return {"name": cpu["name"], "cpu_family": cpu.get("family"), "cpu_model": cpu.get("model"),
+            "physical_cores": psutil.cpu_count(logical=False), "simd_flags": cpu["flags"],
+            "torch_threads": torch.get_num_threads()}
+
+
 class CpuPlatform(Platform):
     kind = "cpu"
     device = "cpu"

@@ -1,0 +1,91 @@
+"""Probe layers for the predictor (kernels/opsweep.py): convolutions, depthwise and grouped convolutions,
+linears, attention and element-wise layers over the shapes models use, each timed like a model's layer (cold
+and warm, verified against float64). ``python -m kernels.predict`` interpolates between these points."""
+import pytest
+
+from kernels.count import count_model
+from kernels.layers import extract_layers, prepare_layer
+from kernels.opsweep import build_probe, probes
+
+#: dtypes the probes run in (the predictor's --dtype); GEMM-only dtypes (int8, fp8, tf32, fp64) have no probes
+PROBE_DTYPES = ("fp32", "bf16", "fp16")
+
+
+def _dtypes(config) -> list[str]:
+    kind = config._roofline_platform.kind
+    native = "fp32" if kind == "cpu" else "bf16"
+    chosen = [d for d in config._roofline_dtypes if d in PROBE_DTYPES]
+    if config.getoption("--quick"):
+        return [native] if native in chosen or not chosen else chosen[:1]
+    return chosen
+
+
+def pytest_generate_tests(metafunc):
+    if "probe_point" not in metafunc.fixturenames:
+        return
+    config = metafunc.config
+    quick = config.getoption("--quick")
+    metafunc.parametrize("probe_point", [pytest.param((dtype, probe), id=f"{dtype}-{probe.name}")
+                                         for dtype in _dtypes(config) for probe in probes(quick)])
+
+
+def test_probe(suite, benchmark, probe_point):
+    import torch
+
+    from kernels.base import torch_dtype
+
+    dtype, probe = probe_point
+    fields = dict(group="opsweep", kernel=probe.name, dtype=dtype, shape=list(probe.input_shape))
+    device = suite.platform.device
+    estimate = suite.estimate_cut(dtype, 2 * _macs_on_meta(probe))
+    if estimate:
+        suite.not_measured("cut", estimate, **fields)
+
+    def make():
+        module = build_probe(probe).to(device=device, dtype=torch_dtype(dtype)).eval()
+        gen = torch.Generator(device=device).manual_seed(0)
+        x = torch.randn(probe.input_shape, generator=gen, device=device, dtype=torch_dtype(dtype))
+        cases, counts = extract_layers(module, (x,), "opsweep")
+        if len(cases) != 1:
+            raise RuntimeError(f"probe {probe.name} gave {len(cases)} layers, not one")
+        p = prepare_layer(cases[0])
+        p.group, p.kernel, p.dtype = "opsweep", probe.name, dtype
+        p.extra.update({"family": probe.family, "ops": sorted({o.op for o in counts.ops}),
+                        "conv": list(probe.build[1]) if probe.build[0] == "conv" else None})
+        return p
+
+    suite.run_layer(benchmark, make, None, **fields)
+
+
+def _macs_on_meta(probe) -> int:
+    import torch
+
+    module = build_probe(probe).to("meta")
+    return count_model(module, (torch.empty(probe.input_shape, device="meta"),)).macs
+
+
+def test_module_call_overhead(suite, benchmark):
+    """What calling one nn.Module costs beyond its ops (``__call__``, hooks, the Python of a forward): a model's
+    container modules (Sequential, a residual block) pay it once per call. Timed on a module whose forward returns
+    its input (no op runs)."""
+    import torch
+
+    from kernels.base import Prepared, Verdict
+
+    def make():
+        module = torch.nn.Identity()
+        x = torch.ones(1, device=suite.platform.device)
+        state = {}
+
+        def fn():
+            state["out"] = module(x)
+
+        def verify():
+            ok = state.get("out") is x
+            return Verdict(ok, "the module returned its input" if ok else "the module returned something else")
+
+        return Prepared(group="overhead", kernel="module_call", dtype="fp32", impl="nn.Identity()(x)", fn=fn,
+                        verify=verify, flops=0, bytes=0, convention="seconds per module call", shape=[1],
+                        size_bytes=4, extra={"meaning": "host seconds per nn.Module call that runs no op"})
+
+    suite.run(benchmark, make, group="overhead", kernel="module_call", dtype="fp32")

@@ -1,0 +1,152 @@
+"""Probe layers for the predictor: the op classes models are made of, over the shapes they come in.
+
+The GEMM sweep measures large square products; a model at batch 1 is mostly small, odd, grouped and depthwise
+convolutions, thin linears and element-wise ops at a few hundred kB, each paying its dispatch cost. Each probe
+here is one layer (a module with one input), timed like a model's layer, so a record carries measured times for
+op classes and sizes the predictor (kernels.predict) interpolates between instead of assuming an efficiency.
+
+A probe row records its aten ops (``extra.ops``) and, for convolutions and linears, its implicit GEMM
+(``extra.implicit_gemm``: M, N, K, batch = groups) and the convolution's kernel size.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+
+
+@dataclass(frozen=True)
+class Probe:
+    name: str
+    family: str  # conv | conv_dw | conv_grouped | linear | attention | elementwise
+    build: tuple  # (factory key, args) so probes stay hashable and printable
+    input_shape: tuple
+
+
+def _conv(cin, cout, k, h, stride=1, groups=1, batch=1):
+    family = "conv" if groups == 1 else "conv_dw" if groups == cin == cout else "conv_grouped"
+    tag = f"{family}{k}x{k}s{stride}-c{cin}-{cout}g{groups}-h{h}-b{batch}"
+    return Probe(tag, family, ("conv", (cin, cout, k, stride, groups)), (batch, cin, h, h))
+
+
+def _linear(tokens, cin, cout, batch=1):
+    return Probe(f"linear-t{tokens}-{cin}-{cout}-b{batch}", "linear", ("linear", (cin, cout)), (batch, tokens, cin))
+
+
+def _attention(heads, tokens, dim, batch=1):
+    return Probe(f"sdpa-h{heads}-t{tokens}-d{dim}-b{batch}", "attention", ("sdpa", ()), (batch, heads, tokens, dim))
+
+
+def _eltwise(op, channels, h, batch=1):
+    return Probe(f"{op}-c{channels}-h{h}-b{batch}", "elementwise", (op, (channels,)), (batch, channels, h, h))
+
+
+#: element-wise layers of CNNs and transformers; each appears at a small, a medium and a large size
+ELEMENTWISE = ("relu", "relu6", "silu", "gelu", "hardswish", "sigmoid", "batchnorm", "layernorm", "add", "mul",
+               "maxpool", "avgpool", "softmax", "cat")
+
+
+def probes(quick: bool) -> list[Probe]:
+    """The probe set: about 100 layers in a full run, a third of them in a quick one."""
+    convs = [
+        # dense 3x3 along a ResNet/VGG pyramid, stride 1 and 2
+        _conv(32, 32, 3, 112), _conv(64, 64, 3, 56), _conv(128, 128, 3, 28), _conv(256, 256, 3, 14),
+        _conv(512, 512, 3, 7), _conv(64, 128, 3, 56, stride=2), _conv(256, 512, 3, 14, stride=2),
+        _conv(16, 24, 3, 112), _conv(48, 48, 3, 56),
+        # 1x1 expansions and projections (bottlenecks, inverted residuals)
+        _conv(64, 256, 1, 56), _conv(256, 64, 1, 56), _conv(128, 512, 1, 28), _conv(512, 128, 1, 28),
+        _conv(256, 1024, 1, 14), _conv(1024, 256, 1, 14), _conv(512, 2048, 1, 7), _conv(2048, 512, 1, 7),
+        _conv(16, 96, 1, 112), _conv(24, 144, 1, 56), _conv(144, 24, 1, 56), _conv(96, 576, 1, 14),
+        _conv(320, 1280, 1, 7), _conv(960, 160, 1, 7), _conv(32, 8, 1, 1), _conv(8, 32, 1, 1),
+        _conv(1280, 320, 1, 1),
+        # stems and patch embeddings
+        _conv(3, 64, 7, 224, stride=2), _conv(3, 32, 3, 224, stride=2), _conv(3, 96, 4, 224, stride=4),
+        _conv(3, 768, 16, 224, stride=16),
+        # depthwise 3x3 / 5x5 / 7x7 (MobileNet, EfficientNet, ConvNeXt)
+        _conv(32, 32, 3, 112, groups=32), _conv(96, 96, 3, 112, stride=2, groups=96),
+        _conv(144, 144, 3, 56, groups=144), _conv(192, 192, 3, 28, groups=192), _conv(384, 384, 3, 14, groups=384),
+        _conv(960, 960, 3, 7, groups=960), _conv(240, 240, 5, 28, groups=240), _conv(672, 672, 5, 14, groups=672),
+        _conv(96, 96, 7, 56, groups=96), _conv(192, 192, 7, 28, groups=192), _conv(384, 384, 7, 14, groups=384),
+        _conv(768, 768, 7, 7, groups=768),
+        # grouped (ResNeXt, RegNet)
+        _conv(128, 128, 3, 56, groups=32), _conv(256, 256, 3, 28, groups=32), _conv(512, 512, 3, 14, groups=32),
+        _conv(224, 224, 3, 28, groups=28),
+        # batch 8
+        _conv(64, 64, 3, 56, batch=8), _conv(256, 64, 1, 56, batch=8), _conv(512, 512, 3, 7, batch=8),
+        _conv(144, 144, 3, 56, groups=144, batch=8), _conv(3, 64, 7, 224, stride=2, batch=8),
+    ]
+    linears = [_linear(1, 512, 1000), _linear(1, 2048, 1000), _linear(1, 1280, 1000), _linear(1, 4096, 4096),
+               _linear(1, 768, 3072), _linear(197, 768, 768), _linear(197, 768, 2304), _linear(197, 768, 3072),
+               _linear(197, 3072, 768), _linear(49, 384, 1536), _linear(3136, 96, 384), _linear(3136, 384, 96),
+               _linear(1, 2048, 8192), _linear(128, 2048, 2048), _linear(8, 2048, 1000),
+               _linear(1576, 768, 3072)]
+    attention = [_attention(12, 197, 64), _attention(12, 197, 64, batch=8), _attention(3, 49, 32, batch=64),
+                 _attention(32, 128, 64), _attention(8, 50, 64)]
+    sizes = [(64, 28), (64, 112), (256, 56)]  # 50k, 800k, 800k x 4 elements
+    eltwise = [_eltwise(op, c, h) for op in ELEMENTWISE for c, h in sizes] + \
+              [_eltwise(op, 64, 112, batch=8) for op in ("relu", "batchnorm", "add")] + \
+              [_eltwise(op, 1280, 7) for op in ("avgpool", "silu", "mul")] + \
+              [_eltwise(op, 16, 1) for op in ("relu", "sigmoid", "mul", "add")]
+    every = convs + linears + attention + eltwise
+    if not quick:
+        return every
+    keep = {_conv(64, 64, 3, 56).name, _conv(256, 64, 1, 56).name, _conv(512, 512, 3, 7).name,
+            _conv(144, 144, 3, 56, groups=144).name, _conv(384, 384, 7, 14, groups=384).name,
+            _conv(3, 64, 7, 224, stride=2).name, _conv(256, 256, 3, 28, groups=32).name,
+            _linear(1, 2048, 1000).name, _linear(197, 768, 3072).name, _attention(12, 197, 64).name}
+    keep |= {_eltwise(op, c, h).name for op in ("relu", "batchnorm", "add", "layernorm") for c, h in sizes[:2]}
+    return [p for p in every if p.name in keep]
+
+
+class _Binary(nn.Module):
+    """x op x: the residual add / the squeeze-excite scale of a model, on one input."""
+
+    def __init__(self, op: str):
+        super().__init__()
+        self.op = op
+
+    def forward(self, x):
+        return x + x if self.op == "add" else x * x
+
+
+class _Cat(nn.Module):
+    def forward(self, x):
+        import torch
+
+        return torch.cat([x, x], dim=1)
+
+
+class _Attention(nn.Module):
+    def forward(self, q):
+        from torch.nn.functional import scaled_dot_product_attention
+
+        return scaled_dot_product_attention(q, q, q)
+
+
+def build_probe(probe: Probe) -> nn.Module:
+    key, args = probe.build
+    if key == "conv":
+        cin, cout, k, stride, groups = args
+        return nn.Conv2d(cin, cout, k, stride=stride, padding=k // 2 if stride < k else 0, groups=groups)
+    if key == "linear":
+        return nn.Linear(*args)
+    if key == "sdpa":
+        return _Attention()
+    channels = args[0]
+    return {"relu": lambda: nn.ReLU(), "relu6": lambda: nn.ReLU6(), "silu": lambda: nn.SiLU(),
+            "gelu": lambda: nn.GELU(), "hardswish": lambda: nn.Hardswish(), "sigmoid": lambda: nn.Sigmoid(),
+            "batchnorm": lambda: nn.BatchNorm2d(channels), "layernorm": lambda: _ChannelsLast(channels),
+            "add": lambda: _Binary("add"), "mul": lambda: _Binary("mul"),
+            "maxpool": lambda: nn.MaxPool2d(3, 2, 1), "avgpool": lambda: nn.AdaptiveAvgPool2d(1),
+            "softmax": lambda: nn.Softmax(dim=-1), "cat": lambda: _Cat()}[key]()
+
+
+class _ChannelsLast(nn.LayerNorm):
+    """LayerNorm over the last dimension of a 4-D input (as ConvNeXt and Swin apply it to NHWC activations)."""
+
+    def __init__(self, channels: int):
+        super().__init__(channels)
+        self.channels = channels
+
+    def forward(self, x):
+        return super().forward(x.reshape(-1, self.channels))

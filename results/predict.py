@@ -1,0 +1,365 @@
+"""Predict a model's forward time on a measured device from its count and the device's record (pure Python).
+
+The model (inputs and limits are stated in every prediction, ``MODEL_NOTE``):
+- An op that is a GEMM (convolution as im2col, mm/addmm/bmm, attention): time = FLOPs / rate, the rate
+  interpolated (inverse-distance weights on log M, N, K, batch; the 4 nearest points) among the record's measured
+  points of the same family: probe layers (bench/test_opsweep.py), the layers of timed models, and, for
+  linears and batched products, the GEMM sweep. The points' times are warm back-to-back calls of one layer, so
+  they include that op's dispatch cost; the prediction is never below the family's fastest measured call.
+- Any other op (element-wise, norms, pooling, softmax, cat): time interpolated on log bytes among the probe
+  points of the same aten op; an op without probes uses the median of all element-wise probes at its size
+  ("generic"); a record without probes falls back to dispatch cost + bytes / stream bandwidth at that size.
+- Each nn.Module call that is not a single op's layer adds the measured module-call cost.
+- The range: per op the spread of the rates it leaned on (at least +-15%), widened where the op is outside the
+  measured shapes (2x the distance) or leaned on another family; the model's range sums the ops' ranges.
+Limits: eager mode, one stream, no overlap of host and device work, the caches' state as in the probes (warm);
+fusion (torch.compile) and a different BLAS than the record's are not modelled.
+"""
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+MODEL_NOTE = ("per op: GEMM-like ops at FLOPs / the rate interpolated among measured points of the same family "
+              "(probe layers, model layers, GEMM sweep; 4 nearest on log M,N,K,batch); other ops at the time of "
+              "probes of the same aten op interpolated on log bytes; + the module-call cost per container call. "
+              "Eager, warm caches, no host/device overlap.")
+GEMM_FAMILIES = ("conv", "conv_dw", "conv_grouped", "linear", "bmm", "attention")
+#: families that may stand in for each other when a record has no point of the asked family (widens the range)
+FALLBACK = {"conv": ["conv_grouped", "linear"], "conv_grouped": ["conv", "conv_dw"], "conv_dw": ["conv_grouped"],
+            "linear": ["bmm", "conv"], "bmm": ["linear", "attention"], "attention": ["bmm", "linear"]}
+MIN_SPREAD = 0.15
+NEIGHBOURS = 4
+
+
+class PredictError(ValueError):
+    """The record cannot predict this (no GEMM points for the dtype, not a record)."""
+
+
+@dataclass
+class Op:
+    """One aten op of the model, as the predictor sees it (built by kernels.predict from a count)."""
+
+    module: str
+    op: str
+    dtype: str
+    flops: int  # 2 x MACs + other FLOPs
+    bytes: int
+    family: str  # a GEMM family or "elementwise"
+    gemm: tuple | None = None  # (m, n, k, batch)
+
+
+@dataclass
+class Point:
+    family: str
+    key: tuple  # (m, n, k, batch) for GEMM families; (bytes,) for element-wise
+    time_s: float
+    flops: float
+    label: str
+    op: str = ""
+
+    @property
+    def rate(self) -> float:
+        return self.flops / self.time_s
+
+
+@dataclass
+class OpPrediction:
+    op: Op
+    time_s: float
+    low_s: float
+    high_s: float
+    bound: str  # compute | memory | overhead
+    basis: str  # which points / roof it leaned on
+    widened: str = ""
+
+
+@dataclass
+class Prediction:
+    model: str
+    dtype: str
+    record: str
+    device: str
+    ops: list[OpPrediction]
+    module_calls: int
+    module_call_s: float
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def op_time_s(self) -> float:
+        return sum(p.time_s for p in self.ops)
+
+    @property
+    def predicted_s(self) -> float:
+        return self.op_time_s + self.module_calls * self.module_call_s
+
+    @property
+    def low_s(self) -> float:
+        return sum(p.low_s for p in self.ops) + self.module_calls * self.module_call_s
+
+    @property
+    def high_s(self) -> float:
+        return sum(p.high_s for p in self.ops) + self.module_calls * self.module_call_s
+
+    def layers(self) -> list[dict[str, Any]]:
+        """Per module: predicted time, range, the dominant op's bound and basis, in call order."""
+        rows: dict[str, dict[str, Any]] = {}
+        for p in self.ops:
+            row = rows.setdefault(p.op.module, {"layer": p.op.module, "predicted_s": 0.0, "low_s": 0.0, "high_s": 0.0,
+                                                "flops": 0, "bytes": 0, "ops": 0, "_top": None})
+            row["predicted_s"] += p.time_s
+            row["low_s"] += p.low_s
+            row["high_s"] += p.high_s
+            row["flops"] += p.op.flops
+            row["bytes"] += p.op.bytes
+            row["ops"] += 1
+            if row["_top"] is None or p.time_s > row["_top"].time_s:
+                row["_top"] = p
+        out = []
+        for row in rows.values():
+            top = row.pop("_top")
+            row.update(bound=top.bound, basis=top.basis, op=top.op.op, widened=top.widened)
+            out.append(row)
+        return out
+
+    def as_dict(self, top: int | None = None) -> dict[str, Any]:
+        layers = self.layers()
+        if top:
+            layers = sorted(layers, key=lambda r: -r["predicted_s"])[:top]
+        return {"model": self.model, "dtype": self.dtype, "record": self.record, "device": self.device,
+                "predicted_s": self.predicted_s, "low_s": self.low_s, "high_s": self.high_s,
+                "op_time_s": self.op_time_s, "module_calls": self.module_calls, "module_call_s": self.module_call_s,
+                "n_ops": len(self.ops), "bound_share": self.bound_share(), "notes": self.notes,
+                "method": MODEL_NOTE, "layers": layers}
+
+    def bound_share(self) -> dict[str, float]:
+        total = self.op_time_s or 1.0
+        share: dict[str, float] = {}
+        for p in self.ops:
+            share[p.bound] = share.get(p.bound, 0.0) + p.time_s / total
+        return share
+
+
+def _ok(row: dict) -> bool:
+    return row.get("status") == "ok" and not row.get("superseded") and (row.get("median_s") or 0) > 0
+
+
+def _warm_s(row: dict) -> float:
+    extra = row.get("extra") or {}
+    return extra.get("warm_median_s") or row.get("median_s")
+
+
+def _conv_family(groups: int, n: int) -> str:
+    if groups <= 1:
+        return "conv"
+    return "conv_dw" if n == 1 else "conv_grouped"
+
+
+def _base_op(name: str) -> str:
+    """aten.relu_ -> aten.relu; aten.add.Tensor -> aten.add (in-place and overloads share their probes)."""
+    name = name.split(".Tensor")[0].split(".default")[0]
+    return name[:-1] if name.endswith("_") and not name.endswith("__") else name
+
+
+class DeviceModel:
+    """What one record says about how long ops take: measured points per family and dtype, the stream curve,
+    the dispatch and module-call costs."""
+
+    def __init__(self, record: dict, name: str = ""):
+        if not isinstance(record, dict) or "measurements" not in record:
+            raise PredictError(f"{name or 'the record'} is not a run record (no measurements)")
+        self.record, self.name = record, name
+        host = record.get("host") or {}
+        platform = record.get("platform") or {}
+        self.device = platform.get("name") or platform.get("device_name") or host.get("hostname") or "?"
+        self.kind = platform.get("kind", "?")
+        self.points: dict[tuple[str, str], list[Point]] = {}
+        self.eltwise: dict[tuple[str, str], list[Point]] = {}
+        self.stream: list[tuple[float, float]] = []
+        self.dispatch_s = self.module_call_s = None
+        self.peaks: dict[str, float] = {}
+        for row in record["measurements"]:
+            if _ok(row):
+                self._take(row)
+        self.stream.sort()
+        for pts in self.eltwise.values():
+            pts.sort(key=lambda p: p.key)
+
+    # -- reading the record ----------------------------------------------------------------------------------
+    def _add(self, family: str, dtype: str, point: Point) -> None:
+        self.points.setdefault((family, dtype), []).append(point)
+
+    def _take(self, row: dict) -> None:
+        group, dtype, extra = row.get("group"), row.get("dtype"), row.get("extra") or {}
+        if group == "gemm" and row.get("impl") == "torch" and row.get("shape"):
+            batch, m, n, k = row["shape"]
+            rate = row.get("flop_per_s_median") or row.get("flop_per_s")
+            if rate:
+                self._add("linear" if batch == 1 else "bmm", dtype,
+                          Point("linear" if batch == 1 else "bmm", (m, n, k, batch), row["flops"] / rate, row["flops"],
+                                f"GEMM {batch}x{m}x{n}x{k}"))
+                self.peaks[dtype] = max(self.peaks.get(dtype, 0.0), row.get("flop_per_s") or 0.0)
+        elif group in ("opsweep", "layer"):
+            time_s = _warm_s(row)
+            if not time_s:
+                return
+            label = f"{'probe' if group == 'opsweep' else 'layer'} {row['kernel']}"
+            family = extra.get("family")
+            g = extra.get("implicit_gemm")
+            if g and row.get("flops"):
+                if family is None:
+                    family = _conv_family(g["batch"], g["n"]) if row.get("impl") == "Conv2d" else \
+                        "linear" if row.get("impl") == "Linear" else None
+                if family:
+                    self._add(family, dtype, Point(family, (g["m"], g["n"], g["k"], g["batch"]), time_s, row["flops"],
+                                                   label))
+            elif family == "attention" and row.get("shape") and row.get("flops"):
+                b, h, t, d = row["shape"]
+                self._add("attention", dtype, Point("attention", (t, t, d, b * h), time_s, row["flops"], label))
+            elif family == "elementwise" and row.get("bytes"):
+                for op in extra.get("ops") or []:
+                    self.eltwise.setdefault((_base_op(op), dtype), []).append(
+                        Point("elementwise", (row["bytes"],), time_s, row.get("flops") or 0, label, op=_base_op(op)))
+        elif group == "stream" and row.get("impl") == "torch" and row.get("kernel") in ("copy", "add", "triad", "scale"):
+            rate = row.get("bytes_per_s_median") or row.get("bytes_per_s")
+            if rate and row.get("size_bytes"):
+                self.stream.append((float(row["size_bytes"]), float(rate)))
+        elif group == "overhead" and row.get("kernel") == "dispatch":
+            self.dispatch_s = row.get("median_s")
+        elif group == "overhead" and row.get("kernel") == "module_call":
+            self.module_call_s = row.get("median_s")
+
+    def dtypes(self) -> list[str]:
+        return sorted({d for _f, d in self.points})
+
+    # -- GEMM-like ops ---------------------------------------------------------------------------------------
+    def gemm_time(self, op: Op) -> OpPrediction:
+        family, dtype = op.family, op.dtype
+        widened = ""
+        pts = self.points.get((family, dtype), [])
+        if len(pts) < 2:
+            for other in FALLBACK.get(family, []):
+                if len(self.points.get((other, dtype), [])) >= 2:
+                    widened = f"no {family} points for {dtype}: leaned on {other} points (range x2)"
+                    pts = self.points[(other, dtype)]
+                    break
+        if not pts:
+            raise PredictError(f"the record has no measured {family} or GEMM points in {dtype}: run the suite with "
+                               f"--dtypes {dtype} on that device (measured here: {', '.join(self.dtypes()) or 'none'})")
+        q = [math.log(max(v, 1)) for v in op.gemm]
+        scored = sorted(((sum((a - b) ** 2 for a, b in zip(q, [math.log(max(v, 1)) for v in p.key])), p) for p in pts),
+                        key=lambda s: s[0])[:NEIGHBOURS]
+        weights = [1.0 / (d + 1e-3) for d, _p in scored]
+        log_rate = sum(w * math.log(p.rate) for w, (_d, p) in zip(weights, scored)) / sum(weights)
+        rate = math.exp(log_rate)
+        floor = min(p.time_s for p in pts)
+        time_s = max(op.flops / rate, floor)
+        nearest = math.sqrt(scored[0][0])
+        rates = [p.rate for _d, p in scored]
+        spread = max(MIN_SPREAD, (max(rates) / min(rates) - 1) / 2)
+        if nearest > math.log(4):  # more than 4x away from every measured shape in some dimension
+            spread *= 2
+            widened = widened or f"{math.exp(nearest):.0f}x from the nearest measured shape (range x2)"
+        if widened.startswith("no "):
+            spread *= 2
+        bound = "overhead" if time_s == floor and op.flops / rate < floor else "compute"
+        if bound == "compute" and self.peaks.get(dtype) and rate < 0.05 * self.peaks[dtype]:
+            bound = "memory/overhead"  # the points it leaned on ran far below this dtype's GEMM peak
+        basis = f"{family} at {rate / 1e9:.3g} G{'OP' if dtype == 'int8' else 'FLOP'}/s from {scored[0][1].label}" + \
+                (f" +{len(scored) - 1} more" if len(scored) > 1 else "")
+        return OpPrediction(op, time_s, time_s / (1 + spread), time_s * (1 + spread), bound, basis, widened)
+
+    # -- everything else ------------------------------------------------------------------------------------------
+    def other_time(self, op: Op) -> OpPrediction:
+        pts = self.eltwise.get((_base_op(op.op), op.dtype))
+        basis = f"probes of {_base_op(op.op)}"
+        widened = ""
+        if not pts:
+            pts = self._generic(op.dtype)
+            basis, widened = "generic element-wise probes", f"no probe of {_base_op(op.op)}: the median of all (range x2)"
+        if pts:
+            time_s = _interp_bytes(pts, max(op.bytes, 1))
+            spread = MIN_SPREAD * (2 if widened else 1)
+            if op.bytes > 4 * pts[-1].key[0]:
+                spread *= 2
+            bound = "overhead" if op.bytes <= pts[0].key[0] else "memory"
+            return OpPrediction(op, time_s, time_s / (1 + spread), time_s * (1 + spread), bound, basis, widened)
+        if not self.stream or not self.dispatch_s:
+            raise PredictError("the record has neither element-wise probes nor a stream sweep and dispatch cost: "
+                               "it cannot price non-GEMM ops")
+        bw = _interp_curve(self.stream, max(op.bytes, 1))
+        time_s = self.dispatch_s + op.bytes / bw
+        bound = "memory" if op.bytes / bw > self.dispatch_s else "overhead"
+        return OpPrediction(op, time_s, time_s / 1.6, time_s * 1.6, bound,
+                            f"dispatch {self.dispatch_s * 1e6:.1f} us + stream {bw / 1e9:.3g} GB/s",
+                            "no element-wise probes in the record: stream curve + dispatch (range x3)")
+
+    def _generic(self, dtype: str) -> list[Point]:
+        by_size: dict[float, list[float]] = {}
+        for (_op, d), pts in self.eltwise.items():
+            if d == dtype:
+                for p in pts:
+                    by_size.setdefault(p.key[0], []).append(p.time_s)
+        return [Point("elementwise", (size,), statistics.median(ts), 0, "generic") for size, ts in sorted(by_size.items())]
+
+    def predict_op(self, op: Op) -> OpPrediction:
+        return self.gemm_time(op) if op.family in GEMM_FAMILIES and op.gemm else self.other_time(op)
+
+    def predict(self, model: str, ops: Iterable[Op], module_calls: int, dtype: str) -> Prediction:
+        ops = list(ops)
+        if dtype not in self.dtypes():
+            raise PredictError(f"{self.name or 'the record'} has no measured points in {dtype} (it has "
+                               f"{', '.join(self.dtypes()) or 'none'}): measure it with --dtypes {dtype}")
+        notes = []
+        if self.module_call_s is None:
+            notes.append("the record has no module-call cost: container modules are counted as free")
+        if not any(f == "conv" for f, _d in self.points) and any(o.family.startswith("conv") for o in ops):
+            notes.append("the record has no convolution probes (a run before bench/test_opsweep.py): convolutions "
+                         "lean on GEMM points, expect a wide error")
+        predictions = [self.predict_op(op) for op in ops]
+        return Prediction(model, dtype, self.name, self.device, predictions, module_calls, self.module_call_s or 0.0,
+                          notes)
+
+
+def _interp_bytes(points: list[Point], size: float) -> float:
+    """log-log interpolation of time on bytes; below the smallest probe its time (a floor: dispatch), above the
+    largest its time scaled linearly with bytes (bandwidth-bound)."""
+    first, last = points[0], points[-1]
+    if size <= first.key[0]:
+        return first.time_s
+    if size >= last.key[0]:
+        return last.time_s * size / last.key[0]
+    for a, b in zip(points, points[1:]):
+        if a.key[0] <= size <= b.key[0]:
+            if b.key[0] == a.key[0]:
+                return (a.time_s + b.time_s) / 2
+            f = (math.log(size) - math.log(a.key[0])) / (math.log(b.key[0]) - math.log(a.key[0]))
+            return math.exp(math.log(a.time_s) + f * (math.log(b.time_s) - math.log(a.time_s)))
+    return last.time_s
+
+
+def _interp_curve(curve: list[tuple[float, float]], size: float) -> float:
+    """Bandwidth at a working-set size: the median of the stream points at the nearest measured size (log)."""
+    nearest = min(curve, key=lambda c: abs(math.log(c[0]) - math.log(size)))[0]
+    return statistics.median(rate for s, rate in curve if s == nearest)
+
+
+def compare_table(predictions: list[Prediction]) -> list[dict[str, Any]]:
+    """Several records or dtypes of one model: fastest first, with the speedup over the slowest and the share of
+    time that is memory-bound (what fewer bytes would buy) vs compute-bound (what a higher peak would buy)."""
+    if not predictions:
+        return []
+    slowest = max(p.predicted_s for p in predictions)
+    fastest = min(p.predicted_s for p in predictions)
+    rows = []
+    for p in sorted(predictions, key=lambda p: p.predicted_s):
+        share = p.bound_share()
+        rows.append({"record": p.record, "device": p.device, "dtype": p.dtype, "predicted_s": p.predicted_s,
+                     "low_s": p.low_s, "high_s": p.high_s, "x_fastest": p.predicted_s / fastest,
+                     "speedup_vs_slowest": slowest / p.predicted_s,
+                     "compute_share": share.get("compute", 0.0),
+                     "memory_share": share.get("memory", 0.0) + share.get("memory/overhead", 0.0),
+                     "overhead_share": share.get("overhead", 0.0)})
+    return rows
