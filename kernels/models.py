@@ -145,3 +145,8 @@ def block_config() -> DecoderConfig:
 def decoder_block() -> DecoderBlock:
     """Factory for ``python -m kernels.count kernels.models:decoder_block --input 1,128,512``."""
     return DecoderBlock(DecoderConfig())
+
+
+def bench_decoder_block() -> DecoderBlock:
+    """The layer benchmarks' decoder block (``block_config``: hidden 2048), for ``--input 1,128,2048``."""
+    return DecoderBlock(block_config())

@@ -94,6 +94,8 @@ class CudaPlatform(Platform):
                     "sm_clock_max_mhz": nv.get("nvmlDeviceGetMaxClockInfo", mod.NVML_CLOCK_SM),
                     "mem_clock_max_mhz": nv.get("nvmlDeviceGetMaxClockInfo", mod.NVML_CLOCK_MEM),
                     "power_limit_w": _milli(nv.get("nvmlDeviceGetEnforcedPowerLimit")),
+                    # the board's default limit: an administrator's cap does not turn an SXM board into a PCIe one
+                    "power_limit_default_w": _milli(nv.get("nvmlDeviceGetPowerManagementDefaultLimit")),
                     "persistence_mode": nv.get("nvmlDeviceGetPersistenceMode"),
                     "pcie_gen_max": nv.get("nvmlDeviceGetMaxPcieLinkGeneration"),
                     "pcie_gen_gpu_max": nv.get("nvmlDeviceGetGpuMaxPcieLinkGeneration"),

@@ -127,6 +127,27 @@ def read_board_model(root: str = "/") -> str | None:
     return text.rstrip("\x00") if text else None
 
 
+def read_module_id(root: str = "/") -> str | None:
+    """The module's part number from the device tree's compatible list, e.g. 'p3701-0000' (the AGX Orin developer
+    kit's 32 GB module, 2048 CUDA cores at 1.3 GHz) vs 'p3701-0004' (the production AGX Orin 32GB, 1792 cores at
+    930 MHz): the model string names both "Jetson AGX Orin". The list reads 'nvidia,<carrier>+<module>',
+    'nvidia,<module>', 'nvidia,tegra234'; the module is the entry without a '+'."""
+    try:
+        raw = Path(root, "proc/device-tree/compatible").read_bytes()
+    except OSError:
+        return None
+    entries = [e.decode("ascii", "replace") for e in raw.split(b"\x00") if e]
+    for entry in entries:
+        found = re.fullmatch(r"nvidia,(p\d{4}-\d{4})", entry)
+        if found:
+            return found.group(1)
+    for entry in entries:  # only a carrier+module entry: the part after '+'
+        found = re.search(r"\+(p\d{4}-\d{4})", entry)
+        if found:
+            return found.group(1)
+    return None
+
+
 def read_tegra_release(root: str = "/") -> str | None:
     return _read(Path(root, "etc/nv_tegra_release"))
 
@@ -144,6 +165,7 @@ class JetsonPlatform(CudaPlatform):
                                           "copies, not PCIe transfers")
             info["l4t"] = read_tegra_release(self.root)
             info["board_model"] = read_board_model(self.root)
+            info["module_id"] = read_module_id(self.root)
             clock = read_gpu_clock(self.root)
             info.update(clock)
             info["jetson_clocks_locked"] = clocks_locked(clock)

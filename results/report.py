@@ -61,6 +61,8 @@ def validation_text(record: dict, spec_path: str | None = None) -> str:
         device = record.get("platform", {}).get("name") or ""
         if rule and not re.search(rule, device, re.IGNORECASE):
             lines.append(f"  ! this sheet ({spec.name}) does not match the device that made the record ({device!r})")
+    if spec is not None:
+        lines += [f"  ! sheet {spec.name}: {warning}" for warning in spec.warnings]
     if not rows:
         lines.append("  no ceiling has a spec value to compare with")
     for row in rows:

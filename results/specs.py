@@ -28,6 +28,13 @@ class SpecError(ValueError):
 class Spec:
     path: str
     data: dict
+    #: inconsistencies found when loading (sparse read as dense, a headline that disagrees with its own units x
+    #: clock arithmetic, undeclared units): each names the field; shown wherever the sheet is used
+    warnings: list = None
+
+    def __post_init__(self):
+        if self.warnings is None:
+            self.warnings = []
 
     @property
     def name(self) -> str:
@@ -88,13 +95,76 @@ def load_spec(path: str | os.PathLike) -> Spec:
         if key in memory and not _positive(memory[key]):
             raise SpecError(f"{path}: field 'memory.{key}' must be a positive number, got {memory[key]!r}")
     for dtype, entry in (data.get("compute_tflops") or {}).items():
-        if not isinstance(entry, dict) or not ({"dense", "sparse"} & set(entry)):
+        if not isinstance(entry, dict) or not (set(FIGURE_KEYS) & set(entry)):
             raise SpecError(f"{path}: field 'compute_tflops.{dtype}' needs 'dense' and/or 'sparse' (TFLOP/s)")
-        for key in ("dense", "sparse"):
+        for key in FIGURE_KEYS:
             if key in entry and not _positive(entry[key]):
                 raise SpecError(f"{path}: field 'compute_tflops.{dtype}.{key}' must be a positive number, "
                                 f"got {entry[key]!r}")
-    return Spec(str(path), data)
+    for field_name in ("sm_clock_max_mhz", "power_limit_w"):
+        value = match.get(field_name)
+        if value is not None and not (isinstance(value, list) and len(value) == 2 and all(map(_positive, value))
+                                      and value[0] <= value[1]):
+            raise SpecError(f"{path}: field 'match.{field_name}' must be [low, high] (two positive numbers), "
+                            f"got {value!r}")
+    return Spec(str(path), data, sheet_warnings(data))
+
+
+#: figures a compute entry may give: dense / sparse (the device's headline), and on Jetson modules the GPU's own
+#: dense / sparse figures (the module headline adds the DLAs)
+FIGURE_KEYS = ("dense", "sparse", "gpu_dense", "gpu_sparse")
+ISO_DATE = re.compile(r"\d{4}(-\d{2}(-\d{2})?)?")
+
+
+def sheet_warnings(data: dict) -> list[str]:
+    """Checks a sheet's own arithmetic: sparse = 2 x dense; fp32 = CUDA cores x 2 FLOP x the clock it names; a
+    figure's ``derived`` product (units x FLOP per clock x clock); declared units; ISO dates. A user's sheet with
+    a sparse figure read as dense or a wrong clock is caught here, naming the field."""
+    out = []
+    compute = data.get("compute_tflops") or {}
+    for dtype, entry in compute.items():
+        for dense_key, sparse_key in (("dense", "sparse"), ("gpu_dense", "gpu_sparse")):
+            if dense_key in entry and sparse_key in entry:
+                ratio = float(entry[sparse_key]) / float(entry[dense_key])
+                if abs(ratio - 2) > 0.04:
+                    out.append(f"compute_tflops.{dtype}: {sparse_key} {entry[sparse_key]} is {ratio:.2f} x "
+                               f"{dense_key} {entry[dense_key]}, not 2 x (2:4 sparsity doubles the dense rate)")
+        derived = entry.get("derived")
+        if isinstance(derived, dict):
+            try:
+                product = float(derived["units"]) * float(derived["flop_per_clock"]) * float(derived["clock_mhz"]) / 1e6
+            except (KeyError, TypeError, ValueError):
+                out.append(f"compute_tflops.{dtype}.derived needs units, flop_per_clock and clock_mhz")
+            else:
+                key = derived.get("figure", "dense")
+                if key in entry:
+                    out += _arithmetic_warning(f"compute_tflops.{dtype}.{key}", float(entry[key]), product,
+                                               f"{derived['units']} x {derived['flop_per_clock']} FLOP/clock x "
+                                               f"{derived['clock_mhz']} MHz")
+    cores = (data.get("gpu") or {}).get("cuda_cores")
+    clocks = data.get("clocks") or {}
+    clock = clocks.get("fp32_peak_mhz") or clocks.get("boost_mhz") or clocks.get("gpu_max_mhz")
+    fp32 = (compute.get("fp32") or {}).get("dense")
+    if cores and clock and fp32:
+        out += _arithmetic_warning("compute_tflops.fp32.dense", float(fp32), cores * 2 * clock / 1e6,
+                                   f"gpu.cuda_cores {cores} x 2 FLOP x {clock} MHz")
+    caches = data.get("caches") or {}
+    if any(k.endswith("_mb") for k in caches) and "caches" not in (data.get("units") or {}):
+        out.append("caches: sizes in '_mb' fields without units.caches: say MiB (2^20) or MB (1e6), or use '_mib'")
+    date = str((data.get("source") or {}).get("date", ""))
+    if date and not ISO_DATE.fullmatch(date):
+        out.append(f"source.date {date!r} is not an ISO date (YYYY, YYYY-MM or YYYY-MM-DD)")
+    return out
+
+
+def _arithmetic_warning(field_name: str, figure: float, product: float, how: str) -> list[str]:
+    ratio = figure / product
+    if abs(ratio - 1) <= 0.03:
+        return []
+    hint = (" (twice the arithmetic: a sparse figure given as dense?)" if abs(ratio - 2) <= 0.06 else
+            " (half the arithmetic: a dense figure where the clock or units are for a sparse one?)"
+            if abs(ratio - 0.5) <= 0.03 else " (a different clock than the one named?)")
+    return [f"{field_name} {figure:g} TFLOP/s disagrees with {how} = {product:.4g} TFLOP/s: {ratio:.2f}x{hint}"]
 
 
 def _positive(value) -> bool:
@@ -112,29 +182,114 @@ def _memory_fits(marketed_gb: float, total_bytes: int | None) -> bool:
     return any(0.85 * marketed_gb <= v <= 1.1 * marketed_gb for v in (gib, gb))
 
 
+#: hardware facts a sheet's ``match`` may give a [low, high] range for, and the record fields that hold them (the
+#: first present is used): the board's default power limit before the enforced one, since an administrator's cap
+#: does not make an SXM board a PCIe card
+RANGE_FACTS = {"sm_clock_max_mhz": ("sm_clock_max_mhz",), "power_limit_w": ("power_limit_default_w", "power_limit_w")}
+FACT_NAMES = {"memory_gb": "memory size", "model_regex": "board model (device tree)",
+              "module_regex": "module part number (device tree)", "power_mode_regex": "power mode (nvpmodel)",
+              "power_modes": "power mode (nvpmodel)", "sm_clock_max_mhz": "max SM clock (NVML)",
+              "power_limit_w": "default power limit (NVML)"}
+
+
+def _norm_mode(mode: str) -> str:
+    return re.sub(r"[\s_-]+", "", str(mode)).upper()
+
+
+def mode_entry(spec: Spec, mode: str | None) -> dict | None:
+    """The sheet's entry for a power mode ('MAXN SUPER' and 'MAXN_SUPER' are one mode)."""
+    modes = spec.data.get("power_modes") or {}
+    if not mode:
+        return None
+    return next((entry for name, entry in modes.items() if _norm_mode(name) == _norm_mode(mode)), None)
+
+
+def _rule_check(spec: Spec, info: dict) -> tuple[bool, list[str], list[str]]:
+    """(passes, facts that decided, facts the record lacks) for one sheet's match rule."""
+    rule, name = spec.data["match"], info.get("name") or ""
+    decided, unknown = [], []
+    if "name_regex" in rule and not re.search(rule["name_regex"], name, re.IGNORECASE):
+        return False, decided, unknown
+    if "name_not_regex" in rule and re.search(rule["name_not_regex"], name, re.IGNORECASE):
+        return False, decided, unknown
+    decided.append("name")
+    if "memory_gb" in rule:
+        if not info.get("memory_bytes_total"):
+            unknown.append("memory_gb")
+        elif not _memory_fits(rule["memory_gb"], info.get("memory_bytes_total")):
+            return False, decided, unknown
+        else:
+            decided.append("memory_gb")
+    for key, field in (("model_regex", "board_model"), ("module_regex", "module_id"),
+                       ("power_mode_regex", "power_mode")):
+        if key not in rule:
+            continue
+        value = info.get(field)
+        if not value:
+            unknown.append(key)
+        elif not re.search(rule[key], value, re.IGNORECASE):
+            return False, decided, unknown
+        else:
+            decided.append(key)
+    if spec.data.get("power_modes") and spec.data.get("kind") == "jetson":
+        if not info.get("power_mode"):
+            unknown.append("power_modes")
+        elif mode_entry(spec, info["power_mode"]) is None:
+            return False, decided, unknown
+        else:
+            decided.append("power_modes")
+    for key, fields in RANGE_FACTS.items():
+        if key not in rule:
+            continue
+        low, high = rule[key]
+        value = next((info[f] for f in fields if info.get(f)), None)
+        if value is None:
+            unknown.append(key)
+        elif not low <= float(value) <= high:
+            return False, decided, unknown
+        else:
+            decided.append(key)
+    return True, decided, unknown
+
+
+def _mode_clock_fits(spec: Spec, info: dict) -> bool | None:
+    """Does the recorded GPU clock cap (devfreq max, set by the power mode) equal this sheet's clock for the mode?"""
+    entry = mode_entry(spec, info.get("power_mode"))
+    cap = info.get("gpu_clock_max_mhz")
+    if not entry or not cap or not entry.get("gpu_max_mhz"):
+        return None
+    return abs(float(cap) / float(entry["gpu_max_mhz"]) - 1) <= 0.03
+
+
 def match(info: dict, specs: list[Spec]) -> tuple[Spec | None, list[Spec], str]:
-    """The sheet for a detected device: (spec or None, all candidates, a sentence saying how it was decided)."""
+    """The sheet for a detected device: (spec or None, all candidates, a sentence saying how it was decided).
+
+    Every rule a sheet gives is checked against what the device reported (name, memory, NVML's max SM clock and
+    default power limit, the Jetson module part number and power mode); a rule whose fact the record lacks cannot
+    exclude a sheet, so two sheets apart only by such a rule come back as "ambiguous", naming the missing fact."""
     name = info.get("name") or ""
-    candidates = []
+    passed = []
     for spec in specs:
-        rule = spec.data["match"]
-        if "name_regex" in rule and not re.search(rule["name_regex"], name, re.IGNORECASE):
-            continue
-        if "memory_gb" in rule and not _memory_fits(rule["memory_gb"], info.get("memory_bytes_total")):
-            continue
-        model = info.get("board_model")
-        if model and "model_regex" in rule and not re.search(rule["model_regex"], model, re.IGNORECASE):
-            continue
-        mode = info.get("power_mode")
-        if mode and "power_mode_regex" in rule and not re.search(rule["power_mode_regex"], mode, re.IGNORECASE):
-            continue
-        candidates.append(spec)
-    if len(candidates) == 1:
-        return candidates[0], candidates, f"matched {candidates[0].name} by name and memory size"
-    if not candidates:
+        ok, decided, unknown = _rule_check(spec, info)
+        if ok:
+            passed.append((spec, decided, unknown))
+    if len(passed) > 1:  # Jetson: two firmware's sheets share a mode name; the mode's GPU clock cap may decide
+        fits = [(p, _mode_clock_fits(p[0], info)) for p in passed]
+        if sum(1 for _p, f in fits if f) == 1 and all(f is not None for _p, f in fits):
+            passed = [p for p, f in fits if f]
+            passed[0][1].append("the power mode's GPU clock cap")
+    candidates = [p[0] for p in passed]
+    if len(passed) == 1:
+        spec, decided, unknown = passed[0]
+        how = ", ".join(FACT_NAMES.get(d, d) for d in decided)
+        lacking = f" (the record lacks {', '.join(FACT_NAMES.get(u, u) for u in unknown)})" if unknown else ""
+        return spec, candidates, f"matched {spec.name} by {how}{lacking}"
+    if not passed:
         return None, [], f"no spec sheet matches {name!r}; pass --spec FILE with your own"
     names = ", ".join(c.name for c in candidates)
-    return None, candidates, f"ambiguous: {name!r} matches {len(candidates)} sheets ({names}); pass --spec FILE"
+    lacking = sorted({FACT_NAMES.get(u, u) for _s, _d, unknown in passed for u in unknown})
+    why = f"; the record lacks {', '.join(lacking)}, which tells them apart" if lacking else ""
+    return None, candidates, f"ambiguous: {name!r} matches {len(candidates)} sheets: candidates {names}{why}; pass --spec FILE"
 
 
 # ---- CPU: a theoretical peak from the detected machine --------------------------------------------------------
@@ -221,20 +376,44 @@ def cpu_theoretical(info: dict, silicon: dict | None = None) -> dict:
 
 # ---- validation ---------------------------------------------------------------------------------------------
 def _spec_value(spec: Spec, dtype: str) -> tuple[float | None, str, bool]:
-    """(FLOP/s, which field, listed-only-with-sparsity) for a measured GEMM dtype."""
+    """(FLOP/s, which field, listed-only-with-sparsity) for a measured GEMM dtype. A Jetson module's GPU-only
+    dense figure comes first: the module headline adds the DLAs, which no GPU kernel can reach."""
     keys = ["fp64_tensor", "fp64"] if dtype == "fp64" else [dtype]
     best = None
     for key in keys:
         entry = spec.compute(key)
         if not entry:
             continue
-        if "dense" in entry:
-            value = (float(entry["dense"]) * 1e12, f"compute_tflops.{key}.dense", False)
-        else:
-            value = (float(entry["sparse"]) * 1e12, f"compute_tflops.{key}.sparse", True)
+        for figure, sparse in (("gpu_dense", False), ("dense", False), ("gpu_sparse", True), ("sparse", True)):
+            if figure in entry:
+                value = (float(entry[figure]) * 1e12, f"compute_tflops.{key}.{figure}", sparse)
+                break
         if best is None or value[0] > best[0]:
             best = value
     return best if best else (None, "", False)
+
+
+def mode_clock(spec: Spec, info: dict) -> tuple[float, str]:
+    """(factor, note) that scales a Jetson sheet's compute figures, computed at ``clocks.gpu_max_mhz``, to the GPU
+    clock the power mode allows: the cap the record read from devfreq, else the sheet's entry for the mode."""
+    ref = (spec.data.get("clocks") or {}).get("gpu_max_mhz")
+    if spec.data.get("kind") != "jetson" or not ref:
+        return 1.0, ""
+    mode = info.get("power_mode")
+    cap, which = info.get("gpu_clock_max_mhz"), "the GPU clock cap the record read (devfreq max)"
+    if not cap:
+        entry = mode_entry(spec, mode) or {}
+        cap, which = entry.get("gpu_max_mhz"), f"the sheet's GPU clock for power mode {mode}"
+    if not cap:
+        return 1.0, f"at the sheet's {ref:g} MHz (the record has no GPU clock cap or power mode)"
+    return float(cap) / float(ref), f"x {float(cap):g}/{ref:g} MHz ({which}{', mode ' + str(mode) if mode else ''})"
+
+
+def mode_bandwidth(spec: Spec, info: dict) -> tuple[float | None, str]:
+    entry = mode_entry(spec, info.get("power_mode")) or {}
+    if entry.get("bandwidth_gb_per_s"):
+        return float(entry["bandwidth_gb_per_s"]) * 1e9, f"power_modes.{info.get('power_mode')}.bandwidth_gb_per_s"
+    return spec.bandwidth_bytes_per_s, "memory.bandwidth_gb_per_s"
 
 
 def flags_for(ratio: float, sparse_only: bool, bytes_figure: bool = False) -> list[str]:
@@ -303,34 +482,40 @@ def validate(record: dict, spec: Spec | None = None) -> list[dict]:
         return rows
     if spec is None:
         return rows
+    info = record.get("platform") or {}
+    factor, clock_note = mode_clock(spec, info)
     for dtype, ceiling in result["compute"].items():
         value, field, sparse_only = _spec_value(spec, dtype)
         if value:
+            value *= factor
+            field = f"{field} {clock_note}".strip()
             ratio = ceiling.value / value
             flags = flags_for(ratio, sparse_only)
             if any(f.startswith("BELOW") for f in flags):
                 flags.append("telemetry: " + _telemetry_note(record, ceiling.kernel, dtype, ceiling.shape))
             rows.append({"ceiling": dtype, "measured": ceiling.value, "spec": value, "ratio": ratio, "unit": ceiling.unit,
                          "spec_field": field, "flags": flags})
+    bandwidth, bw_field = mode_bandwidth(spec, info)
     dram = result["memory"].get("DRAM")
-    if dram and spec.bandwidth_bytes_per_s:
-        ratio = dram.value / spec.bandwidth_bytes_per_s
+    if dram and bandwidth:
+        ratio = dram.value / bandwidth
         flags = flags_for(ratio, False, bytes_figure=True)
         if any(f.startswith("BELOW") for f in flags):
             flags.append("telemetry: " + _telemetry_note(record, dram.kernel, dram.dtype, dram.shape))
-        rows.append({"ceiling": "DRAM", "measured": dram.value, "spec": spec.bandwidth_bytes_per_s, "ratio": ratio,
-                     "unit": "B/s", "spec_field": "memory.bandwidth_gb_per_s", "flags": flags})
+        rows.append({"ceiling": "DRAM", "measured": dram.value, "spec": bandwidth, "ratio": ratio,
+                     "unit": "B/s", "spec_field": bw_field, "flags": flags})
     hw = (result.get("memory_hw") or {}).get("DRAM")
-    if hw and spec.bandwidth_bytes_per_s:
-        ratio = hw.value / spec.bandwidth_bytes_per_s
-        rows.append({"ceiling": "DRAM hw", "measured": hw.value, "spec": spec.bandwidth_bytes_per_s, "ratio": ratio,
-                     "unit": "B/s", "spec_field": f"memory.bandwidth_gb_per_s (vs the {hw.impl} {hw.kernel} kernel)",
+    if hw and bandwidth:
+        ratio = hw.value / bandwidth
+        rows.append({"ceiling": "DRAM hw", "measured": hw.value, "spec": bandwidth, "ratio": ratio,
+                     "unit": "B/s", "spec_field": f"{bw_field} (vs the {hw.impl} {hw.kernel} kernel)",
                      "flags": flags_for(ratio, False, bytes_figure=True)})
     for dtype, c in (result.get("silicon") or {}).items():
         value, field, sparse_only = _spec_value(spec, dtype) if dtype != "fp64" else (
             (float(spec.compute("fp64")["dense"]) * 1e12, "compute_tflops.fp64.dense", False)
             if spec.compute("fp64") and "dense" in spec.compute("fp64") else (None, "", False))
         if value:
+            value *= factor
             ratio = c.value / value
             rows.append({"ceiling": f"{dtype} FMA", "measured": c.value, "spec": value, "ratio": ratio,
                          "unit": c.unit, "spec_field": f"{field} (vs the {c.impl} FMA-chain kernel, no tensor cores)",

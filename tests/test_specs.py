@@ -9,7 +9,8 @@ import pytest
 
 from results.compare import compare_table
 from results.record import read_record
-from results.specs import SpecError, cpu_theoretical, flags_for, load_all, load_spec, match, validate
+from results.specs import (FIGURE_KEYS, SpecError, cpu_theoretical, flags_for, load_all, load_spec, match, mode_clock,
+                           validate)
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "results/examples/2026-11-29_cpu_amd-epyc-2core-vm.json"
@@ -28,7 +29,9 @@ def test_bundled_sheets_load_and_cover_the_devices():
     for spec in specs:
         assert spec.data["source"]["document"] and spec.data["source"].get("url")
         for entry in spec.data["compute_tflops"].values():
-            assert {"dense", "sparse"} & set(entry)
+            assert set(FIGURE_KEYS) & set(entry)
+        assert not spec.warnings, (spec.name, spec.warnings)  # the bundled sheets agree with their own arithmetic
+        assert "l2_mb" not in (spec.data.get("caches") or {})
 
 
 def _sheet(tmp_path, text):
@@ -73,7 +76,7 @@ def test_matching_by_name_and_memory_and_ambiguity():
     none, candidates, how = match({"name": "Orin", "memory_bytes_total": 7.6 * 2 ** 30}, specs)
     assert none is None and len(candidates) >= 2 and "ambiguous" in how and "Orin NX 8GB" in how
     nano, _, _ = match({"name": "Orin", "memory_bytes_total": 7.6 * 2 ** 30, "board_model": "Jetson Orin Nano",
-                        "power_mode": "15W"}, specs)
+                        "power_mode": "15W", "gpu_clock_max_mhz": 625}, specs)
     assert nano.name == "NVIDIA Jetson Orin Nano 8GB"
     assert match({"name": "Some Other GPU"}, specs)[0] is None
 
@@ -128,3 +131,106 @@ def test_malformed_spec_is_a_usage_error_before_measuring(tmp_path):
 
 def test_handmade_record_is_labelled_as_such():
     assert "HAND-MADE" in json.loads(JETSON.read_text())["note"]
+
+
+GiB = 2 ** 30
+
+
+@pytest.mark.parametrize("info,expect", [
+    # H200 NVL: the NVML name says NVL, the SM clock tops out near 1785 MHz, the card is limited to 600 W
+    ({"name": "NVIDIA H200 NVL", "memory_bytes_total": 140 * GiB, "sm_clock_max_mhz": 1785,
+      "power_limit_default_w": 600}, "NVIDIA H200 NVL 141GB"),
+    ({"name": "NVIDIA H200", "memory_bytes_total": 140 * GiB, "sm_clock_max_mhz": 1980, "power_limit_w": 700},
+     "NVIDIA H200 SXM 141GB"),
+    # an SXM board an administrator capped at 500 W is still an SXM board (the default limit decides)
+    ({"name": "NVIDIA H200", "memory_bytes_total": 140 * GiB, "sm_clock_max_mhz": 1980, "power_limit_w": 500,
+      "power_limit_default_w": 700}, "NVIDIA H200 SXM 141GB"),
+    ({"name": "NVIDIA H100 NVL", "memory_bytes_total": 94 * GiB, "sm_clock_max_mhz": 1785}, "NVIDIA H100 NVL 94GB"),
+    ({"name": "NVIDIA H100 PCIe", "memory_bytes_total": 80 * GiB, "sm_clock_max_mhz": 1755,
+      "power_limit_default_w": 350}, "NVIDIA H100 PCIe 80GB"),
+    ({"name": "NVIDIA H100 80GB HBM3", "memory_bytes_total": 80 * GiB, "sm_clock_max_mhz": 1980,
+      "power_limit_default_w": 700}, "NVIDIA H100 SXM5 80GB"),
+    ({"name": "NVIDIA A100-SXM4-80GB", "memory_bytes_total": 80 * GiB, "power_limit_default_w": 400},
+     "NVIDIA A100 SXM4 80GB"),
+    ({"name": "NVIDIA A100 80GB PCIe", "memory_bytes_total": 80 * GiB, "power_limit_default_w": 300},
+     "NVIDIA A100 PCIe 80GB"),
+    ({"name": "Tesla V100-SXM2-16GB", "memory_bytes_total": 15.8 * GiB}, "NVIDIA V100 SXM2 16GB"),
+    ({"name": "Tesla V100-SXM2-32GB", "memory_bytes_total": 31.7 * GiB}, "NVIDIA V100 SXM2 32GB"),
+    # the original AGX Orin developer kit: its 32 GB module has the 64GB module's GPU
+    ({"name": "Orin", "memory_bytes_total": 30.6 * GiB, "board_model": "Jetson AGX Orin Developer Kit",
+      "module_id": "p3701-0000", "power_mode": "MAXN"}, "NVIDIA Jetson AGX Orin Developer Kit (32GB module P3701-0000)"),
+    ({"name": "Orin", "memory_bytes_total": 30.6 * GiB, "board_model": "Jetson AGX Orin", "module_id": "p3701-0004",
+      "power_mode": "40W"}, "NVIDIA Jetson AGX Orin 32GB"),
+    # Orin Nano 8GB on Super firmware in its default 25W mode (a mode only the Super firmware has)
+    ({"name": "Orin", "memory_bytes_total": 7.4 * GiB, "board_model": "Jetson Orin Nano Developer Kit",
+      "power_mode": "25W", "gpu_clock_max_mhz": 918}, "NVIDIA Jetson Orin Nano 8GB (Super mode)"),
+    ({"name": "Orin", "memory_bytes_total": 7.4 * GiB, "board_model": "Jetson Orin Nano Developer Kit",
+      "power_mode": "MAXN SUPER"}, "NVIDIA Jetson Orin Nano 8GB (Super mode)"),
+    ({"name": "Orin", "memory_bytes_total": 3.6 * GiB, "board_model": "Jetson Orin Nano", "power_mode": "MAXN_SUPER"},
+     "NVIDIA Jetson Orin Nano 4GB (Super mode)"),
+    ({"name": "Orin", "memory_bytes_total": 15.3 * GiB, "board_model": "Jetson Orin NX", "power_mode": "MAXN_SUPER"},
+     "NVIDIA Jetson Orin NX 16GB (Super mode)"),
+    ({"name": "Orin", "memory_bytes_total": 15.3 * GiB, "board_model": "Jetson Orin NX", "power_mode": "MAXN"},
+     "NVIDIA Jetson Orin NX 16GB"),
+    ({"name": "Orin", "memory_bytes_total": 7.4 * GiB, "board_model": "Jetson Orin NX", "power_mode": "40W"},
+     "NVIDIA Jetson Orin NX 8GB (Super mode)"),
+])
+def test_every_variant_resolves_to_its_own_sheet(info, expect):
+    spec, _candidates, how = match(info, load_all())
+    assert spec is not None and spec.name == expect, how
+
+
+@pytest.mark.parametrize("info,missing", [
+    ({"name": "NVIDIA H200", "memory_bytes_total": 140 * GiB}, "max SM clock"),  # no NVML: SXM or NVL?
+    ({"name": "Orin", "memory_bytes_total": 30.6 * GiB, "board_model": "Jetson AGX Orin", "power_mode": "MAXN"},
+     "module part number"),  # no module id: developer kit or production?
+])
+def test_a_missing_fact_gives_an_ambiguous_line_naming_it(info, missing):
+    spec, candidates, how = match(info, load_all())
+    assert spec is None and len(candidates) == 2 and how.startswith("ambiguous") and missing in how
+    assert all(c.name in how for c in candidates)
+
+
+def test_jetson_validation_uses_the_power_modes_clock_and_gpu_only_figures():
+    specs = {s.name: s for s in load_all()}
+    nano = specs["NVIDIA Jetson Orin Nano 8GB (Super mode)"]
+    factor, note = mode_clock(nano, {"power_mode": "25W"})
+    assert factor == pytest.approx(918 / 1020) and "power mode 25W" in note
+    factor, note = mode_clock(nano, {"power_mode": "25W", "gpu_clock_max_mhz": 900})  # the recorded cap comes first
+    assert factor == pytest.approx(900 / 1020) and "devfreq" in note
+    record = read_record(JETSON)
+    record["platform"]["power_mode"], record["platform"]["gpu_clock_max_mhz"] = "25W", 918
+    rows = {r["ceiling"]: r for r in validate(record, nano)}
+    assert rows["fp32"]["spec"] == pytest.approx(2.09e12 * 918 / 1020)
+    assert rows["DRAM"]["spec_field"] == "power_modes.25W.bandwidth_gb_per_s"
+    if "int8" in rows:  # the GPU-only dense figure, not the module's sparse headline
+        assert rows["int8"]["spec_field"].startswith("compute_tflops.int8.gpu_dense")
+    agx = specs["NVIDIA Jetson AGX Orin 64GB"]
+    assert agx.compute("int8")["gpu_dense"] == 85 and agx.compute("int8")["sparse"] == 275
+    assert agx.compute("bf16")["gpu_dense"] and "Orin Nano has no DLA" not in agx.compute("int8")["conditions"]
+    assert "no DLA" in specs["NVIDIA Jetson Orin Nano 8GB"].compute("int8")["conditions"]
+
+
+@pytest.mark.parametrize("replace,field", [
+    # a sparse figure given as dense: twice CUDA cores x 2 FLOP x clock
+    ("fp32: {dense: 10}", "compute_tflops.fp32.dense 20"),
+    # sparse not 2 x dense
+    ("fp32: {dense: 10}\n  bf16: {dense: 100, sparse: 150}", "compute_tflops.bf16: sparse 150"),
+    # a wrong clock in a derived figure
+    ("fp32: {dense: 10}\n  bf16: {dense: 100, derived: {units: 10, flop_per_clock: 4096, clock_mhz: 1980}}",
+     "compute_tflops.bf16.dense 100"),
+])
+def test_a_users_sheet_with_inconsistent_arithmetic_warns_naming_the_field(tmp_path, replace, field):
+    text = GOOD.replace("compute_tflops:\n  fp32: {dense: 10}", "gpu: {cuda_cores: 2500}\nclocks: {boost_mhz: 2000}\n"
+                        "compute_tflops:\n  " + replace.replace("{dense: 10}", "{dense: 20}" if "20" in field else "{dense: 10}"))
+    spec = load_spec(_sheet(tmp_path, text))
+    assert any(w.startswith(field) for w in spec.warnings), spec.warnings
+    record = read_record(JETSON)
+    from results.report import validation_text
+
+    assert field in validation_text(record, str(_sheet(tmp_path, text)))
+
+
+def test_a_consistent_users_sheet_has_no_warnings(tmp_path):
+    text = GOOD.replace("compute_tflops:", "gpu: {cuda_cores: 2500}\nclocks: {boost_mhz: 2000}\ncompute_tflops:")
+    assert load_spec(_sheet(tmp_path, text)).warnings == []

@@ -1,0 +1,283 @@
+"""The predictor's arithmetic on synthetic records (hand values), its error paths, the model sources it takes, the
+fused-attention byte count, and --measure against a tiny model. No timing is asserted."""
+import json
+import math
+import socket
+
+import pytest
+import torch
+from torch import nn
+
+from kernels import predict as cli
+from kernels.count import CountError, count_model
+from kernels.opsweep import _Attention, build_probe, probes
+from results.predict import DeviceModel, Op, PredictError, compare_table
+
+
+def row(group, kernel, dtype="fp32", **fields):
+    base = {"group": group, "kernel": kernel, "dtype": dtype, "status": "ok", "impl": "torch", "extra": {}}
+    base.update(fields)
+    return base
+
+
+def gemm_row(m, n, k, rate, batch=1, dtype="fp32"):
+    flops = 2 * m * n * k * batch
+    return row("gemm", "gemm", dtype, shape=[batch, m, n, k], flops=flops, median_s=flops / rate,
+               flop_per_s=rate, flop_per_s_median=rate)
+
+
+def probe_row(name, family, dtype="fp32", gemm=None, flops=0, time_s=1e-3, nbytes=0, ops=(), shape=None):
+    return row("opsweep", name, dtype, flops=flops, bytes=nbytes, median_s=time_s, shape=shape,
+               extra={"family": family, "implicit_gemm": gemm, "ops": list(ops), "warm_median_s": time_s})
+
+
+def record(*rows, host="elsewhere", platform=None):
+    return {"schema": "roofline-record", "host": host, "platform": platform or {"kind": "cpu", "name": "Test CPU"},
+            "measurements": list(rows)}
+
+
+def synthetic():
+    """fp32 GEMMs at exactly 50 GFLOP/s, relu probes at 10 us (100 kB) and 1 ms (10 MB), conv probes at 40 GFLOP/s,
+    module calls at 2 us."""
+    return record(
+        gemm_row(256, 256, 256, 50e9), gemm_row(1024, 1024, 1024, 50e9), gemm_row(4096, 4096, 4096, 50e9),
+        probe_row("relu-s", "elementwise", nbytes=100_000, time_s=1e-5, ops=["aten.relu"]),
+        probe_row("relu-l", "elementwise", nbytes=10_000_000, time_s=1e-3, ops=["aten.relu_"]),
+        probe_row("conv-a", "conv", gemm={"m": 3136, "n": 64, "k": 576, "batch": 1}, flops=2 * 3136 * 64 * 576,
+                  time_s=2 * 3136 * 64 * 576 / 40e9),
+        probe_row("conv-b", "conv", gemm={"m": 784, "n": 128, "k": 1152, "batch": 1}, flops=2 * 784 * 128 * 1152,
+                  time_s=2 * 784 * 128 * 1152 / 40e9),
+        row("overhead", "module_call", median_s=2e-6),
+        row("overhead", "dispatch", median_s=5e-6),
+    )
+
+
+def test_compute_bound_layer_by_hand():
+    device = DeviceModel(synthetic())
+    op = Op("fc", "aten.mm", "fp32", flops=2 * 1024 ** 3, bytes=3 * 4 * 1024 ** 2, family="linear",
+            gemm=(1024, 1024, 1024, 1))
+    p = device.predict_op(op)
+    assert p.time_s == pytest.approx(2 * 1024 ** 3 / 50e9, rel=1e-9)  # every point at 50 GFLOP/s
+    assert p.bound == "compute" and p.low_s < p.time_s < p.high_s
+    conv = Op("c", "aten.convolution", "fp32", flops=2 * 3136 * 64 * 576, bytes=1, family="conv", gemm=(3136, 64, 576, 1))
+    assert device.predict_op(conv).time_s == pytest.approx(2 * 3136 * 64 * 576 / 40e9, rel=1e-9)
+
+
+def test_memory_bound_layer_by_hand():
+    device = DeviceModel(synthetic())
+    at = lambda nbytes: device.predict_op(Op("r", "aten.relu_", "fp32", 0, nbytes, "elementwise")).time_s
+    assert at(1_000_000) == pytest.approx(1e-4, rel=1e-9)  # log-log halfway between 10 us at 100 kB and 1 ms at 10 MB
+    assert at(20_000_000) == pytest.approx(2e-3, rel=1e-9)  # above the largest probe: linear in bytes
+    assert at(10) == pytest.approx(1e-5, rel=1e-9)  # below the smallest: its time (dispatch floor)
+    p = device.predict_op(Op("r", "aten.relu", "fp32", 0, 1_000_000, "elementwise"))
+    assert p.bound == "memory" and not p.widened
+
+
+def test_module_calls_and_whole_model_sum():
+    device = DeviceModel(synthetic())
+    ops = [Op("a", "aten.relu", "fp32", 0, 1_000_000, "elementwise"),
+           Op("b", "aten.mm", "fp32", 2 * 1024 ** 3, 1, "linear", (1024, 1024, 1024, 1))]
+    p = device.predict("m", ops, module_calls=3, dtype="fp32")
+    assert p.predicted_s == pytest.approx(1e-4 + 2 * 1024 ** 3 / 50e9 + 3 * 2e-6, rel=1e-9)
+    assert p.low_s < p.predicted_s < p.high_s
+    assert [r["layer"] for r in p.layers()] == ["a", "b"]
+    assert set(p.as_dict()) >= {"predicted_s", "low_s", "high_s", "layers", "method"}
+
+
+def test_shape_interpolation_between_measured_rates():
+    rec = record(gemm_row(512, 512, 512, 20e9), gemm_row(2048, 2048, 2048, 80e9), gemm_row(8192, 8192, 8192, 80e9))
+    device = DeviceModel(rec)
+    rate = lambda s: 2 * s ** 3 / device.predict_op(Op("x", "aten.mm", "fp32", 2 * s ** 3, 1, "linear", (s, s, s, 1))).time_s
+    assert rate(512) == pytest.approx(20e9, rel=0.02)  # on a measured point: (nearly) its rate
+    assert 20e9 < rate(1024) < 80e9  # between two points: between their rates
+    assert rate(2048) == pytest.approx(80e9, rel=0.02)
+
+
+def test_unknown_op_leans_on_generic_probes_and_says_so():
+    device = DeviceModel(synthetic())
+    p = device.predict_op(Op("g", "aten.hardswish", "fp32", 0, 1_000_000, "elementwise"))
+    assert p.widened.startswith("no probe of aten.hardswish") and p.high_s / p.time_s > 1.25
+
+
+def test_out_of_range_shape_widens_the_range():
+    device = DeviceModel(synthetic())
+    near = device.predict_op(Op("c", "aten.convolution", "fp32", 1, 1, "conv", (3136, 64, 576, 1)))
+    far = device.predict_op(Op("c", "aten.convolution", "fp32", 1, 1, "conv", (1, 2048, 18432, 1)))
+    assert not near.widened and "from the nearest measured shape" in far.widened
+    assert far.high_s / far.time_s > near.high_s / near.time_s
+
+
+def test_missing_family_falls_back_and_missing_dtype_is_an_error():
+    device = DeviceModel(synthetic())
+    dw = device.predict_op(Op("d", "aten.convolution", "fp32", 2 * 3136 * 9 * 64, 1, "conv_dw", (3136, 1, 9, 64)))
+    assert dw.widened.startswith("no conv_dw points")
+    with pytest.raises(PredictError, match="--dtypes bf16"):
+        device.predict("m", [Op("b", "aten.mm", "bf16", 1, 1, "linear", (8, 8, 8, 1))], 0, "bf16")
+    with pytest.raises(PredictError, match="not a run record"):
+        DeviceModel({"schema": "x"})
+
+
+def test_old_record_without_probes_prices_elementwise_from_the_stream_curve():
+    rec = record(gemm_row(1024, 1024, 1024, 50e9), row("overhead", "dispatch", median_s=5e-6),
+                 row("stream", "copy", size_bytes=1_000_000, bytes_per_s_median=10e9, bytes_per_s=12e9))
+    p = DeviceModel(rec).predict_op(Op("r", "aten.relu", "fp32", 0, 1_000_000, "elementwise"))
+    assert p.time_s == pytest.approx(5e-6 + 1e-4, rel=1e-9) and "stream curve" in p.widened
+
+
+def test_compare_table_orders_and_explains():
+    a, b = DeviceModel(synthetic(), "a.json"), DeviceModel(record(gemm_row(1024, 1024, 1024, 100e9)), "b.json")
+    op = [Op("fc", "aten.mm", "fp32", 2 * 1024 ** 3, 1, "linear", (1024, 1024, 1024, 1))]
+    rows = compare_table([a.predict("m", op, 0, "fp32"), b.predict("m", op, 0, "fp32")])
+    assert [r["record"] for r in rows] == ["b.json", "a.json"]
+    assert rows[1]["x_fastest"] == pytest.approx(2.0) and rows[0]["compute_share"] == 1.0
+
+
+@pytest.mark.parametrize("module,shape,family,gemm", [
+    (nn.Conv2d(8, 16, 3, padding=1), (1, 8, 6, 6), "conv", (36, 16, 72, 1)),
+    (nn.Conv2d(8, 8, 3, padding=1, groups=8), (2, 8, 6, 6), "conv_dw", (72, 1, 9, 8)),
+    (nn.Conv2d(8, 16, 3, padding=1, groups=4), (1, 8, 6, 6), "conv_grouped", (36, 4, 18, 4)),
+    (nn.Linear(10, 20), (3, 10), "linear", (3, 20, 10, 1)),
+    (nn.Linear(10, 20, bias=False), (2, 3, 10), "linear", (6, 20, 10, 1)),
+])
+def test_classify_counted_ops(module, shape, family, gemm):
+    counts = count_model(module, (torch.randn(shape),))
+    got = [cli.classify(o) for o in counts.ops if o.macs]
+    assert got == [(family, gemm)]
+
+
+def test_classify_bmm_and_attention():
+    class Bmm(nn.Module):
+        def forward(self, a):
+            return torch.bmm(a, a.transpose(1, 2))
+
+    counts = count_model(Bmm(), (torch.randn(4, 5, 6),))
+    assert [cli.classify(o) for o in counts.ops] == [("bmm", (5, 5, 6, 4))]
+    counts = count_model(_Attention().to("meta"), (torch.empty(2, 3, 7, 8, device="meta"),))
+    assert [cli.classify(o) for o in counts.ops] == [("attention", (7, 7, 8, 6))]
+
+
+def test_attention_on_meta_counts_the_fused_op_as_a_real_cpu_runs_it():
+    class Qkv(nn.Module):
+        def forward(self, q, k, v):
+            return torch.nn.functional.scaled_dot_product_attention(q, k, v)
+
+    shapes = [(1, 4, 64, 16)] * 3
+    meta = count_model(Qkv(), tuple(torch.empty(s, device="meta") for s in shapes))
+    real = count_model(Qkv(), tuple(torch.randn(s) for s in shapes))
+    assert [o.op for o in meta.ops] == [o.op for o in real.ops] == ["aten._scaled_dot_product_flash_attention_for_cpu"]
+    assert meta.bytes_read + meta.bytes_written == real.bytes_read + real.bytes_written
+    assert meta.macs == real.macs and "flash_attention_for_cpu" in meta.attention
+    mha = nn.MultiheadAttention(16, 4, batch_first=True).to("meta").eval()
+    x = torch.empty(1, 10, 16, device="meta")
+    counts = count_model(mha, (x, x, x), kwargs={"need_weights": False})
+    assert "aten._safe_softmax" not in {o.op for o in counts.ops}  # the N x N scores are not written
+    assert "1 attention call" in counts.attention
+
+
+def test_formula_fixes_unfold_im2col_col2im_pad_bitwise():
+    class Ops(nn.Module):
+        def forward(self, x):
+            cols = nn.functional.unfold(x, 3)
+            return (x.unfold(2, 3, 1), cols, nn.functional.fold(cols, (8, 8), 3),
+                    nn.functional.pad(x, (1, 1, 1, 1), mode="reflect"), torch.bitwise_not(x > 0))
+
+    counts = count_model(Ops(), (torch.randn(1, 2, 8, 8),))
+    ops = {o.op: o for o in counts.ops}
+    assert "aten.unfold" not in ops  # a view: free
+    for name in ("aten.im2col", "aten.col2im", "aten.reflection_pad2d", "aten.bitwise_not"):
+        assert ops[name].counted, name
+    assert ops["aten.col2im"].other_flops == 2 * 9 * 36  # one addition per column element
+    assert ops["aten.im2col"].other_flops == 0
+
+
+def test_model_sources_and_record_arguments(tmp_path, monkeypatch):
+    files, models = cli.parse_records(["a.json", "b.json", "mypkg.models:build"], [])
+    assert files == ["a.json", "b.json"] and models == ["mypkg.models:build"]
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_timm(name, *args, **kwargs):
+        if name == "timm":
+            raise ImportError("no timm")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_timm)
+    with pytest.raises(CountError, match="timm is not installed"):
+        cli.load_model("timm:resnet18")
+
+
+def test_timm_models_when_installed():
+    pytest.importorskip("timm")
+    with pytest.raises(CountError, match="unknown timm model"):
+        cli.load_model("timm:resnet18x")
+    model = cli.load_model("timm:resnet18")
+    assert next(model.parameters()).device.type == "meta"
+    assert cli.input_config(model, None) == [((1, 3, 224, 224), None)]
+
+
+def test_every_probe_builds_and_counts_on_meta():
+    for probe in probes(quick=False):
+        counts = count_model(build_probe(probe).to("meta"), (torch.empty(probe.input_shape, device="meta"),))
+        assert counts.ops, probe.name
+    assert {p.name for p in probes(quick=True)} < {p.name for p in probes(quick=False)}
+
+
+def _this_machine_record(tmp_path, **platform):
+    from platforms.cpu import cpu_identity
+
+    rec = synthetic()
+    rec["host"] = socket.gethostname()
+    rec["platform"] = {"kind": "cpu", **cpu_identity(), **platform}
+    path = tmp_path / "here.json"
+    path.write_text(json.dumps(rec))
+    return path
+
+
+def test_measure_a_tiny_model_against_its_prediction(tmp_path, capsys):
+    path = _this_machine_record(tmp_path)
+    out = tmp_path / "p.json"
+    rc = cli.main(["--record", str(path), "tests.data.tiny_cnn:build", "--input", "1,3,16,16", "--measure",
+                   "--json", "--out", str(out)])
+    assert rc == 0
+    result = json.loads(out.read_text())[0]
+    assert result["predicted_s"] > 0 and result["measured"]["median_s"] > 0
+    assert math.isfinite(result["error"]) and result["layer_errors"]
+    assert json.loads(capsys.readouterr().out)[0]["model"] == "tests.data.tiny_cnn:build"
+
+
+def test_measure_refuses_a_record_from_another_machine(tmp_path, capsys):
+    path = tmp_path / "other.json"
+    path.write_text(json.dumps(synthetic()))
+    assert cli.main(["--record", str(path), "tests.data.tiny_cnn:build", "--input", "1,3,16,16", "--measure"]) == 2
+    err = capsys.readouterr().err
+    assert "not from here" in err and "elsewhere" in err and len(err.strip().splitlines()) == 1
+    path = _this_machine_record(tmp_path, physical_cores=999)
+    assert cli.main(["--record", str(path), "tests.data.tiny_cnn:build", "--input", "1,3,16,16", "--measure"]) == 2
+    assert "physical_cores" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--record", "nope.json", "resnet18"], "no such file"),
+    (["--record", "R.json"], "give a model"),
+    (["--record", "R.json", "resnet18", "--dtype", "fp99"], "--dtype"),
+])
+def test_bad_input_is_one_line(tmp_path, capsys, argv, message):
+    if "R.json" in argv:
+        (tmp_path / "R.json").write_text(json.dumps(synthetic()))
+        argv = [str(tmp_path / "R.json") if a == "R.json" else a for a in argv]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_prediction_in_several_dtypes_and_records_prints_a_table(tmp_path, capsys):
+    rec = synthetic()
+    rec["measurements"] += [gemm_row(256, 256, 256, 25e9, dtype="bf16"), gemm_row(1024, 1024, 1024, 25e9, dtype="bf16"),
+                            probe_row("relu-b", "elementwise", "bf16", nbytes=100_000, time_s=1e-5, ops=["aten.relu"])]
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(rec))
+    assert cli.main(["--record", str(path), "tests.data.tiny_cnn:build", "--input", "1,3,16,16",
+                     "--dtype", "fp32,bf16"]) == 0
+    out = capsys.readouterr().out
+    assert "fastest first" in out and "bf16" in out and "fp32" in out
