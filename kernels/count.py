@@ -372,7 +372,10 @@ def count_model(model: torch.nn.Module, inputs: tuple | list | torch.Tensor, *, 
     was_training = model.training
     model.train(train)
     try:
-        with tracker, (attention if not train else contextlib.nullcontext()), mode:
+        # only on meta: an active TorchFunctionMode turns off nn.MultiheadAttention's fused fast path, which a real
+        # device takes (and is counted as it is)
+        on_meta = any(isinstance(t, torch.Tensor) and t.device.type == "meta" for t in tree_flatten(inputs)[0])
+        with tracker, (attention if on_meta and not train else contextlib.nullcontext()), mode:
             try:
                 if train:
                     output = model(*inputs, **(kwargs or {}))
@@ -432,8 +435,29 @@ class _ParametersOn:
         return False
 
 
+def build_timm(name: str, device: str = "meta") -> torch.nn.Module:
+    """``timm:NAME``: a timm model (no pretrained weights), when timm is installed (the ``timm`` extra)."""
+    try:
+        import timm
+    except ImportError:
+        raise CountError(f"timm:{name}: timm is not installed (pip install -e '.[timm]', or pip install timm)") from None
+    known = timm.list_models()
+    if name not in known:
+        close = difflib.get_close_matches(name, known, n=5, cutoff=0.6)
+        raise CountError(f"timm:{name}: unknown timm model" + (f"; did you mean {', '.join(close)}?" if close else
+                                                              "; see timm.list_models()"))
+    with _ParametersOn(device) if device == "meta" else torch.device(device):
+        try:
+            return timm.create_model(name, pretrained=False)
+        except Exception as exc:
+            raise CountError(f"timm:{name} could not be built: {type(exc).__name__}: {exc}") from None
+
+
 def build_model(name: str, device: str = "meta", **model_kwargs) -> torch.nn.Module:
-    """A torchvision model name (no weights are loaded) or ``package.module:factory``, built on ``device``."""
+    """A torchvision model name (no weights are loaded), ``package.module:factory`` or ``timm:NAME``, built on
+    ``device``."""
+    if name.startswith("timm:"):
+        return build_timm(name[len("timm:"):], device)
     context = _ParametersOn(device) if device == "meta" else torch.device(device)
     with context:
         if ":" in name:
@@ -619,7 +643,7 @@ def torchvision_check(names: list[str] | None = None):
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m kernels.count", description=__doc__.split("\n\n")[0])
-    parser.add_argument("model", help="torchvision model name, or package.module:factory, or 'torchvision-check' "
+    parser.add_argument("model", help="torchvision model name, package.module:factory, timm:NAME, or 'torchvision-check' "
                         "to compare every torchvision classification model with its published counts")
     parser.add_argument("--input", action="append", default=None,
                         help="input shape, e.g. 1,3,224,224 (default); repeat for a forward that takes several "

@@ -28,8 +28,9 @@ MODEL_NOTE = ("per op: GEMM-like ops at FLOPs / the rate interpolated among meas
               "Eager, warm caches, no host/device overlap.")
 GEMM_FAMILIES = ("conv", "conv_dw", "conv_grouped", "linear", "bmm", "attention")
 #: families that may stand in for each other when a record has no point of the asked family (widens the range)
-FALLBACK = {"conv": ["conv_grouped", "linear"], "conv_grouped": ["conv", "conv_dw"], "conv_dw": ["conv_grouped"],
-            "linear": ["bmm", "conv"], "bmm": ["linear", "attention"], "attention": ["bmm", "linear"]}
+FALLBACK = {"conv": ["conv_grouped", "linear", "bmm"], "conv_grouped": ["conv", "conv_dw", "linear"],
+            "conv_dw": ["conv_grouped", "conv", "linear"], "linear": ["bmm", "conv", "attention"],
+            "bmm": ["linear", "attention", "conv"], "attention": ["bmm", "linear", "conv"]}
 MIN_SPREAD = 0.15
 NEIGHBOURS = 4
 
@@ -222,7 +223,8 @@ class DeviceModel:
                 for op in extra.get("ops") or []:
                     self.eltwise.setdefault((_base_op(op), dtype), []).append(
                         Point("elementwise", (row["bytes"],), time_s, row.get("flops") or 0, label, op=_base_op(op)))
-        elif group == "stream" and row.get("impl") == "torch" and row.get("kernel") in ("copy", "add", "triad", "scale"):
+        elif group == "stream" and row.get("impl") in ("torch", "", None) and \
+                row.get("kernel") in ("copy", "add", "triad", "scale"):  # records before impl was kept: torch
             rate = row.get("bytes_per_s_median") or row.get("bytes_per_s")
             if rate and row.get("size_bytes"):
                 self.stream.append((float(row["size_bytes"]), float(rate)))
@@ -239,22 +241,25 @@ class DeviceModel:
         family, dtype = op.family, op.dtype
         widened = ""
         pts = self.points.get((family, dtype), [])
-        if len(pts) < 2:
+        if not pts:
             for other in FALLBACK.get(family, []):
-                if len(self.points.get((other, dtype), [])) >= 2:
+                if self.points.get((other, dtype)):
                     widened = f"no {family} points for {dtype}: leaned on {other} points (range x2)"
                     pts = self.points[(other, dtype)]
                     break
         if not pts:
-            raise PredictError(f"the record has no measured {family} or GEMM points in {dtype}: run the suite with "
-                               f"--dtypes {dtype} on that device (measured here: {', '.join(self.dtypes()) or 'none'})")
+            raise PredictError(f"the record has no measured {family} points (nor {', '.join(FALLBACK.get(family, []))}) "
+                               f"in {dtype}: run the suite with --dtypes {dtype} on that device")
         q = [math.log(max(v, 1)) for v in op.gemm]
         scored = sorted(((sum((a - b) ** 2 for a, b in zip(q, [math.log(max(v, 1)) for v in p.key])), p) for p in pts),
                         key=lambda s: s[0])[:NEIGHBOURS]
         weights = [1.0 / (d + 1e-3) for d, _p in scored]
         log_rate = sum(w * math.log(p.rate) for w, (_d, p) in zip(weights, scored)) / sum(weights)
         rate = math.exp(log_rate)
-        floor = min(p.time_s for p in pts)
+        # the floor: a family probed at small sizes (3+ points) has its fastest call as the least any call costs
+        # (dispatch, setup); with fewer points only a point with no more work than this op bounds it from below
+        floor = min(p.time_s for p in pts) if len(pts) >= 3 else \
+            min((p.time_s for p in pts if p.flops <= op.flops), default=0.0)
         time_s = max(op.flops / rate, floor)
         nearest = math.sqrt(scored[0][0])
         rates = [p.rate for _d, p in scored]
@@ -264,7 +269,7 @@ class DeviceModel:
             widened = widened or f"{math.exp(nearest):.0f}x from the nearest measured shape (range x2)"
         if widened.startswith("no "):
             spread *= 2
-        bound = "overhead" if time_s == floor and op.flops / rate < floor else "compute"
+        bound = "overhead" if op.flops / rate < 0.999 * floor else "compute"
         if bound == "compute" and self.peaks.get(dtype) and rate < 0.05 * self.peaks[dtype]:
             bound = "memory/overhead"  # the points it leaned on ran far below this dtype's GEMM peak
         basis = f"{family} at {rate / 1e9:.3g} G{'OP' if dtype == 'int8' else 'FLOP'}/s from {scored[0][1].label}" + \

@@ -188,7 +188,7 @@ def _memory_fits(marketed_gb: float, total_bytes: int | None) -> bool:
 RANGE_FACTS = {"sm_clock_max_mhz": ("sm_clock_max_mhz",), "power_limit_w": ("power_limit_default_w", "power_limit_w")}
 FACT_NAMES = {"memory_gb": "memory size", "model_regex": "board model (device tree)",
               "module_regex": "module part number (device tree)", "power_mode_regex": "power mode (nvpmodel)",
-              "power_modes": "power mode (nvpmodel)", "sm_clock_max_mhz": "max SM clock (NVML)",
+              "sm_clock_max_mhz": "max SM clock (NVML)",
               "power_limit_w": "default power limit (NVML)"}
 
 
@@ -231,13 +231,9 @@ def _rule_check(spec: Spec, info: dict) -> tuple[bool, list[str], list[str]]:
             return False, decided, unknown
         else:
             decided.append(key)
-    if spec.data.get("power_modes") and spec.data.get("kind") == "jetson":
-        if not info.get("power_mode"):
-            unknown.append("power_modes")
-        elif mode_entry(spec, info["power_mode"]) is None:
-            return False, decided, unknown
-        else:
-            decided.append("power_modes")
+    if "power_mode_not_regex" in rule and info.get("power_mode") and \
+            re.search(rule["power_mode_not_regex"], info["power_mode"], re.IGNORECASE):
+        return False, decided, unknown  # e.g. a Super firmware's mode on a sheet for the original firmware
     for key, fields in RANGE_FACTS.items():
         if key not in rule:
             continue
@@ -273,11 +269,11 @@ def match(info: dict, specs: list[Spec]) -> tuple[Spec | None, list[Spec], str]:
         ok, decided, unknown = _rule_check(spec, info)
         if ok:
             passed.append((spec, decided, unknown))
-    if len(passed) > 1:  # Jetson: two firmware's sheets share a mode name; the mode's GPU clock cap may decide
+    if len(passed) > 1:  # Jetson: two firmwares' sheets share a mode name (15W); the mode's GPU clock cap may decide
         fits = [(p, _mode_clock_fits(p[0], info)) for p in passed]
-        if sum(1 for _p, f in fits if f) == 1 and all(f is not None for _p, f in fits):
+        if sum(1 for _p, f in fits if f) == 1:
             passed = [p for p, f in fits if f]
-            passed[0][1].append("the power mode's GPU clock cap")
+            passed[0][1].append("the power mode's GPU clock cap (devfreq) equal to the sheet's for that mode")
     candidates = [p[0] for p in passed]
     if len(passed) == 1:
         spec, decided, unknown = passed[0]

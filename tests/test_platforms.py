@@ -102,3 +102,17 @@ def test_jetson_telemetry_from_a_fake_sysfs(tmp_path):
 
 def test_not_tegra_on_an_empty_tree(tmp_path):
     assert not jetson.is_tegra(str(tmp_path)) and jetson.read_power_rails(str(tmp_path)) == {}
+
+
+def test_jetson_module_id_from_the_device_tree(tmp_path):
+    from platforms import jetson
+
+    tree = tmp_path / "proc/device-tree"
+    tree.mkdir(parents=True)
+    (tree / "compatible").write_bytes(b"nvidia,p3737-0000+p3701-0000\x00nvidia,p3701-0000\x00nvidia,tegra234\x00")
+    assert jetson.read_module_id(str(tmp_path)) == "p3701-0000"  # the original AGX Orin developer kit's module
+    (tree / "compatible").write_bytes(b"nvidia,p3768-0000+p3767-0005\x00nvidia,tegra234\x00")
+    assert jetson.read_module_id(str(tmp_path)) == "p3767-0005"  # only a carrier+module entry
+    (tree / "compatible").write_bytes(b"nvidia,tegra234\x00")
+    assert jetson.read_module_id(str(tmp_path)) is None
+    assert jetson.read_module_id(str(tmp_path / "absent")) is None

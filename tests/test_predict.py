@@ -32,8 +32,10 @@ def probe_row(name, family, dtype="fp32", gemm=None, flops=0, time_s=1e-3, nbyte
 
 
 def record(*rows, host="elsewhere", platform=None):
-    return {"schema": "roofline-record", "host": host, "platform": platform or {"kind": "cpu", "name": "Test CPU"},
-            "measurements": list(rows)}
+    from results.record import SCHEMA, SCHEMA_VERSION
+
+    return {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "run_id": "synthetic", "host": host,
+            "platform": platform or {"kind": "cpu", "name": "Test CPU"}, "measurements": list(rows)}
 
 
 def synthetic():
@@ -119,7 +121,8 @@ def test_missing_family_falls_back_and_missing_dtype_is_an_error():
 
 def test_old_record_without_probes_prices_elementwise_from_the_stream_curve():
     rec = record(gemm_row(1024, 1024, 1024, 50e9), row("overhead", "dispatch", median_s=5e-6),
-                 row("stream", "copy", size_bytes=1_000_000, bytes_per_s_median=10e9, bytes_per_s=12e9))
+                 row("stream", "copy", size_bytes=1_000_000, bytes_per_s_median=10e9, bytes_per_s=12e9,
+                     median_s=1e-4))
     p = DeviceModel(rec).predict_op(Op("r", "aten.relu", "fp32", 0, 1_000_000, "elementwise"))
     assert p.time_s == pytest.approx(5e-6 + 1e-4, rel=1e-9) and "stream curve" in p.widened
 
@@ -258,7 +261,7 @@ def test_measure_refuses_a_record_from_another_machine(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["--record", "nope.json", "resnet18"], "no such file"),
+    (["--record", "nope.json", "resnet18"], "No such file"),
     (["--record", "R.json"], "give a model"),
     (["--record", "R.json", "resnet18", "--dtype", "fp99"], "--dtype"),
 ])
@@ -281,3 +284,13 @@ def test_prediction_in_several_dtypes_and_records_prints_a_table(tmp_path, capsy
                      "--dtype", "fp32,bf16"]) == 0
     out = capsys.readouterr().out
     assert "fastest first" in out and "bf16" in out and "fp32" in out
+
+
+def test_the_hand_made_jetson_record_in_the_several_record_table(capsys):
+    """Until a GPU record exists, the HAND-MADE Jetson record (invented figures, labelled so) shows the table."""
+    jetson = "tests/data/handmade_jetson_orin_nano_super.json"
+    example = "results/examples/2026-12-01_cpu_amd-epyc.json"
+    assert cli.main(["--record", example, jetson, "resnet18", "--dtype", "fp32,fp16", "--top", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "fastest first" in out and "Orin" in out and "AMD EPYC" in out
+    assert "cannot predict" in out and "--dtypes fp16" in out  # the CPU record has no fp16: said, the rest goes on
