@@ -314,8 +314,12 @@ def main(argv: list[str] | None = None) -> int:
                     elapsed = time.perf_counter() - start
                     measured = None
                     if args.measure:
-                        measured = measure_model(source, inputs, dtype,
-                                                 "cuda" if device.kind in ("cuda", "jetson") else "cpu")
+                        try:
+                            measured = measure_model(source, inputs, dtype,
+                                                     "cuda" if device.kind in ("cuda", "jetson") else "cpu")
+                        except Exception as exc:  # the prediction stands; the model could not run here
+                            pred.notes.append(f"--measure: the model failed here: {type(exc).__name__}: "
+                                              f"{str(exc).splitlines()[0] if str(exc) else ''}")
                     predictions.append(pred)
                     entry = pred.as_dict(top=args.top)
                     entry.update(input=[list(s) for s, _ in inputs], seconds_to_predict=elapsed)
