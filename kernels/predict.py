@@ -22,6 +22,7 @@ from pathlib import Path
 
 from kernels.count import DTYPES, CountError, build_model, check_output_path, count_model, make_input, parse_input
 from results.predict import DeviceModel, Op, PredictError, Prediction, compare_table
+from results.stats import summarise
 
 GEMM_OPS = {"aten.mm": "mm", "aten.addmm": "addmm", "aten.bmm": "bmm", "aten.baddbmm": "baddbmm",
             "aten.mv": "mv", "aten.addmv": "addmv"}
@@ -163,16 +164,10 @@ def measure_model(source: str, inputs: list, dtype: str, device: str, budget_s: 
             sync()
             times.append(time.perf_counter() - t0)
         layers = _layer_times(model, tensors, sync)
-    return {"median_s": statistics.median(times), "best_s": min(times), "n": len(times),
-            "iqr_rel": _iqr_rel(times), "layers": layers,
+    stats = summarise(times)
+    return {"median_s": stats["median_s"], "best_s": stats["best_s"], "n": stats["n"],
+            "iqr_rel": stats["iqr_rel"], "layers": layers,
             "method": f"eager, eval, no_grad, {device}, 2 warm-up calls, median of {len(times)}"}
-
-
-def _iqr_rel(times: list[float]) -> float:
-    if len(times) < 4:
-        return 0.0
-    q = statistics.quantiles(times, n=4)
-    return (q[2] - q[0]) / statistics.median(times)
 
 
 def _layer_times(model, tensors, sync, passes: int = 3) -> dict[str, float]:
@@ -290,13 +285,11 @@ def main(argv: list[str] | None = None) -> int:
         results = []
         for source in models:
             predictions = []
+            inputs = input_config(load_model(source, "meta"), args.input)  # once per model, not per dtype
             for dtype in dtypes:
-                inputs = None
                 for device in devices:
                     target = args.target or ("cuda" if device.kind in ("cuda", "jetson") else "cpu")
                     start = time.perf_counter()
-                    if inputs is None:
-                        inputs = input_config(load_model(source, "meta"), args.input)
                     counts = count_for(source, inputs, dtype, target)
                     try:
                         pred = device.predict(source, ops_of(counts, dtype), module_calls(counts), dtype)
