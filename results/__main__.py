@@ -57,6 +57,23 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         return 0
+    if args.command == "show" and record.get("distributed"):
+        from results.distributed import dumps, summary_text as distributed_text
+
+        print(dumps(record) if args.json else distributed_text(record, args.record))
+        return 0
+    if args.command == "plot" and record.get("distributed"):
+        from results.distributed import write_plots
+
+        stem = args.output.rsplit(".png", 1)[0] if args.output else args.record.rsplit(".json", 1)[0]
+        try:
+            for path in write_plots(record, stem):
+                print(path)
+        except OSError as exc:
+            print(f"error: cannot write {stem}.*.png: {exc.strerror or exc}; pass -o with a writable path",
+                  file=sys.stderr)
+            return 2
+        return 0
     if args.command == "show":
         from results.report import dumps_ceilings, summary_text
 
@@ -96,7 +113,17 @@ def _compare(args) -> int:
     with pd.option_context("display.max_rows", None, "display.width", 250, "display.max_colwidth", 40):
         print(table.to_string())
     try:
-        print(f"\nPlot: {compare_png(records, output)}")
+        plain = [r for r in records if not r.get("distributed")]
+        spread = [r for r in records if r.get("distributed")]
+        if plain:
+            print(f"\nPlot: {compare_png(plain, output)}")
+        if spread:
+            from results.compare import unique_labels
+            from results.distributed import busbw_png
+
+            labels = [label for r, label in zip(records, unique_labels(records)) if r.get("distributed")]
+            target = output if not plain else output.rsplit(".png", 1)[0] + ".collectives.png"
+            print(f"Plot: {busbw_png(spread, target, labels)}")
     except OSError as exc:
         print(f"error: cannot write the plot to {output}: {exc.strerror or exc}; pass -o with a writable path",
               file=sys.stderr)

@@ -11,22 +11,23 @@ from results.specs import spec_for_record, validate
 def _label(record: dict) -> str:
     info = record["platform"]
     made = " (HAND-MADE)" if "HAND-MADE" in str(record.get("note", "")) else ""
-    return f"{info.get('name')} [{info.get('device')}] {record['created'][:10]}{made}"
+    world = record.get("distributed")
+    job = f" {world['world_size']} ranks {world['backend']}" if world else ""
+    return f"{info.get('name')} [{info.get('device')}]{job} {record['created'][:10]}{made}"
 
 
 def unique_labels(records: list[dict]) -> list[str]:
     """One column label per record; two records of one machine and day (a before/after pair, the same record
     twice) get their run time and then their position added, so no two columns share a label."""
-    labels = [_label(r) for r in records]
-    for i, record in enumerate(records):
-        if labels.count(labels[i]) > 1:
-            labels[i] = f"{labels[i]} {str(record.get('created', ''))[11:19]}".rstrip()
+    base = [_label(r) for r in records]
+    labels = [f"{label} {str(r.get('created', ''))[11:19]}".rstrip() if base.count(label) > 1 else label
+              for label, r in zip(base, records)]
     seen: dict[str, int] = {}
-    for i, label in enumerate(labels):
+    out = []
+    for label in labels:
         seen[label] = seen.get(label, 0) + 1
-        if labels.count(label) > 1:
-            labels[i] = f"{label} #{seen[label]}"
-    return labels
+        out.append(f"{label} #{seen[label]}" if labels.count(label) > 1 else label)
+    return out
 
 
 def _power_w(record: dict, ceiling) -> float | None:
@@ -49,6 +50,9 @@ def compare_table(records: list[dict]):
         rows.setdefault((section, name), {})[label] = text
 
     for record, label in zip(records, labels):
+        if record.get("distributed"):
+            _distributed_rows(record, label, put)
+            continue
         result = analyse(record)
         for dtype, c in result["compute"].items():
             put("peak compute (best)", dtype, label, si(c.value, c.unit))
@@ -85,6 +89,35 @@ def compare_table(records: list[dict]):
                 if a != "-" and b != "-":
                     table.loc[key, label] = f"{b} ({float(a.split()[0]) / float(b.split()[0]):.2f}x)"
     return table
+
+
+def _distributed_rows(record: dict, label: str, put) -> None:
+    """A distributed record's column: the job, best bus bandwidth, fitted latency and bandwidth per collective, the
+    p2p fits, barrier and the data-parallel crossover."""
+    from results.distributed import curves, dp_model, fits, link_rate, ok_rows
+
+    world = record["distributed"]
+    put("job", "ranks x nodes", label, f"{world['world_size']} x {world['nodes']}")
+    put("job", "backend", label, f"{world['backend']} {world['backend_version']}"[:40])
+    rate, _ = link_rate(record)
+    put("job", "link rate (sheet/NVML)", label, si(rate, "B/s") if rate else "-")
+    fitted = fits(record)
+    for kind, rows in curves(record).items():
+        best = max(rows, key=lambda m: m["extra"].get("busbw_bytes_per_s") or 0)
+        put("busbw (best)", kind, label, si(best["extra"].get("busbw_bytes_per_s"), "B/s"))
+        f = fitted.get(kind) or {}
+        if f.get("alpha_s") is not None:
+            put("latency alpha (fit)", kind, label, f"{f['alpha_s'] * 1e6:.3g} us")
+    for kind, f in fitted.items():
+        if kind.startswith("send_recv") and f.get("beta_bytes_per_s"):
+            put("busbw (best)", kind, label, si(f["beta_bytes_per_s"], "B/s") + " (fit)")
+            put("latency alpha (fit)", kind, label, f"{f['alpha_s'] * 1e6:.3g} us")
+    for m in ok_rows(record, "barrier"):
+        put("latency alpha (fit)", "barrier (best)", label, f"{m['best_s'] * 1e6:.3g} us")
+    dp = dp_model(record)
+    if dp and not dp.get("error"):
+        put("data-parallel step", f"{dp['name']} all_reduce", label, f"{dp['comm_s'] * 1e3:.3g} ms")
+        put("data-parallel step", "compute = comm at batch/rank", label, f"{dp['crossover_batch_per_rank']:.3g}")
 
 
 def compare_png(records: list[dict], path: str | os.PathLike) -> str:

@@ -151,9 +151,32 @@ def sheet_warnings(data: dict) -> list[str]:
     caches = data.get("caches") or {}
     if any(k.endswith("_mb") for k in caches) and "caches" not in (data.get("units") or {}):
         out.append("caches: sizes in '_mb' fields without units.caches: say MiB (2^20) or MB (1e6), or use '_mib'")
+    out += _link_warnings(data.get("links") or {})
     date = str((data.get("source") or {}).get("date", ""))
     if date and not ISO_DATE.fullmatch(date):
         out.append(f"source.date {date!r} is not an ISO date (YYYY, YYYY-MM or YYYY-MM-DD)")
+    return out
+
+
+#: marketed PCIe x16 rates, both directions, GB/s (raw signalling: 8 GT/s per lane at gen 3, doubling per generation)
+PCIE_X16_BIDIRECTIONAL_GB_PER_S = {3: 32, 4: 64, 5: 128, 6: 256}
+
+
+def _link_warnings(links: dict) -> list[str]:
+    """NVLink: per direction = half of both directions; PCIe: the marketed rate of its generation and width."""
+    out = []
+    nv = links.get("nvlink") or {}
+    if "gb_per_s_bidirectional" in nv and "gb_per_s_per_direction" in nv:
+        if abs(2 * float(nv["gb_per_s_per_direction"]) - float(nv["gb_per_s_bidirectional"])) > 0.01:
+            out.append(f"links.nvlink: per direction {nv['gb_per_s_per_direction']} is not half of both directions "
+                       f"{nv['gb_per_s_bidirectional']}")
+    pcie = links.get("pcie") or {}
+    gen, width, rate = pcie.get("generation"), pcie.get("width"), pcie.get("gb_per_s_bidirectional")
+    if gen in PCIE_X16_BIDIRECTIONAL_GB_PER_S and width and rate:
+        expect = PCIE_X16_BIDIRECTIONAL_GB_PER_S[gen] * float(width) / 16
+        if abs(float(rate) / expect - 1) > 0.05:
+            out.append(f"links.pcie: {rate} GB/s is not the {expect:g} GB/s of PCIe gen{gen} x{width} (both "
+                       "directions)")
     return out
 
 
