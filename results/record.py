@@ -279,8 +279,10 @@ def effective_status(record: dict) -> str:
 def example_stem(record: dict) -> str:
     """``DATE_KIND_DEVICE`` for a committed example, e.g. ``2026-12-01_cuda_nvidia-h200``."""
     info = record.get("platform") or {}
+    world = record.get("distributed")
+    job = f"_{world.get('backend', 'x')}-{world.get('world_size', 0)}ranks" if isinstance(world, dict) else ""
     return f"{str(record.get('created', ''))[:10] or 'undated'}_{_slug(str(info.get('kind') or 'x'))}_" \
-           f"{_slug(str(info.get('name') or 'device'))}"
+           f"{_slug(str(info.get('name') or 'device'))}{job}"
 
 
 def export_record(path: str | os.PathLike, record: dict, directory: str | os.PathLike) -> list[Path]:

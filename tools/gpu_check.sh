@@ -6,7 +6,7 @@
 #   tools/gpu_check.sh [EXAMPLES_DIR]        # default results/examples
 #
 # Sized for an H200: the quick suite takes a few minutes, the whole script is bounded by the timeouts below
-# (BENCH_TIMEOUT_S, TEST_TIMEOUT_S), so one call fits in 8 minutes with room for a rerun.
+# (BENCH_TIMEOUT_S, TEST_TIMEOUT_S, DIST_TIMEOUT_S), so one call fits in 9 minutes; rerun with a smaller budget.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -52,5 +52,14 @@ echo "== measured vs spec"
 "$PY" -m results validate "$record"
 echo "== exported"
 "$PY" -m results export "$record" --dir "$EXAMPLES"
-echo "gpu_check: tests exit $tests_rc, suite exit $bench_rc; logs in $RUNS"
+echo "== NCCL path (torchrun, one rank per visible GPU; on a single GPU world size 1: nothing crosses a link)"
+DIST_TIMEOUT_S=${DIST_TIMEOUT_S:-120}
+ngpu=$("$PY" -c "import torch; print(torch.cuda.device_count())")
+mkdir -p "$RUNS/dist"
+timeout "$DIST_TIMEOUT_S" "$PY" -m torch.distributed.run --standalone --nproc-per-node "$ngpu" -m bench.distributed \
+    --platform cuda --quick --results-dir "$RUNS/dist" 2>&1 | tee "$RUNS/dist.log"
+dist_rc=${PIPESTATUS[0]}
+dist_record=$(ls -t "$RUNS"/dist/*.json 2>/dev/null | head -1)
+[ -n "$dist_record" ] && "$PY" -m results export "$dist_record" --dir "$EXAMPLES"
+echo "gpu_check: tests exit $tests_rc, suite exit $bench_rc, distributed exit $dist_rc; logs in $RUNS"
 [ "$tests_rc" -eq 0 ] && [ "$bench_rc" -le 1 ]
