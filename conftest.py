@@ -29,7 +29,12 @@ def pytest_addoption(parser):
                          "bundled sheet matching the device")
 
 
+_CONFIG = None  # the session's config, for the progress hooks that pytest calls without it
+
+
 def pytest_configure(config):
+    global _CONFIG
+    _CONFIG = config
     from kernels.base import ALL_GEMM_DTYPES
     from platforms import PlatformError, resolve
 
@@ -110,6 +115,66 @@ def pytest_collection_modifyitems(session, config, items):
     # pytest-benchmark's public seam for the timer: a marker. The platform's clock syncs the device first.
     for item in bench_items:
         item.add_marker(pytest.mark.benchmark(timer=platform.clock, disable_gc=True))
+    config._roofline_progress = _make_progress(config, bench_items)
+
+
+def _make_progress(config, items):
+    """The run's progress view (bench/progress.py): live on a terminal, plain lines otherwise, quiet with -q."""
+    from bench.progress import RunProgress
+
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None or config.option.verbose < 0:
+        mode = "quiet"
+    elif getattr(reporter, "isatty", False) and os.environ.get("TERM") != "dumb":
+        mode = "live"
+    else:
+        mode = "plain"
+    try:
+        progress = RunProgress.for_items(items, "plain" if mode == "live" else mode)
+    except Exception:  # a progress view must never stop a run
+        return None
+    progress.live_wanted = mode == "live"
+    progress.file = getattr(getattr(reporter, "_tw", None), "_file", None)
+    if reporter is not None and mode != "quiet":
+        # pytest's file names and [ NN%] markers would land inside the view (live) or double every line (plain)
+        reporter.showfspath = False
+        if hasattr(reporter, "_show_progress_info"):
+            reporter._show_progress_info = False
+    if reporter is not None:
+        progress.emit_fn = lambda line: (reporter.ensure_newline(), reporter.write_line(line))
+    return progress
+
+
+def pytest_runtest_logstart(nodeid, location):
+    progress = getattr(_CONFIG, "_roofline_progress", None)
+    if progress is not None:
+        if getattr(progress, "live_wanted", False) and progress._view is None and not progress.closed:
+            try:
+                progress.mode = "live"
+                progress._open_live(progress.file)
+            except Exception:  # no rich, or a terminal it cannot drive: plain lines
+                progress.mode, progress._view = "plain", None
+            progress.live_wanted = False
+        progress.item_started(nodeid)
+
+
+def pytest_runtest_logreport(report):
+    progress = getattr(_CONFIG, "_roofline_progress", None)
+    if progress is None or report.nodeid not in progress.nodes:
+        return
+    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+        progress.item_finished(report.nodeid)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_report_teststatus(report, config):
+    """Benchmark items print no letter of their own: the progress view stands for them (failures keep theirs)."""
+    progress = getattr(config, "_roofline_progress", None)
+    if progress is None or report.nodeid not in progress.nodes or report.outcome == "failed":
+        return None
+    if report.when == "call" or report.outcome == "skipped":
+        return report.outcome, "", ""
+    return "", "", ""
 
 
 def _options(config) -> dict:
@@ -140,6 +205,7 @@ def suite(pytestconfig, platform):
               reporter=pytestconfig.pluginmanager.get_plugin("terminalreporter"),
               capture=pytestconfig.pluginmanager.get_plugin("capturemanager"))
     s.run_sampler = sampler
+    s.progress = getattr(pytestconfig, "_roofline_progress", None)
     pytestconfig._roofline_suite = s
     from platforms.load import machine_load
     from results.report import threads_lines
@@ -154,10 +220,15 @@ def suite(pytestconfig, platform):
 
 
 def pytest_sessionfinish(session, exitstatus):
+    progress = getattr(session.config, "_roofline_progress", None)
+    if progress is not None:
+        progress.close()
     suite = getattr(session.config, "_roofline_suite", None)
     if suite is None:
         return
     record = suite.record
+    if progress is not None:
+        record.data["progress_view"] = {"mode": progress.mode, "seconds_spent": round(progress.overhead_s, 4)}
     suite.run_sampler.__exit__(None, None, None)
     record.data["telemetry"] = suite.run_sampler.summary()
     record.data["finished"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")

@@ -66,16 +66,26 @@ class Suite:
     monitor: Any = field(default_factory=LoadMonitor)
 
     # -- progress ------------------------------------------------------------------------------------------
-    def say(self, text: str) -> None:
-        if self.reporter is None:
+    progress: Any = None  # bench.progress.RunProgress (live view / plain lines / quiet), set by conftest.py
+
+    def say(self, text: str, kind: str = "note") -> None:
+        """``kind``: "point" (a clean measurement: a plain line, or only the live view's headline), "note"
+        (missing, cut, disturbed, start-up facts: always shown unless -q), "error" (always)."""
+        mode = self.progress.mode if self.progress is not None else "plain"
+        if self.reporter is None or (mode == "quiet" and kind != "error") or (mode == "live" and kind == "point"):
             return
         if self.capture is not None:
             with self.capture.global_and_fixture_disabled():
-                self.reporter.ensure_newline()
-                self.reporter.write_line(text)
+                self._write(text)
         else:
-            self.reporter.ensure_newline()
-            self.reporter.write_line(text)
+            self._write(text)
+
+    def _write(self, text: str) -> None:
+        if self.progress is not None and self.progress.mode == "live":
+            self.progress.note(text)
+            return
+        self.reporter.ensure_newline()
+        self.reporter.write_line(text)
 
     # -- recording helpers ---------------------------------------------------------------------------------
     def add(self, row: dict) -> None:
@@ -93,7 +103,7 @@ class Suite:
         """Record a point without a figure; "failed" fails the test, the rest skip it (with the reason)."""
         self.add(measurement(status=status, reason=reason, **fields))
         self.say(f"  {fields.get('group')} {fields.get('kernel')} {fields.get('dtype')} {fields.get('shape') or ''}: "
-                 f"{status}: {reason}")
+                 f"{status}: {reason}", kind="error" if status == "failed" else "note")
         if status == "failed":
             pytest.fail(f"{status}: {reason}", pytrace=False)
         pytest.skip(f"{status}: {reason}")
@@ -260,7 +270,9 @@ class Suite:
                 "flops": p.flops, "bytes": p.bytes, "flop_per_s_best": row["flop_per_s"],
                 "bytes_per_s_best": row["bytes_per_s"], "statistic": row["statistic"], "cv": row["cv"],
                 "verified": verdict.ok, "convention": p.convention})
-        self.say(_progress(row))
+        self.say(_progress(row), kind="point" if verdict.ok and not row.get("disturbed") else "note")
+        if self.progress is not None:
+            self.progress.headline(_headline(row, self))
         if not verdict.ok:
             pytest.fail(f"{p.group} {p.kernel} {p.dtype} {p.shape}: {row['reason']}", pytrace=False)
         return row
@@ -381,6 +393,24 @@ def _progress(row: dict) -> str:
     check = "verified" if row["verified"] else "VERIFICATION FAILED"
     cv = f"{100 * row['cv']:.1f}%" if row.get("cv") is not None else "-"
     return f"  {what} {where}: {rate} best of {row['n']} (CV {cv}), {check}{_load_note(row)}"
+
+
+def _headline(row: dict, suite: "Suite") -> str:
+    """The figure a person watching wants beside the group's line: the best so far, or the last layer's time."""
+    from results.report import si
+
+    group = row.get("group")
+    if group == "gemm" and suite.best_rate.get(row["dtype"]):
+        return f"best {si(suite.best_rate[row['dtype']], 'FLOP/s')}"
+    if group == "stream" and row.get("bytes_per_s"):
+        dram = 4 * suite.platform.llc_bytes()
+        best = max((m["bytes_per_s"] for m in suite.record.measurements if m.get("group") == "stream"
+                    and m.get("bytes_per_s") and (m.get("size_bytes") or 0) >= dram and not m.get("disturbed")),
+                   default=None)
+        return f"DRAM so far {si(best, 'B/s')}" if best else f"last {si(row['bytes_per_s'], 'B/s')}"
+    if group in ("layer", "model", "probe") and row.get("median_s"):
+        return f"last: {row['kernel']} {row['median_s'] * 1e3:.3g} ms"
+    return ""
 
 
 def _load_note(row: dict) -> str:

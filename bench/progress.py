@@ -1,0 +1,215 @@
+"""What a person sees while the suite runs: per group (GEMM per dtype, stream, layers, models, ...) points done of
+how many, the current point, elapsed and estimated time left, and the headline figures so far.
+
+Three modes, picked from pytest's terminal:
+* ``live`` (a terminal): one line per group, redrawn in place by rich's Progress (rich rather than tqdm: one
+  renderer for several labelled lines with free-text columns, and a console that prints notes above them). It is
+  redrawn only between points (``auto_refresh=False``): no render thread runs while a kernel is timed, so the view
+  costs nothing inside a measurement (on 2 cores one extra busy thread distorts a point by orders of magnitude).
+  Per-point lines are not printed; notes (missing, cut, disturbed, failed) are, above the view.
+* ``plain`` (not a terminal: CI logs, pipes): the per-point lines as before, and one status line per group when it
+  finishes and at most every ``PLAIN_EVERY_S`` seconds.
+* ``quiet`` (``-q``): nothing but failures; the terminal summary at the end is unchanged in every mode.
+
+pytest's own per-test letters (the dots after each line) are switched off for benchmark items in every mode: the
+view replaces them (conftest.py: pytest_report_teststatus).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+PLAIN_EVERY_S = 15.0
+
+#: (module, test function) -> group; GEMM items get their dtype appended
+GROUPS = {
+    ("test_gemm", "test_gemm"): "GEMM",
+    ("test_stream", None): "stream", ("test_native", "test_native_stream"): "stream",
+    ("test_triton", "test_triton_stream"): "stream",
+    ("test_native", "test_fma_peak"): "silicon peak", ("test_triton", "test_triton_fma_peak"): "silicon peak",
+    ("test_native", "test_thread_scaling"): "thread scaling", ("test_transfer", None): "transfers",
+    ("test_layers", "test_layer"): "layers", ("test_layers", None): "models", ("test_opsweep", None): "probes",
+}
+
+
+def group_of(module: str, function: str, param_id: str = "") -> str:
+    name = GROUPS.get((module, function)) or GROUPS.get((module, None)) or module.removeprefix("test_")
+    if name == "GEMM" and param_id:
+        return f"GEMM {param_id.split('-')[0]}"
+    return name
+
+
+def item_group(item) -> str:
+    module = getattr(getattr(item, "module", None), "__name__", "").rsplit(".", 1)[-1]
+    function = getattr(getattr(item, "function", None), "__name__", item.name.split("[")[0])
+    callspec = getattr(item, "callspec", None)
+    return group_of(module, function, callspec.id if callspec else "")
+
+
+def _clock(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    seconds = int(round(seconds))
+    return f"{seconds // 60}:{seconds % 60:02d}" if seconds < 3600 else f"{seconds // 3600}h{seconds % 3600 // 60:02d}"
+
+
+@dataclass
+class Group:
+    name: str
+    total: int = 0
+    done: int = 0
+    spent_s: float = 0.0
+    started: float | None = None
+    current: str = ""
+    headline: str = ""
+    task: Any = None
+
+    def left_s(self, now: float | None = None) -> float | None:
+        """Time left at the mean time per item so far (None before the first item finished)."""
+        if self.done == 0 or self.started is None:
+            return None
+        spent = (now or time.perf_counter()) - self.started if self.done < self.total else self.spent_s
+        return spent / self.done * (self.total - self.done)
+
+
+@dataclass
+class RunProgress:
+    mode: str  # "live" | "plain" | "quiet"
+    groups: dict[str, Group] = field(default_factory=dict)
+    nodes: dict[str, str] = field(default_factory=dict)  # nodeid -> group
+    console: Any = None
+    start: float = field(default_factory=time.perf_counter)
+    _view: Any = None
+    _last_plain: float = field(default_factory=time.perf_counter)
+    overhead_s: float = 0.0  # time spent in this object (reported, so its cost is measured, not assumed)
+    closed: bool = False
+
+    live_wanted: bool = False
+    file: Any = None
+
+    @classmethod
+    def for_items(cls, items, mode: str) -> "RunProgress":
+        """Groups and totals from the collected items; a live view opens at the first item (``_open_live``)."""
+        progress = cls(mode=mode)
+        for item in items:
+            name = item_group(item)
+            progress.nodes[item.nodeid] = name
+            progress.groups.setdefault(name, Group(name)).total += 1
+        return progress
+
+    # -- live view --------------------------------------------------------------------------------------------
+    def _open_live(self, file) -> None:
+        t0 = time.perf_counter()
+        from rich.console import Console
+        from rich.live import Live
+
+        self.console = Console(file=file, highlight=False)
+        self._view = Live(self._render(), console=self.console, auto_refresh=False, transient=False,
+                          redirect_stdout=False, redirect_stderr=False)
+        self._view.start()
+        self.overhead_s += time.perf_counter() - t0
+
+    def _render(self):
+        """One row per group: name, bar, done/total, clock, then the current point and the headline (cut with an
+        ellipsis to the terminal's width; the fixed columns never shrink)."""
+        from rich.progress_bar import ProgressBar
+        from rich.table import Table
+
+        now = time.perf_counter()
+        grid = Table.grid(padding=(0, 1))
+        width = max((len(name) for name in self.groups), default=8)
+        grid.add_column(no_wrap=True, min_width=width)
+        grid.add_column(width=16, no_wrap=True)
+        most = max((g.total for g in self.groups.values()), default=1)
+        grid.add_column(no_wrap=True, justify="right", min_width=2 * len(str(most)) + 1)
+        grid.add_column(no_wrap=True, min_width=26)
+        grid.add_column(ratio=1, no_wrap=True, overflow="ellipsis")
+        for g in self.groups.values():
+            running = g.started is not None and g.done < g.total
+            if g.done >= g.total:
+                clock = f"{_clock(g.spent_s)} done"
+            elif running:
+                clock = f"{_clock(now - g.started)} elapsed, ~{_clock(g.left_s(now))} left"
+            else:
+                clock = "waiting"
+            note = " · ".join(x for x in (g.current if running else "", g.headline) if x)
+            grid.add_row(g.name, ProgressBar(total=g.total, completed=g.done, width=16), f"{g.done}/{g.total}",
+                         clock, note)
+        return grid
+
+    def _redraw(self) -> None:
+        if self._view is not None:
+            self._view.update(self._render(), refresh=True)
+
+    def close(self) -> None:
+        self.closed = True
+        if self._view is not None:
+            t0 = time.perf_counter()
+            self._redraw()
+            self._view.stop()
+            self._view = None
+            self.overhead_s += time.perf_counter() - t0
+
+    # -- events -----------------------------------------------------------------------------------------------
+    def item_started(self, nodeid: str) -> None:
+        t0 = time.perf_counter()
+        g = self.groups.get(self.nodes.get(nodeid, ""))
+        if g is not None:
+            g.current = nodeid.split("[", 1)[1].rstrip("]") if "[" in nodeid else nodeid.rsplit("::", 1)[-1]
+            g.started = g.started or t0
+            self._redraw()
+        self.overhead_s += time.perf_counter() - t0
+
+    def item_finished(self, nodeid: str) -> None:
+        t0 = time.perf_counter()
+        g = self.groups.get(self.nodes.get(nodeid, ""))
+        if g is not None and g.done < g.total:
+            g.done += 1
+            g.spent_s = t0 - (g.started or t0)  # a group's items run one after another: wall time since its first
+            if self.mode == "plain" and (g.done == g.total or t0 - self._last_plain > PLAIN_EVERY_S):
+                self._last_plain = t0
+                self._plain_line(g)
+            if all(x.done >= x.total for x in self.groups.values()):
+                self.close()  # before pytest writes its last line under the view
+            else:
+                self._redraw()
+        self.overhead_s += time.perf_counter() - t0
+
+    def current_group(self) -> Group | None:
+        return next((g for g in self.groups.values() if g.current and g.done < g.total and g.started
+                     and g.started == max(x.started or 0 for x in self.groups.values())), None)
+
+    def headline(self, text: str, group_name: str | None = None) -> None:
+        """The best figure so far of ``group_name`` (default: the group running now), shown beside its line and in
+        the plain status lines; never redraws (called inside a test, between points)."""
+        g = self.groups.get(group_name) if group_name else self.current_group()
+        if g is not None:
+            g.headline = text
+
+    def status_lines(self) -> list[str]:
+        total = sum(g.total for g in self.groups.values())
+        done = sum(g.done for g in self.groups.values())
+        lefts = [g.left_s() for g in self.groups.values() if g.done < g.total]
+        left = None if any(x is None for x in lefts) else sum(lefts)
+        return [f"progress: {done}/{total} points, {_clock(time.perf_counter() - self.start)} elapsed, "
+                f"~{_clock(left)} left"]
+
+    def _plain_line(self, g: Group) -> None:
+        left = "" if g.done == g.total else f", ~{_clock(g.left_s())} left"
+        line = (f"progress: {g.name} {g.done}/{g.total} ({_clock(g.spent_s)}{left})"
+                + (f"; {g.headline}" if g.headline else "") + f" | {self.status_lines()[0][10:]}")
+        self.emit(line)
+
+    emit_fn: Any = None
+
+    def emit(self, line: str) -> None:
+        if self.emit_fn is not None:
+            self.emit_fn(line)
+
+    def note(self, line: str) -> None:
+        """A line that matters (missing, cut, disturbed, failed): above the live view, or as a plain line."""
+        if self._view is not None:
+            self.console.print(line, markup=False, highlight=False)
+        else:
+            self.emit(line)
