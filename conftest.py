@@ -261,6 +261,12 @@ def pytest_sessionfinish(session, exitstatus):
         suite.layer_plots = write_layer_plots(record.data, path.with_suffix(""))
     except Exception as exc:  # a plot failure must not lose the record
         suite.plot_error = f"{type(exc).__name__}: {exc}"
+    try:
+        from results.html import write_report
+
+        suite.report_path = write_report([record.data], [os.fspath(path)], path.with_suffix(".html"))
+    except Exception as exc:  # nor a report failure
+        suite.report_error = f"{type(exc).__name__}: {exc}"
 
 
 @pytest.hookimpl(trylast=True)
@@ -283,6 +289,10 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         terminalreporter.write_line(f"Plot:   {extra}")
     if getattr(suite, "plot_error", None):
         terminalreporter.write_line(f"plot failed: {suite.plot_error}")
+    if getattr(suite, "report_path", None):
+        terminalreporter.write_line(f"Report: {suite.report_path} (one self-contained page; open it in a browser)")
+    if getattr(suite, "report_error", None):
+        terminalreporter.write_line(f"report failed: {suite.report_error} (the record is intact)")
     for note in notes[:5]:
         terminalreporter.write_line(f"note: run-to-run history {note}")
     if len(notes) > 5:

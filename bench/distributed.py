@@ -467,7 +467,16 @@ def _finish(job: Job, args, status: str) -> None:
         plots = write_plots(record.data, path.with_suffix(""))
     except Exception as exc:  # a plot must not lose the record
         print(f"plot failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+    report = None
+    try:
+        from results.html import write_report
+
+        report = write_report([record.data], [str(path)], path.with_suffix(".html"))
+    except Exception as exc:  # nor the report
+        print(f"report failed: {type(exc).__name__}: {exc}", file=sys.stderr)
     print(summary_text(record.data, str(path), plots), flush=True)
+    if report:
+        print(f"Report: {report} (one self-contained page; open it in a browser)", flush=True)
 
 
 if __name__ == "__main__":

@@ -401,7 +401,9 @@ def _headline(row: dict, suite: "Suite") -> str:
 
     group = row.get("group")
     if group == "gemm" and suite.best_rate.get(row["dtype"]):
-        return f"best {si(suite.best_rate[row['dtype']], 'FLOP/s')}"
+        from results.roofline import rate_unit
+
+        return f"best {si(suite.best_rate[row['dtype']], rate_unit(row['dtype']))}"
     if group == "stream" and row.get("bytes_per_s"):
         dram = 4 * suite.platform.llc_bytes()
         best = max((m["bytes_per_s"] for m in suite.record.measurements if m.get("group") == "stream"

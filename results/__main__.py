@@ -1,5 +1,5 @@
 """python -m results show RECORD [--json] | plot RECORD [-o PNG] | compare A B ... | validate RECORD |
-export RECORD [--dir results/examples]"""
+report RECORD [RECORD ...] [-o report.html] | export RECORD [--dir results/examples]"""
 from __future__ import annotations
 
 import argparse
@@ -25,6 +25,9 @@ def main(argv: list[str] | None = None) -> int:
     validate = sub.add_parser("validate", help="measured / spec for every ceiling of a record")
     validate.add_argument("record")
     validate.add_argument("--spec", help="a spec sheet (YAML); default: the bundled sheet that matches the device")
+    report = sub.add_parser("report", help="one self-contained HTML page of one record, or of several compared")
+    report.add_argument("records", nargs="+")
+    report.add_argument("-o", "--output", help="HTML path (default: beside the record; several records: report.html)")
     export = sub.add_parser("export", help="copy a record and its plots under a dated device name (for committing "
                                            "an example); never overwrites")
     export.add_argument("record")
@@ -33,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "compare":
             return _compare(args)
+        if args.command == "report":
+            return _report(args)
         record = read_record(args.record)
     except RecordError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -127,6 +132,32 @@ def _compare(args) -> int:
     except OSError as exc:
         print(f"error: cannot write the plot to {output}: {exc.strerror or exc}; pass -o with a writable path",
               file=sys.stderr)
+        return 2
+    return 0
+
+
+def _report(args) -> int:
+    from pathlib import Path
+
+    from results.html import write_report
+
+    records = [read_record(path) for path in args.records]
+    if args.output:
+        out = Path(args.output)
+        if out.is_dir():
+            out = out / "report.html"
+        elif out.suffix.lower() not in (".html", ".htm"):
+            print(f"error: -o {args.output}: the report is an HTML page; give a path ending in .html", file=sys.stderr)
+            return 2
+    else:
+        out = Path(args.records[0]).with_suffix(".html") if len(records) == 1 else Path("report.html")
+    if not out.parent.is_dir():
+        print(f"error: -o {args.output}: folder {out.parent} does not exist", file=sys.stderr)
+        return 2
+    try:
+        print(write_report(records, list(args.records), out))
+    except OSError as exc:
+        print(f"error: cannot write {out}: {exc.strerror or exc}; pass -o with a writable path", file=sys.stderr)
         return 2
     return 0
 

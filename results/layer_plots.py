@@ -49,6 +49,13 @@ def _roof(ax, record: dict, dtype: str, lo: float, hi: float) -> None:
                         textcoords="offset points", fontsize=8)
 
 
+def point_groups(rows: list[dict]) -> list[tuple[str, str, list[dict]]]:
+    """(group id, layer type, its rows in drawing order): one scatter per type (the PNG and the HTML report's
+    SVG group layers the same way)."""
+    types = sorted({r["type"] for r in rows})
+    return [(f"layerpts-{i}", kind, [r for r in rows if r["type"] == kind]) for i, kind in enumerate(types)]
+
+
 def layers_roofline_png(record: dict, rows: list[dict], title: str, path: str) -> str:
     plt, sns = _plt()
     fig, ax = plt.subplots(figsize=(10, 6.5), dpi=120)
@@ -58,11 +65,10 @@ def layers_roofline_png(record: dict, rows: list[dict], title: str, path: str) -
     types = sorted({r["type"] for r in rows})
     palette = dict(zip(types, sns.color_palette("tab10", len(types))))
     total = sum(r["time_s"] * r["multiplicity"] for r in rows) or 1.0
-    for kind in types:
-        mine = [r for r in rows if r["type"] == kind]
+    for gid, kind, mine in point_groups(rows):
         ax.scatter([r["intensity"] for r in mine], [r["achieved_flop_per_s"] for r in mine],
                    s=[20 + 600 * r["time_s"] * r["multiplicity"] / total for r in mine], color=palette[kind],
-                   alpha=0.75, edgecolor="black", linewidth=0.5, label=kind, zorder=3)
+                   alpha=0.75, edgecolor="black", linewidth=0.5, label=kind, zorder=3, gid=gid)
         attain = [r for r in mine if r.get("attainable_flop_per_s")]
         ax.scatter([r["intensity"] for r in attain], [r["attainable_flop_per_s"] for r in attain], marker="_",
                    s=120, color=palette[kind], zorder=2)

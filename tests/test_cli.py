@@ -69,6 +69,9 @@ def test_quick_cpu_run_yields_a_valid_record_and_png(quick_run):
     png = records[0].with_suffix(".png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
     assert "Peak compute" in out.stdout and "DRAM" in out.stdout and "Record:" in out.stdout
+    page = records[0].with_suffix(".html")  # the report, written beside the record at the end of every run
+    assert "Report:" in out.stdout and page.read_text().startswith("<!DOCTYPE html>")
+    assert record["progress_view"]["mode"] == "quiet" and record["progress_view"]["seconds_spent"] < 1.0
     bench_json = json.loads((folder / "bench.json").read_text())  # --benchmark-json still works
     assert bench_json["benchmarks"] and "fp32" in bench_json["roofline"]["compute_flop_per_s"]
 

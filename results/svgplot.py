@@ -1,0 +1,180 @@
+"""Small SVG figures for the HTML report's per-model sections: layers on a log-log roofline (every point with a
+hover text), stacked gap bars, the batch sweep.
+
+Written here rather than drawn with matplotlib (which draws the run's own roofline and the compare figure): a full
+record has about 30 per-model figures, and matplotlib spends about 0.7 s on each on this project's 2-core VM (tick
+label layout and mathtext dominate), 20 s for a page that must render in under 3 s. These figures need only lines,
+circles, rectangles and text, and the hover texts must sit on each point anyway (an SVG <title> per <circle>), so a
+few string templates do it in milliseconds. Pure Python; output is plain SVG 1.1.
+"""
+from __future__ import annotations
+
+import html
+import math
+
+#: matplotlib's tab10, so these figures match the PNGs' colours
+PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
+           "#17becf"]
+SI = [(1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1, ""), (1e-3, "m"), (1e-6, "u")]
+
+
+def _esc(text) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def si_tick(value: float) -> str:
+    for scale, prefix in SI:
+        if value >= scale * 0.999:
+            v = value / scale
+            return f"{v:.0f}{prefix}" if abs(v - round(v)) < 1e-6 else f"{v:.3g}{prefix}"
+    return f"{value:.2g}"
+
+
+def pow2_tick(value: float) -> str:
+    if value >= 1:
+        return si_tick(value) if value >= 1024 else f"{value:.0f}"
+    return f"1/{1 / value:.0f}"
+
+
+def bytes_tick(value: float) -> str:
+    for scale, unit in ((2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
+        if value >= scale:
+            return f"{value / scale:.0f} {unit}"
+    return f"{value:.0f} B"
+
+
+class LogLog:
+    """A log-log chart: x base 2 (intensity, sizes, batch), y base 10 (FLOP/s, B/s, seconds); legend on the
+    right. ``xtick`` formats the x tick labels."""
+
+    def __init__(self, xlim: tuple[float, float], ylim: tuple[float, float], title: str, xlabel: str, ylabel: str,
+                 width: int = 1000, height: int = 540, legend_width: int = 300, xtick=None):
+        self.xtick = xtick or pow2_tick
+        self.x0, self.x1 = math.log2(xlim[0]), math.log2(xlim[1])
+        self.y0, self.y1 = math.log10(ylim[0]), math.log10(ylim[1])
+        self.w, self.h, self.lw = width, height, legend_width
+        self.left, self.right, self.top, self.bottom = 70, width - legend_width - 10, 46, height - 48
+        self.title, self.xlabel, self.ylabel = title, xlabel, ylabel
+        self.subtitle = ""
+        self.body: list[str] = []
+        self.legend: list[tuple[str, str, str]] = []  # (kind, style, label)
+
+    def px(self, x: float) -> float:
+        return self.left + (math.log2(x) - self.x0) / (self.x1 - self.x0) * (self.right - self.left)
+
+    def py(self, y: float) -> float:
+        return self.bottom - (math.log10(y) - self.y0) / (self.y1 - self.y0) * (self.bottom - self.top)
+
+    def line(self, xs, ys, color: str, width: float = 1.5, dash: str = "", label: str | None = None) -> None:
+        pts = " ".join(f"{self.px(x):.1f},{self.py(y):.1f}" for x, y in zip(xs, ys) if x > 0 and y > 0)
+        style = f'stroke="{color}" stroke-width="{width}" fill="none"' + (f' stroke-dasharray="{dash}"' if dash else "")
+        self.body.append(f'<polyline points="{pts}" {style}/>')
+        if label:
+            self.legend.append(("line", style, label))
+
+    def dot(self, x: float, y: float, color: str, r: float = 4, title: str = "") -> None:
+        if x > 0 and y > 0:
+            self.body.append(f'<circle cx="{self.px(x):.1f}" cy="{self.py(y):.1f}" r="{r}" fill="{color}">'
+                             + (f"<title>{_esc(title)}</title>" if title else "") + "</circle>")
+
+    def points(self, xs, ys, radii, color: str, titles, label: str | None = None) -> None:
+        for x, y, r, t in zip(xs, ys, radii, titles):
+            if x > 0 and y > 0:
+                self.body.append(f'<circle cx="{self.px(x):.1f}" cy="{self.py(y):.1f}" r="{r:.1f}" fill="{color}" '
+                                 f'fill-opacity="0.75" stroke="#000" stroke-width="0.5"><title>{_esc(t)}</title>'
+                                 "</circle>")
+        if label:
+            self.legend.append(("point", f'fill="{color}" fill-opacity="0.75" stroke="#000" stroke-width="0.5"', label))
+
+    def tick_mark(self, x: float, y: float, color: str) -> None:
+        """A short horizontal dash at (x, y): the attainable rate of a point."""
+        if x > 0 and y > 0:
+            cx, cy = self.px(x), self.py(y)
+            self.body.append(f'<line x1="{cx - 6:.1f}" y1="{cy:.1f}" x2="{cx + 6:.1f}" y2="{cy:.1f}" '
+                             f'stroke="{color}" stroke-width="1.5"/>')
+
+    def label(self, x: float, y: float, text: str, color: str = "#333", dx: int = 5, dy: int = -4) -> None:
+        if x > 0 and y > 0:
+            self.body.append(f'<text x="{self.px(x) + dx:.1f}" y="{self.py(y) + dy:.1f}" font-size="10" '
+                             f'fill="{color}">{_esc(text)}</text>')
+
+    def svg(self) -> str:
+        out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {self.w} {self.h}" class="figure" '
+               f'font-family="system-ui, sans-serif" role="img"><title>{_esc(self.title)}</title>',
+               f'<rect x="0" y="0" width="{self.w}" height="{self.h}" fill="#fff"/>',
+               f'<text x="{self.w / 2:.0f}" y="20" text-anchor="middle" font-size="13">{_esc(self.title)}</text>']
+        if self.subtitle:
+            out.append(f'<text x="{self.w / 2:.0f}" y="36" text-anchor="middle" font-size="10" fill="#555">'
+                       f"{_esc(self.subtitle)}</text>")
+        for k in range(math.ceil(self.x0), math.floor(self.x1) + 1):
+            x = self.px(2.0 ** k)
+            out.append(f'<line x1="{x:.1f}" y1="{self.top}" x2="{x:.1f}" y2="{self.bottom}" stroke="#e5e8eb"/>')
+            if k % max(1, math.ceil((self.x1 - self.x0) / 14)) == 0:
+                out.append(f'<text x="{x:.1f}" y="{self.bottom + 15}" text-anchor="middle" font-size="10">'
+                           f"{self.xtick(2.0 ** k)}</text>")
+        for k in range(math.ceil(self.y0), math.floor(self.y1) + 1):
+            y = self.py(10.0 ** k)
+            out.append(f'<line x1="{self.left}" y1="{y:.1f}" x2="{self.right}" y2="{y:.1f}" stroke="#e5e8eb"/>')
+            out.append(f'<text x="{self.left - 6}" y="{y + 3:.1f}" text-anchor="end" font-size="10">'
+                       f"{si_tick(10.0 ** k)}</text>")
+        out.append(f'<rect x="{self.left}" y="{self.top}" width="{self.right - self.left}" '
+                   f'height="{self.bottom - self.top}" fill="none" stroke="#888"/>')
+        out.append(f'<clipPath id="CLIP"><rect x="{self.left}" y="{self.top}" width="{self.right - self.left}" '
+                   f'height="{self.bottom - self.top}"/></clipPath><g clip-path="url(#CLIP)">')
+        out += self.body
+        out.append("</g>")
+        out.append(f'<text x="{(self.left + self.right) / 2:.0f}" y="{self.h - 12}" text-anchor="middle" '
+                   f'font-size="11">{_esc(self.xlabel)}</text>')
+        out.append(f'<text transform="translate(16 {(self.top + self.bottom) / 2:.0f}) rotate(-90)" '
+                   f'text-anchor="middle" font-size="11">{_esc(self.ylabel)}</text>')
+        lx, ly = self.right + 16, self.top + 4
+        for i, (kind, style, label) in enumerate(self.legend):
+            y = ly + 16 * i
+            if kind == "line":
+                out.append(f'<line x1="{lx}" y1="{y}" x2="{lx + 22}" y2="{y}" {style}/>')
+            else:
+                out.append(f'<circle cx="{lx + 11}" cy="{y}" r="5" {style}/>')
+            out.append(f'<text x="{lx + 28}" y="{y + 4}" font-size="10">{_esc(label[:50])}</text>')
+        out.append("</svg>")
+        return "\n".join(out)
+
+
+def stacked_bars(labels: list[str], parts: list[tuple[str, list[float]]], notes: list[str], title: str,
+                 xlabel: str, width: int = 980) -> str:
+    """Horizontal bars, one per label, split into named parts (values in the x unit), a note at each bar's end."""
+    row_h, left, top = 22, 290, 40
+    height = top + row_h * len(labels) + 70
+    right = width - 170
+    total = [sum(values[i] for _, values in parts) for i in range(len(labels))]
+    scale = (right - left) / (max(total) if total and max(total) > 0 else 1)
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" class="figure" '
+           f'font-family="system-ui, sans-serif" role="img"><title>{_esc(title)}</title>',
+           f'<rect x="0" y="0" width="{width}" height="{height}" fill="#fff"/>',
+           f'<text x="{width / 2:.0f}" y="20" text-anchor="middle" font-size="13">{_esc(title)}</text>']
+    for i, label in enumerate(labels):
+        y = top + row_h * i
+        out.append(f'<text x="{left - 6}" y="{y + 15}" text-anchor="end" font-size="10">{_esc(label[:48])}</text>')
+        x = left
+        for j, (name, values) in enumerate(parts):
+            w = values[i] * scale
+            if w > 0:
+                out.append(f'<rect x="{x:.1f}" y="{y + 3}" width="{w:.1f}" height="{row_h - 6}" '
+                           f'fill="{PALETTE[j % len(PALETTE)]}"><title>{_esc(name)}: {values[i]:.3g}</title></rect>')
+            x += w
+        out.append(f'<text x="{x + 4:.1f}" y="{y + 15}" font-size="9" fill="#444">{_esc(notes[i])}</text>')
+    axis_y = top + row_h * len(labels) + 4
+    out.append(f'<line x1="{left}" y1="{axis_y}" x2="{right}" y2="{axis_y}" stroke="#888"/>')
+    peak = max(total) if total else 0
+    for k in range(6):
+        v = peak * k / 5
+        x = left + v * scale
+        out.append(f'<text x="{x:.1f}" y="{axis_y + 14}" text-anchor="middle" font-size="10">{v:.3g}</text>')
+    out.append(f'<text x="{(left + right) / 2:.0f}" y="{axis_y + 32}" text-anchor="middle" font-size="11">'
+               f"{_esc(xlabel)}</text>")
+    lx = left
+    for j, (name, _) in enumerate(parts):
+        out.append(f'<rect x="{lx}" y="{axis_y + 42}" width="10" height="10" fill="{PALETTE[j % len(PALETTE)]}"/>'
+                   f'<text x="{lx + 14}" y="{axis_y + 51}" font-size="10">{_esc(name)}</text>')
+        lx += 14 + 7 * len(name) + 16
+    out.append("</svg>")
+    return "\n".join(out)
