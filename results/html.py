@@ -234,7 +234,13 @@ def stack_items(record: dict) -> list[tuple[str, str]]:
     """The platform block as label/value pairs (lists and dicts flattened to one line each)."""
     items = []
     for key, value in (record.get("platform") or {}).items():
-        if isinstance(value, list) and value and isinstance(value[0], dict):
+        if key == "caches" and isinstance(value, list):
+            value = "; ".join(f"{c.get('name')} {c.get('size_bytes', 0) / 2**10:.0f} KiB"
+                              + (" shared" if c.get("shared") else f" x{c.get('instances', 1)}") for c in value
+                              if isinstance(c, dict))
+        elif key.endswith("_bytes") and isinstance(value, (int, float)):
+            value = f"{value / 1e9:.2f} GB ({value} bytes)"
+        elif isinstance(value, list) and value and isinstance(value[0], dict):
             value = "; ".join(", ".join(f"{k} {v}" for k, v in entry.items() if k != "source") for entry in value)
         elif isinstance(value, dict):
             value = ", ".join(f"{k}={v}" for k, v in value.items())
