@@ -132,6 +132,13 @@ class Job:
         self.sync()
         return time.perf_counter() - start
 
+    def plan(self, first_s: float) -> tuple[int, int]:
+        """Calls per round and rounds, from the slowest rank's first timed call (the same on every rank, so every
+        rank makes the same number of calls)."""
+        b = self.budget
+        iterations = max(1, math.ceil(b.block_s / max(first_s, 1e-9)))
+        return iterations, max(b.min_rounds, min(b.max_rounds, int(b.point_s / max(first_s * iterations, 1e-9))))
+
     # -- one point --------------------------------------------------------------------------------------------
     def measure(self, call: Callable[[], Any], verify: Callable[[], Any], **label) -> dict:
         """Every rank runs this with the same call sequence. Returns slowest/fastest per-call times per round,
@@ -145,9 +152,7 @@ class Job:
         call()
         call()
         first = self.reduce([self.timed(call, 1)], self.dist.ReduceOp.MAX)[0]
-        b = self.budget
-        iterations = max(1, math.ceil(b.block_s / max(first, 1e-9)))
-        rounds = max(b.min_rounds, min(b.max_rounds, int(b.point_s / max(first * iterations, 1e-9))))
+        iterations, rounds = self.plan(first)
         local = []
         for _ in range(rounds):
             self.barrier()
@@ -231,9 +236,7 @@ class Job:
         c.fn()
         plain()
         first = self.reduce([self.timed(plain, 1)], self.dist.ReduceOp.MAX)[0]
-        b = self.budget
-        iterations = max(1, math.ceil(b.block_s / max(first, 1e-9)))
-        rounds = max(b.min_rounds, min(b.max_rounds, int(b.point_s / max(first * iterations, 1e-9))))
+        iterations, rounds = self.plan(first)
         suite_local, plain_local = [], []
         for _ in range(rounds):
             for fn, out in ((c.fn, suite_local), (plain, plain_local)):

@@ -286,7 +286,7 @@ def example_stem(record: dict) -> str:
 
 
 def export_record(path: str | os.PathLike, record: dict, directory: str | os.PathLike) -> list[Path]:
-    """Copy a record and the plots beside it (``STEM.png``, ``STEM.*.png``) to ``directory`` under
+    """Copy a record, the plots beside it (``STEM.png``, ``STEM.*.png``) and its report page to ``directory`` under
     :func:`example_stem`; an existing example of the same name gets ``-2``, ``-3``, ... (never overwritten)."""
     import shutil
 
@@ -299,7 +299,8 @@ def export_record(path: str | os.PathLike, record: dict, directory: str | os.Pat
         if not any(target.glob(f"{name}.*")):
             break
     base = source.with_suffix("")
-    files = [source] + sorted(p for p in source.parent.glob(base.name + ".*png"))
+    files = [source] + sorted(p for p in source.parent.glob(base.name + ".*png")) + \
+        [p for p in [base.with_suffix(".html")] if p.exists()]
     out = []
     for file in files:
         dest = target / (name + file.name[len(base.name):])
