@@ -190,7 +190,7 @@ class Job:
             if group == "p2p":  # one message, one link: bus = algorithm bandwidth
                 alg = bus = size_bytes / row["best_s"]
             else:
-                alg, bus = coll.bandwidths(kind, size_bytes, row["best_s"], self.n)
+                alg, bus = coll.bandwidths(kind, size_bytes, row["best_s"], extra.get("group_size", self.n))
             row["extra"].update(algbw_bytes_per_s=alg, busbw_bytes_per_s=bus)
         return row
 
@@ -200,23 +200,39 @@ class Job:
         return coll.message_sizes(top, 4, 16 if self.args.quick else 4)
 
     def scope(self) -> str:
-        return "inter-node" if len({r["host"] for r in self.ranks}) > 1 else "intra-node"
+        return "inter-node" if len(world.nodes(self.ranks)) > 1 else "intra-node"
 
     def collectives(self) -> None:
+        """Every collective over the whole job; where the job spans nodes, all_reduce again inside each node
+        (all nodes at once, each on its own group): the intra-node curve beside the inter-node one."""
         sizes = self.sizes()
         for kind in self.args.collectives:
-            for size in sizes:
-                c = coll.prepare(kind, size, self.device, timeout_s=self._wait_s())
-                try:
-                    m = self.measure(c.fn, c.verify, group="collective", kernel=kind, size_bytes=c.size_bytes)
-                finally:
-                    c.state.clear()
-                row = self.row("collective", kind, c.size_bytes, m, {
-                    "bus_factor": coll.bus_factor(kind, self.n), "world_size": self.n, "scope": self.scope(),
-                    "requested_bytes": size})
-                self.add(row)
-                self._progress(row)
-                self._check(row)
+            self._sweep(kind, sizes, None, self.n, self.scope())
+        by_node = list(world.nodes(self.ranks).values())
+        if len(by_node) > 1 and "all_reduce" in self.args.collectives:
+            local, size = None, 0
+            for members in by_node:  # every rank creates every group, in the same order (torch.distributed's rule)
+                group = self.dist.new_group(members)
+                if self.rank in members:
+                    local, size = group, len(members)
+            if size > 1 and len({len(m) for m in by_node}) == 1:
+                self._sweep("all_reduce", sizes, local, size, "intra-node")
+            else:
+                self.say("intra-node all_reduce: skipped (nodes hold different numbers of ranks, or one each)")
+
+    def _sweep(self, kind: str, sizes: list[int], group, n: int, scope: str) -> None:
+        for size in sizes:
+            c = coll.prepare(kind, size, self.device, group=group, timeout_s=self._wait_s())
+            try:
+                m = self.measure(c.fn, c.verify, group="collective", kernel=kind, size_bytes=c.size_bytes)
+            finally:
+                c.state.clear()
+            row = self.row("collective", kind, c.size_bytes, m, {
+                "bus_factor": coll.bus_factor(kind, n), "world_size": self.n, "group_size": n, "scope": scope,
+                "requested_bytes": size})
+            self.add(row)
+            self._progress(row, f" ({scope}, {n} ranks)" if group is not None else "")
+            self._check(row)
 
     def reference(self) -> None:
         """The harness's all_reduce call and a plain ``dist.all_reduce`` loop on the same buffer at the largest size,

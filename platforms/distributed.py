@@ -111,18 +111,34 @@ def rank_facts(device, layout: dict) -> dict[str, Any]:
     return facts
 
 
+def node_key(facts: dict) -> str:
+    """A rank's node: torchrun's node rank (GROUP_RANK) and the host name. Two torchrun agents on one host with
+    --nnodes 2 are two nodes to the rendezvous, and are counted so; on a cluster the two coincide."""
+    return f"node {facts.get('node_rank', 0)} ({facts['host']})"
+
+
+def nodes(ranks: list[dict]) -> dict[str, list[int]]:
+    """node -> its global ranks, in node order."""
+    out: dict[str, list[int]] = {}
+    for facts in sorted(ranks, key=lambda f: (f.get("node_rank", 0), f["rank"])):
+        out.setdefault(node_key(facts), []).append(facts["rank"])
+    return out
+
+
 def world_info(ranks: list[dict], layout: dict, backend: str) -> dict[str, Any]:
     """The job's block in the record, from every rank's facts."""
+    by_node = nodes(ranks)
     hosts: dict[str, list[int]] = {}
     for facts in ranks:
         hosts.setdefault(facts["host"], []).append(facts["rank"])
-    return {"world_size": layout["world_size"], "nodes": len(hosts), "ranks_per_node": {h: len(r) for h, r in hosts.items()},
-            "hosts": hosts, "backend": backend, "backend_version": backend_version(backend),
-            "environment": steering_environment(), "ranks": ranks}
+    return {"world_size": layout["world_size"], "nodes": len(by_node),
+            "ranks_per_node": {n: len(r) for n, r in by_node.items()}, "node_ranks": by_node, "hosts": hosts,
+            "backend": backend, "backend_version": backend_version(backend), "environment": steering_environment(),
+            "ranks": ranks}
 
 
 def same_node(ranks: list[dict], a: int, b: int) -> bool:
-    by_rank = {r["rank"]: r["host"] for r in ranks}
+    by_rank = {r["rank"]: node_key(r) for r in ranks}
     return by_rank.get(a) == by_rank.get(b)
 
 

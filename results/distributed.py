@@ -76,10 +76,13 @@ def half_bandwidth_size(sizes: list[float], busbw: list[float]) -> float | None:
 
 
 def curves(record: dict) -> dict[str, list[dict]]:
-    """Per collective (and "send_recv" per pair class), the ok points sorted by size."""
+    """Per collective, the ok points sorted by size. A job over several nodes also measures all_reduce inside each
+    node: that curve is "all_reduce (intra-node)", beside the job-wide "all_reduce"."""
     out: dict[str, list[dict]] = {}
+    main = "inter-node" if (record.get("distributed") or {}).get("nodes", 1) > 1 else "intra-node"
     for m in ok_rows(record, "collective"):
-        out.setdefault(m["kernel"], []).append(m)
+        scope = (m.get("extra") or {}).get("scope", main)
+        out.setdefault(m["kernel"] if scope == main else f"{m['kernel']} ({scope})", []).append(m)
     for rows in out.values():
         rows.sort(key=lambda m: m["size_bytes"])
     return out
@@ -281,12 +284,14 @@ def p2p_lines(record: dict) -> list[str]:
     size = max(m["size_bytes"] for m in rows)
     big = {(m["extra"]["src"], m["extra"]["dst"]): m for m in rows if m["size_bytes"] == size}
     n = record["distributed"]["world_size"]
-    lines = ["", f"Point-to-point bandwidth matrix at {_size(size)} (GB/s, one direction, row sends to column; "
+    top = max(m["extra"]["algbw_bytes_per_s"] for m in big.values())
+    unit, scale = ("GB/s", 1e9) if top >= 1e9 else ("MB/s", 1e6)
+    lines = ["", f"Point-to-point bandwidth matrix at {_size(size)} ({unit}, one direction, row sends to column; "
                  "slowest of the pair, best round):"]
     lines.append("       " + "".join(f"{j:>9}" for j in range(n)))
     for i in range(n):
-        cells = [("-" if i == j else f"{big[(i, j)]['extra']['algbw_bytes_per_s'] / 1e9:.2f}" if (i, j) in big else "?")
-                 for j in range(n)]
+        cells = [("-" if i == j else f"{big[(i, j)]['extra']['algbw_bytes_per_s'] / scale:.3g}" if (i, j) in big
+                  else "?") for j in range(n)]
         lines.append(f"  {i:>4} " + "".join(f"{c:>9}" for c in cells))
     return lines
 

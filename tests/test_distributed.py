@@ -295,6 +295,37 @@ def test_three_rank_job_and_compare(tmp_path):
     assert ("busbw (best)", "all_reduce") in table.index
 
 
+def test_two_nodes_on_one_host_split_intra_and_inter_node(tmp_path):
+    """Two torchrun agents with --nnodes 2 (static rendezvous on localhost) are two nodes to the job: collectives
+    are labelled inter-node, all_reduce is measured again inside each node, p2p pairs are split."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "PYTHONPATH": os.fspath(ROOT)}
+    procs = [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node",
+                               "2", "--node-rank", str(k), "--master-addr", "127.0.0.1", "--master-port", str(port),
+                               "-m", "bench.distributed", "--platform", "cpu", "--quick", "--max-bytes", "1KiB",
+                               "--collectives", "all_reduce,broadcast", "--model", "none",
+                               "--results-dir", os.fspath(tmp_path)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True) for k in (0, 1)]
+    outs = [p.communicate(timeout=180)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs[0][-2000:] + outs[1][-2000:]
+    record = _only_record(tmp_path)
+    assert record["distributed"]["nodes"] == 2 and record["distributed"]["world_size"] == 4
+    rows = record["measurements"]
+    world_rows = [m for m in rows if m["group"] == "collective" and m["extra"]["scope"] == "inter-node"]
+    local_rows = [m for m in rows if m["group"] == "collective" and m["extra"]["scope"] == "intra-node"]
+    assert world_rows and all(m["extra"]["group_size"] == 4 for m in world_rows)
+    assert local_rows and all(m["kernel"] == "all_reduce" and m["extra"]["group_size"] == 2 for m in local_rows)
+    assert all(m["extra"]["busbw_bytes_per_s"] == pytest.approx(m["extra"]["algbw_bytes_per_s"] * 1.0)
+               for m in local_rows)  # 2(n-1)/n = 1 for the 2 ranks of a node
+    scopes = {m["extra"]["scope"] for m in rows if m["group"] == "p2p"}
+    assert scopes == {"intra-node", "inter-node"}
+    assert "all_reduce (intra-node)" in rd.curves(record) and "send_recv (inter-node)" in rd.fits(record)
+
+
 def test_a_rank_that_hangs_ends_the_job_with_the_rank_named(tmp_path):
     proc, seconds = _torchrun(tmp_path, 2, "--max-bytes", "64B", "--model", "none", "--no-p2p",
                               "--timeout-s", "2", "--fault-sleep", "1:60")
