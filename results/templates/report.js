@@ -1,3 +1,7 @@
+// Printing opens every folded section (the terminal summary), so the paper copy has everything.
+window.addEventListener("beforeprint", function () {
+  document.querySelectorAll("details").forEach(function (d) { d.open = true; });
+});
 // Sortable tables: click a header; numbers (data-v) sort numerically, text alphabetically. A self-check on load
 // reports a broken figure or image as a console error (the browser test fails on any console error).
 document.addEventListener("DOMContentLoaded", function () {
