@@ -19,6 +19,7 @@ import argparse
 import math
 import os
 import signal
+import socket
 import sys
 import time
 from typing import Any, Callable
@@ -71,6 +72,8 @@ def parse_args(argv):
     p.add_argument("--input", default="3,224,224", help="one sample's shape for --model")
     p.add_argument("--fault-sleep", default=None, metavar="RANK:SECONDS",
                    help="testing: this rank sleeps before its third point (exercises the timeout path)")
+    p.add_argument("--fault-exit", type=int, default=None, metavar="RANK",
+                   help="testing: this rank exits in the middle of its third point (a rank that dies)")
     args = p.parse_args(argv)
     args.collectives = [c.strip() for c in args.collectives.split(",") if c.strip()]
     unknown = [c for c in args.collectives if c not in coll.COLLECTIVES]
@@ -149,6 +152,8 @@ class Job:
         if self.args.fault_sleep and self.points == 3 and self.args.fault_sleep[0] == self.rank:
             time.sleep(self.args.fault_sleep[1])
         self.barrier()
+        if self.args.fault_exit == self.rank and self.points == 3:
+            os._exit(3)
         call()
         call()
         first = self.reduce([self.timed(call, 1)], self.dist.ReduceOp.MAX)[0]
@@ -421,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
         status, code = f"interrupted ({exc or 'Ctrl-C'}: torchrun stops every rank when one fails)", 130
     except Exception as exc:  # a timeout, a rank gone, a failed verification
         what = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ''}"
-        status, code = f"failed at point {job.points}: {what}", 1
+        status, code = f"failed at point {job.points}: {what}{_gone(job)}", 1
         if job.record is not None and job.current:
             from results.record import measurement
 
@@ -438,6 +443,26 @@ def main(argv: list[str] | None = None) -> int:
     dist.barrier()
     dist.destroy_process_group()
     return 0
+
+
+def _gone(job: Job) -> str:
+    """The ranks on this host whose process has exited (gloo's error names only a peer's address)."""
+    try:
+        import psutil
+    except ImportError:
+        return ""
+    here = socket.gethostname()
+    gone = []
+    for facts in job.ranks:
+        if facts["host"] != here or facts["rank"] == job.rank:
+            continue
+        try:
+            alive = psutil.Process(facts["pid"]).status() != psutil.STATUS_ZOMBIE
+        except psutil.Error:
+            alive = False
+        if not alive:
+            gone.append(f"rank {facts['rank']} (pid {facts['pid']})")
+    return f"; {', '.join(gone)} on {here} exited" if gone else ""
 
 
 def _on_sigterm(signum, frame):
@@ -471,31 +496,32 @@ def _new_record(job: Job, args, layout: dict, backend: str):
 
 
 def _finish(job: Job, args, status: str) -> None:
+    """Save the record with its status, print the summary, then the plots and the report page."""
+    import datetime as dt
+
+    # what is left is bounded (no collective): finish it even though torchrun is stopping the job (it sends
+    # SIGKILL 30 s after SIGTERM); Ctrl-C still interrupts
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     from results.distributed import summary_text, write_plots
 
     record = job.record
     if status == "complete" or status.startswith("failed"):
         record.data["distributed"]["dp_model"] = count_model(args.model, args.input)
     record.data["status"] = status
-    import datetime as dt
-
     record.data["finished"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     path = record.save()
-    plots: list[str] = []
+    print(summary_text(record.data, str(path)), flush=True)
     try:
-        plots = write_plots(record.data, path.with_suffix(""))
-    except Exception as exc:  # a plot must not lose the record
-        print(f"plot failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-    report = None
-    try:
+        for plot in write_plots(record.data, path.with_suffix("")):
+            print(f"Plot:   {plot}", flush=True)
         from results.html import write_report
 
         report = write_report([record.data], [str(path)], path.with_suffix(".html"))
-    except Exception as exc:  # nor the report
-        print(f"report failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-    print(summary_text(record.data, str(path), plots), flush=True)
-    if report:
         print(f"Report: {report} (one self-contained page; open it in a browser)", flush=True)
+    except KeyboardInterrupt:
+        print("plots/report not written: the job was stopped (the record above is complete)", file=sys.stderr)
+    except Exception as exc:  # a picture must not lose the record
+        print(f"plots/report failed: {type(exc).__name__}: {exc} (the record is intact)", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -89,7 +89,7 @@ def _run(op, kind: str, timeout_s: float | None, *args, **kwargs) -> None:
     try:
         op(*args, async_op=True, **kwargs).wait(_dt.timedelta(seconds=timeout_s))
     except Exception as exc:
-        raise CollectiveError(f"{kind} did not finish within {timeout_s:g} s: {type(exc).__name__}: "
+        raise CollectiveError(f"{kind} did not finish (waited at most {timeout_s:g} s): {type(exc).__name__}: "
                               f"{str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ''}") from exc
 
 
@@ -236,5 +236,5 @@ def _send_recv(async_op, blocking_op, buf, peer: int, kind: str, timeout_s: floa
     try:
         async_op(buf, peer).wait(_dt.timedelta(seconds=timeout_s))
     except Exception as exc:
-        raise CollectiveError(f"{kind} with rank {peer} did not finish within {timeout_s:g} s: "
+        raise CollectiveError(f"{kind} with rank {peer} did not finish (waited at most {timeout_s:g} s): "
                               f"{type(exc).__name__}: {str(exc).strip()[:200]}") from exc

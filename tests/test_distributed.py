@@ -339,6 +339,15 @@ def test_a_rank_that_hangs_ends_the_job_with_the_rank_named(tmp_path):
     assert sum(m["status"] == "ok" for m in record["measurements"]) == 2  # what finished is kept
 
 
+def test_a_rank_that_dies_is_named_and_the_record_kept(tmp_path):
+    proc, seconds = _torchrun(tmp_path, 2, "--max-bytes", "64B", "--model", "none", "--no-p2p", "--fault-exit", "1")
+    assert proc.returncode != 0 and seconds < 60
+    record = _only_record(tmp_path)
+    assert record["status"].startswith("failed at point 3") and "rank 1 (pid" in record["status"]
+    assert sum(m["status"] == "ok" for m in record["measurements"]) == 2
+    assert "Communication roof" in proc.stdout and "Report:" in proc.stdout  # summary and page despite SIGTERM
+
+
 def test_not_under_torchrun_is_one_line(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
     proc = subprocess.run([sys.executable, "-m", "bench.distributed", "--platform", "cpu"], cwd=ROOT, env=env,
