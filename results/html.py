@@ -75,6 +75,30 @@ def roofline_svg(record: dict, result: dict, prefix: str) -> str:
     return _prefix_ids(plot.svg(), prefix)
 
 
+def telemetry_svg(record: dict, prefix: str) -> str | None:
+    """Clock, temperature, power and load through the run: each point's median (and max) reading, in the order the
+    points were measured, with the DRAM sentinel's bandwidth at each check: throttling or a neighbour shows here."""
+    from results.svgplot import panels
+
+    rows = [m for m in record["measurements"] if m.get("telemetry")]
+    keys = list(dict.fromkeys(k for m in rows for k, v in m["telemetry"].items() if isinstance(v, dict)
+                              and "median" in v))
+    series = []
+    for key in keys:
+        pts = [(i, m["telemetry"][key]["median"], m["telemetry"][key].get("max")) for i, m in
+               enumerate(record["measurements"]) if isinstance((m.get("telemetry") or {}).get(key), dict)]
+        if len(pts) >= 2:
+            series.append((key, [p[0] for p in pts], [p[1] for p in pts], [p[2] for p in pts]))
+    sentinel = [(i, m["bytes_per_s"] / 1e9) for i, m in enumerate(record["measurements"])
+                if m.get("group") == "sentinel" and m.get("bytes_per_s")]
+    if len(sentinel) >= 2:
+        series.append(("DRAM sentinel GB/s", [p[0] for p in sentinel], [p[1] for p in sentinel], [None] * len(sentinel)))
+    if not series:
+        return None
+    return _prefix_ids(panels(series, "Telemetry through the run (per point: median line, max faint)",
+                              "measurement number (the order the points ran)"), prefix)
+
+
 def compare_svg(records: list[dict], labels: list[str]) -> str:
     """Overlaid rooflines: each record's DRAM roof and its four highest compute roofs, one colour per record."""
     from results.report import si
@@ -243,7 +267,7 @@ def stack_items(record: dict) -> list[tuple[str, str]]:
         elif isinstance(value, list) and value and isinstance(value[0], dict):
             value = "; ".join(", ".join(f"{k} {v}" for k, v in entry.items() if k != "source") for entry in value)
         elif isinstance(value, dict):
-            value = ", ".join(f"{k}={v}" for k, v in value.items())
+            value = ", ".join(f"{k}={v}" for k, v in value.items()) or "none set"
         elif isinstance(value, list):
             value = ", ".join(map(str, value))
         items.append((key, str(value)))
@@ -391,6 +415,7 @@ def record_context(record: dict, path: str | None, index: int = 0) -> dict:
                "roof_lines": threads_lines(info) + silicon_lines(result) + hardware_memory_lines(record, result)
                + sentinel_lines(record, result) + blas_lines(info, result),
                "load_lines": load_lines(record, result), "telemetry_lines": telemetry_lines(record),
+               "telemetry": telemetry_svg(record, f"{prefix}tel"),
                "roofline": roofline_svg(record, result, f"{prefix}roof"),
                "ceilings": ceilings_rows(record, result), "problems": problem_rows(record),
                "models": _models(record, result, prefix), "model_totals": model_rows(record),

@@ -178,3 +178,51 @@ def stacked_bars(labels: list[str], parts: list[tuple[str, list[float]]], notes:
         lx += 14 + 7 * len(name) + 16
     out.append("</svg>")
     return "\n".join(out)
+
+
+def panels(series: list[tuple[str, list[float], list[float], list[float]]], title: str, xlabel: str,
+           width: int = 1000, panel_h: int = 90) -> str:
+    """Small multiples on a shared linear x: one panel per (name, x, median, max) series, its own y range, the
+    median as a line and the max as a lighter band edge; min and max of the panel written at its right."""
+    left, right, top = 150, width - 110, 30
+    height = top + panel_h * len(series) + 48
+    xs_all = [x for _, xs, _, _ in series for x in xs] or [0, 1]
+    x0, x1 = min(xs_all), max(xs_all) if max(xs_all) > min(xs_all) else min(xs_all) + 1
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" class="figure" '
+           f'font-family="system-ui, sans-serif" role="img"><title>{_esc(title)}</title>',
+           f'<rect x="0" y="0" width="{width}" height="{height}" fill="#fff"/>',
+           f'<text x="{width / 2:.0f}" y="18" text-anchor="middle" font-size="13">{_esc(title)}</text>']
+    for i, (name, xs, med, hi) in enumerate(series):
+        y_top, y_bot = top + panel_h * i + 6, top + panel_h * (i + 1) - 10
+        values = [v for v in med + hi if v is not None]
+        lo_v, hi_v = (min(values), max(values)) if values else (0.0, 1.0)
+        if hi_v - lo_v < 1e-9 * max(1.0, abs(hi_v)):
+            lo_v, hi_v = lo_v - 1, hi_v + 1
+
+        def px(x):
+            return left + (x - x0) / (x1 - x0) * (right - left)
+
+        def py(v):
+            return y_bot - (v - lo_v) / (hi_v - lo_v) * (y_bot - y_top)
+
+        colour = PALETTE[i % len(PALETTE)]
+        out.append(f'<rect x="{left}" y="{y_top}" width="{right - left}" height="{y_bot - y_top}" fill="none" '
+                   'stroke="#ccc"/>')
+        out.append(f'<text x="{left - 6}" y="{(y_top + y_bot) / 2 + 4:.0f}" text-anchor="end" font-size="10">'
+                   f"{_esc(name)}</text>")
+        for key, vals, opacity in (("max", hi, 0.35), ("median", med, 1.0)):
+            pts = " ".join(f"{px(x):.1f},{py(v):.1f}" for x, v in zip(xs, vals) if v is not None)
+            if pts:
+                out.append(f'<polyline points="{pts}" fill="none" stroke="{colour}" stroke-opacity="{opacity}" '
+                           f'stroke-width="1.3"><title>{_esc(name)} ({key} per point)</title></polyline>')
+        out.append(f'<text x="{right + 6}" y="{y_top + 9}" font-size="9">{hi_v:.4g}</text>'
+                   f'<text x="{right + 6}" y="{y_bot}" font-size="9">{lo_v:.4g}</text>')
+    axis_y = top + panel_h * len(series) - 4
+    for k in range(6):
+        x = x0 + (x1 - x0) * k / 5
+        out.append(f'<text x="{left + (right - left) * k / 5:.1f}" y="{axis_y + 10}" text-anchor="middle" '
+                   f'font-size="10">{x:.0f}</text>')
+    out.append(f'<text x="{(left + right) / 2:.0f}" y="{height - 10}" text-anchor="middle" font-size="11">'
+               f"{_esc(xlabel)}</text>")
+    out.append("</svg>")
+    return "\n".join(out)
