@@ -43,7 +43,8 @@ def test_full_record_page_has_every_section(full_page):
     record = _load(FULL)
     rows = layer_rows(record)
     models = {(r["model"], r["dtype"]) for r in rows}
-    for heading in ("Device and software stack", "Measured roofline", "Measured / spec", "Models (whole forward)",
+    for heading in ("Device and software stack", "Telemetry through the run", "Measured roofline", "Measured / spec",
+                    "Models (whole forward)",
                     "Machine load", "Missing, cut, skipped, failed or disturbed", "Terminal summary"):
         assert heading in full_page
     for model, dtype in models:
