@@ -9,7 +9,6 @@ script, font or image: the page opens offline and prints.
 """
 from __future__ import annotations
 
-import html
 import math
 import os
 import re
