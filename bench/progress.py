@@ -139,7 +139,9 @@ class RunProgress:
             line.append(" · ".join(x for x in (g.headline, g.current if running else "") if x), style="cyan")
             line.truncate(width, overflow="ellipsis")
             lines.append(line)
-        return Lines(*lines)
+        total = Text(f"{'all':<{name_w}} " + self.status_lines()[0].removeprefix("progress: "), style="bold")
+        total.truncate(width, overflow="ellipsis")
+        return Lines(*lines, total)
 
     def _redraw(self, force: bool = False) -> None:
         """At most every ``REDRAW_S`` (a redraw costs a few ms on a terminal), always when ``force``."""
@@ -196,10 +198,24 @@ class RunProgress:
     def status_lines(self) -> list[str]:
         total = sum(g.total for g in self.groups.values())
         done = sum(g.done for g in self.groups.values())
-        lefts = [g.left_s() for g in self.groups.values() if g.done < g.total]
-        left = None if any(x is None for x in lefts) else sum(lefts)
+        # groups that have not finished a point yet are priced at the mean time per point so far (a guess:
+        # "(rough)" until every group has timed one point)
+        spent = sum(g.spent_s for g in self.groups.values() if g.done)
+        mean = spent / done if done else None
+        left, rough = 0.0, False
+        for g in self.groups.values():
+            if g.done >= g.total:
+                continue
+            own = g.left_s()
+            if own is None:
+                rough = True
+                own = None if mean is None else mean * (g.total - g.done)
+            if own is None:
+                left = None
+                break
+            left += own
         return [f"progress: {done}/{total} points, {_clock(time.perf_counter() - self.start)} elapsed, "
-                f"~{_clock(left)} left"]
+                f"~{_clock(left)} left" + (" (rough)" if rough and left is not None else "")]
 
     def _plain_line(self, g: Group) -> None:
         left = "" if g.done == g.total else f", ~{_clock(g.left_s())} left"

@@ -205,7 +205,8 @@ def test_progress_live_view_renders_one_line_per_group():
     out = Console(file=io.StringIO(), width=120, color_system=None)
     out.print(rendered)
     lines = out.file.getvalue().splitlines()
-    assert len(lines) == 4  # one per group
+    assert len(lines) == 5  # one per group, then the whole run
+    assert lines[-1].startswith("all") and "1/7 points" in lines[-1] and "(rough)" in lines[-1]
     assert lines[0].startswith("GEMM fp32") and "1/2" in lines[0] and "left" in lines[0]
     assert "best 66 GFLOP/s · fp32-square-1024" in lines[0]
     assert "waiting" in lines[2]
