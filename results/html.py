@@ -368,32 +368,22 @@ def sweep_svg(result: dict, rows: list[dict], title: str) -> str:
 
 
 def _models(record: dict, result: dict, prefix: str) -> list[dict]:
-    from results.layer_plots import _slug
+    from results.layer_plots import _slug, model_groups, sweep_groups
     from results.layers import layer_rows
 
     rows = layer_rows(record)
-    groups: dict[tuple, list[dict]] = {}
-    for r in rows:
-        groups.setdefault((r["model"], r["dtype"]), []).append(r)
     out = []
-    for i, ((model, dtype), mine) in enumerate(groups.items()):
+    for i, ((model, dtype), mine) in enumerate(model_groups(rows).items()):
         title = f"{model} [{dtype}] on the measured roofline of {record['platform'].get('name')}"
         out.append({"model": model, "dtype": dtype, "anchor": f"{prefix}-m{i}-{_slug(model)}",
                     "roofline": _prefix_ids(layers_svg(result, mine, title), f"{prefix}m{i}r"),
                     "gaps": gaps_svg(mine, f"{model} [{dtype}]") if len(mine) >= 2 else None, "sweep": None,
                     "table": _layer_table(mine)})
-    # batch / token sweeps: layers measured at several batch tags, shown with the first model of their source
-    sweeps: dict[tuple, list[dict]] = {}
-    for r in rows:
-        if r["batch_tag"]:
-            sweeps.setdefault((r["model"].split("-")[0], r["dtype"]), []).append(r)
-    for j, ((source, dtype), mine) in enumerate(sweeps.items()):
-        shared = {r["layer"] for r in mine if sum(1 for q in mine if q["layer"] == r["layer"]) >= 2}
-        chosen = [r for r in mine if r["layer"] in shared]
-        if len({r["batch_tag"] for r in mine}) >= 2 and chosen:
-            target = next((e for e in out if e["model"].split("-")[0] == source and e["dtype"] == dtype), None)
-            if target is not None:
-                target["sweep"] = _prefix_ids(sweep_svg(result, chosen, f"{source} [{dtype}]"), f"{prefix}s{j}")
+    # batch / token sweeps, shown with the first model of their source
+    for j, ((source, dtype), chosen) in enumerate(sweep_groups(rows).items()):
+        target = next((e for e in out if e["model"].split("-")[0] == source and e["dtype"] == dtype), None)
+        if target is not None:
+            target["sweep"] = _prefix_ids(sweep_svg(result, chosen, f"{source} [{dtype}]"), f"{prefix}s{j}")
     return out
 
 

@@ -141,29 +141,42 @@ def gap_bars_png(rows: list[dict], title: str, path: str, top: int = 12) -> str:
     return path
 
 
+def model_groups(rows: list[dict]) -> dict[tuple[str, str], list[dict]]:
+    """(model, dtype) -> its layer rows, in record order."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["model"], r["dtype"]), []).append(r)
+    return groups
+
+
+def sweep_groups(rows: list[dict]) -> dict[tuple[str, str], list[dict]]:
+    """(source model, dtype) -> the layers measured at two or more batch / token tags, where the source has at
+    least two tags (the batch-sweep figure)."""
+    sweeps: dict[tuple[str, str], list[dict]] = {}
+    for r in rows:
+        if r["batch_tag"]:
+            sweeps.setdefault((r["model"].split("-")[0], r["dtype"]), []).append(r)
+    out = {}
+    for key, mine in sweeps.items():
+        if len({r["batch_tag"] for r in mine}) >= 2:
+            shared = {r["layer"] for r in mine if sum(1 for q in mine if q["layer"] == r["layer"]) >= 2}
+            chosen = [r for r in mine if r["layer"] in shared]
+            if chosen:
+                out[key] = chosen
+    return out
+
+
 def write_layer_plots(record: dict, stem: str | os.PathLike) -> list[str]:
     """All layer pictures of a record, named after ``stem``; returns their paths."""
     rows = layer_rows(record)
     stem = Path(stem)
     paths = []
-    groups: dict[tuple, list[dict]] = {}
-    for r in rows:
-        groups.setdefault((r["model"], r["dtype"]), []).append(r)
-    for (model, dtype), mine in groups.items():
+    for (model, dtype), mine in model_groups(rows).items():
         title = f"{model} [{dtype}] on the measured roofline of {record['platform'].get('name')}"
         paths.append(layers_roofline_png(record, mine, title, f"{stem}.layers-{_slug(model)}-{dtype}.png"))
         if len(mine) >= 2:
             paths.append(gap_bars_png(mine, f"{model} [{dtype}]", f"{stem}.gap-{_slug(model)}-{dtype}.png"))
-    sweeps: dict[tuple, list[dict]] = {}
-    for r in rows:
-        if r["batch_tag"]:
-            source = r["model"].split("-")[0]
-            sweeps.setdefault((source, r["dtype"]), []).append(r)
-    for (source, dtype), mine in sweeps.items():
-        if len({r["batch_tag"] for r in mine}) >= 2:
-            shared = {r["layer"] for r in mine if sum(1 for q in mine if q["layer"] == r["layer"]) >= 2}
-            chosen = [r for r in mine if r["layer"] in shared]
-            if chosen:
-                paths.append(batch_sweep_png(record, chosen, f"{source} [{dtype}]",
-                                             f"{stem}.sweep-{_slug(source)}-{dtype}.png"))
+    for (source, dtype), chosen in sweep_groups(rows).items():
+        paths.append(batch_sweep_png(record, chosen, f"{source} [{dtype}]",
+                                     f"{stem}.sweep-{_slug(source)}-{dtype}.png"))
     return paths
