@@ -25,6 +25,7 @@ import time
 from typing import Any, Callable
 
 from kernels import collectives as coll
+from results.distributed import size_text
 from results.report import si
 from platforms.base import PlatformError
 from platforms import distributed as world
@@ -278,7 +279,7 @@ class Job:
             _, suite_bus = coll.bandwidths("all_reduce", c.size_bytes, min(suite_s), self.n)
             row["extra"].update(busbw_bytes_per_s=plain_bus, suite_busbw_bytes_per_s=suite_bus,
                                 suite_over_plain=suite_bus / plain_bus)
-            self.say(f"harness check, all_reduce {_size(c.size_bytes)} in alternating rounds: suite busbw "
+            self.say(f"harness check, all_reduce {size_text(c.size_bytes)} in alternating rounds: suite busbw "
                      f"{suite_bus / 1e9:.3g} GB/s, plain dist.all_reduce loop {plain_bus / 1e9:.3g} GB/s "
                      f"(suite / plain = {suite_bus / plain_bus:.3f})")
         self.add(row)
@@ -354,20 +355,13 @@ class Job:
             self.say(f"{row['kernel']}{where} {row['size_bytes']} B: {row['status']}: {row['reason']}")
             return
         e = row["extra"]
-        self.say(f"{row['group']} {row['kernel']}{where} {_size(row['size_bytes'])}: busbw "
+        self.say(f"{row['group']} {row['kernel']}{where} {size_text(row['size_bytes'])}: busbw "
                  f"{si(e['busbw_bytes_per_s'], 'B/s')} (algbw {si(e['algbw_bytes_per_s'], 'B/s')}), slowest rank "
                  f"{row['best_s'] * 1e6:.4g} us best of {row['n']}, verified")
 
     def _check(self, row: dict) -> None:
         if row["status"] != "ok":
             raise coll.CollectiveError(f"{row['kernel']} at {row['size_bytes']} B: {row['reason']}")
-
-
-def _size(n: int) -> str:
-    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if n >= scale:
-            return f"{n / scale:.3g} {unit}"
-    return f"{n} B"
 
 
 def count_model(name: str, shape_text: str) -> dict:
