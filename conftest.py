@@ -130,11 +130,9 @@ def _make_progress(config, items):
     else:
         mode = "plain"
     try:
-        progress = RunProgress.for_items(items, "plain" if mode == "live" else mode)
+        progress = RunProgress.for_items(items, mode, file=getattr(getattr(reporter, "_tw", None), "_file", None))
     except Exception:  # a progress view must never stop a run
         return None
-    progress.live_wanted = mode == "live"
-    progress.file = getattr(getattr(reporter, "_tw", None), "_file", None)
     if reporter is not None and mode != "quiet":
         # pytest's file names and [ NN%] markers would land inside the view (live) or double every line (plain)
         reporter.showfspath = False
@@ -148,13 +146,6 @@ def _make_progress(config, items):
 def pytest_runtest_logstart(nodeid, location):
     progress = getattr(_CONFIG, "_roofline_progress", None)
     if progress is not None:
-        if getattr(progress, "live_wanted", False) and progress._view is None and not progress.closed:
-            try:
-                progress.mode = "live"
-                progress._open_live(progress.file)
-            except Exception:  # no rich, or a terminal it cannot drive: plain lines
-                progress.mode, progress._view = "plain", None
-            progress.live_wanted = False
         progress.item_started(nodeid)
 
 

@@ -66,12 +66,11 @@ class Group:
     headline: str = ""
     task: Any = None
 
-    def left_s(self, now: float | None = None) -> float | None:
+    def left_s(self) -> float | None:
         """Time left at the mean time per item so far (None before the first item finished)."""
-        if self.done == 0 or self.started is None:
+        if self.done == 0:
             return None
-        spent = (now or time.perf_counter()) - self.started if self.done < self.total else self.spent_s
-        return spent / self.done * (self.total - self.done)
+        return self.spent_s / self.done * (self.total - self.done)
 
 
 @dataclass
@@ -86,14 +85,15 @@ class RunProgress:
     overhead_s: float = 0.0  # time spent in this object (reported, so its cost is measured, not assumed)
     closed: bool = False
     _last_draw: float = 0.0
-
-    live_wanted: bool = False
+    #: where the live view draws (pytest's terminal); the view opens at the first item
     file: Any = None
+    _current: Group | None = None  # the group of the item running now
+    _item_start: float = 0.0
 
     @classmethod
-    def for_items(cls, items, mode: str) -> "RunProgress":
-        """Groups and totals from the collected items; a live view opens at the first item (``_open_live``)."""
-        progress = cls(mode=mode)
+    def for_items(cls, items, mode: str, file=None) -> "RunProgress":
+        """Groups and totals from the collected items; in "live" mode the view opens at the first item."""
+        progress = cls(mode=mode, file=file)
         for item in items:
             name = item_group(item)
             progress.nodes[item.nodeid] = name
@@ -128,7 +128,8 @@ class RunProgress:
             if g.done >= g.total:
                 clock = f"{_clock(g.spent_s)} done"
             elif running:
-                clock = f"{_clock(now - g.started)} elapsed, ~{_clock(g.left_s(now))} left"
+                elapsed = g.spent_s + (now - self._item_start if g is self._current else 0.0)
+                clock = f"{_clock(elapsed)} elapsed, ~{_clock(g.left_s())} left"
             else:
                 clock = "waiting"
             filled = int(round(16 * g.done / g.total)) if g.total else 16
@@ -162,10 +163,16 @@ class RunProgress:
     # -- events -----------------------------------------------------------------------------------------------
     def item_started(self, nodeid: str) -> None:
         t0 = time.perf_counter()
-        g = self.groups.get(self.nodes.get(nodeid, ""))
+        if self.mode == "live" and self._view is None and not self.closed:
+            try:
+                self._open_live(self.file)
+            except Exception:  # no rich, or a terminal it cannot drive: plain lines
+                self.mode, self._view = "plain", None
+        g = self._current = self.groups.get(self.nodes.get(nodeid, ""))
         if g is not None:
             g.current = nodeid.split("[", 1)[1].rstrip("]") if "[" in nodeid else nodeid.rsplit("::", 1)[-1]
             g.started = g.started or t0
+            self._item_start = t0
             self._redraw()
         self.overhead_s += time.perf_counter() - t0
 
@@ -174,7 +181,7 @@ class RunProgress:
         g = self.groups.get(self.nodes.get(nodeid, ""))
         if g is not None and g.done < g.total:
             g.done += 1
-            g.spent_s = t0 - (g.started or t0)  # a group's items run one after another: wall time since its first
+            g.spent_s += (t0 - self._item_start) if g is self._current else 0.0
             if self.mode == "plain" and (g.done == g.total or t0 - self._last_plain > PLAIN_EVERY_S):
                 self._last_plain = t0
                 self._plain_line(g)
@@ -184,14 +191,10 @@ class RunProgress:
                 self._redraw(force=g.done == g.total)
         self.overhead_s += time.perf_counter() - t0
 
-    def current_group(self) -> Group | None:
-        return next((g for g in self.groups.values() if g.current and g.done < g.total and g.started
-                     and g.started == max(x.started or 0 for x in self.groups.values())), None)
-
     def headline(self, text: str, group_name: str | None = None) -> None:
         """The best figure so far of ``group_name`` (default: the group running now), shown beside its line and in
         the plain status lines; never redraws (called inside a test, between points)."""
-        g = self.groups.get(group_name) if group_name else self.current_group()
+        g = self.groups.get(group_name) if group_name else self._current
         if g is not None:
             g.headline = text
 
