@@ -411,24 +411,37 @@ def main(argv: list[str] | None = None) -> int:
         job.say(f"distributed: {job.n} ranks, backend {backend}; record {job.record.path}")
     status, code = "complete", 0
     try:
-        job.collectives()
-        job.reference()
-        job.p2p()
-        job.barrier_latency()
-        job.dp_compute()
-    except KeyboardInterrupt as exc:
-        status, code = f"interrupted ({exc or 'Ctrl-C'}: torchrun stops every rank when one fails)", 130
-    except Exception as exc:  # a timeout, a rank gone, a failed verification
-        what = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ''}"
-        status, code = f"failed at point {job.points}: {what}{_gone(job)}", 1
-        if job.record is not None and job.current:
-            from results.record import measurement
+        try:
+            job.collectives()
+            job.reference()
+            job.p2p()
+            job.barrier_latency()
+            job.dp_compute()
+        except KeyboardInterrupt as exc:
+            status, code = f"interrupted ({exc or 'Ctrl-C'}: torchrun stops every rank when one fails)", 130
+        except Exception as exc:  # a timeout, a rank gone, a failed verification
+            if job.rank == 0:  # measuring is over: torchrun's SIGTERM must not cut the write-down short
+                signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            what = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ''}"
+            status, code = f"failed at point {job.points}: {what}", 1
+            if job.record is not None and job.current:
+                from results.record import measurement
 
-            label = dict(job.current)
-            job.add(measurement(group=label.pop("group"), kernel=label.pop("kernel"), dtype="fp32", status="failed",
-                                reason=what, impl=f"torch.distributed/{backend}", **label))
-        if job.rank != 0:
-            print(f"error (rank {job.rank}): {what}", file=sys.stderr, flush=True)
+                label = dict(job.current)
+                job.add(measurement(group=label.pop("group"), kernel=label.pop("kernel"), dtype="fp32",
+                                    status="failed", reason=what, impl=f"torch.distributed/{backend}", **label))
+            if job.rank != 0:
+                print(f"error (rank {job.rank}): {what}", file=sys.stderr, flush=True)
+            status += _gone(job)
+        if job.rank == 0:  # from here on the record is only written down: a late SIGTERM must not lose it
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    except (KeyboardInterrupt, Exception) as exc:
+        # an interrupt (Ctrl-C, or a SIGTERM in the instant before the handler above ignores it) or an error while
+        # a failure was being written down: keep the failure's status, and say what cut its write-down short
+        if not code:
+            status, code = f"interrupted ({exc or 'Ctrl-C'}: torchrun stops every rank when one fails)", 130
+        elif not isinstance(exc, KeyboardInterrupt):
+            status += f" (then, writing it down: {type(exc).__name__}: {str(exc)[:200]})"
     if job.rank == 0:
         _finish(job, args, status)
     if code:
@@ -460,6 +473,9 @@ def _gone(job: Job) -> str:
 
 
 def _on_sigterm(signum, frame):
+    # once: torchrun sends SIGTERM to every rank when one fails, and a second one must not interrupt the
+    # handler that writes the first failure down
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise KeyboardInterrupt("SIGTERM")
 
 

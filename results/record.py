@@ -1,6 +1,7 @@
 """The run record: one JSON file per run, versioned, written atomically, never overwriting another run."""
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import os
@@ -146,7 +147,10 @@ def atomic_write(path: Path, text: str) -> None:
     try:
         os.replace(tmp, path)
     except BaseException:
-        os.unlink(tmp)
+        # an interrupt (a signal handler's KeyboardInterrupt) can land after the rename: the temporary is then
+        # gone and the write is whole; the interrupt, not a FileNotFoundError, is what must propagate
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
         raise
 
 

@@ -343,7 +343,8 @@ def test_a_rank_that_dies_is_named_and_the_record_kept(tmp_path):
     proc, seconds = _torchrun(tmp_path, 2, "--max-bytes", "64B", "--model", "none", "--no-p2p", "--fault-exit", "1")
     assert proc.returncode != 0 and seconds < 60
     record = _only_record(tmp_path)
-    assert record["status"].startswith("failed at point 3") and "rank 1 (pid" in record["status"]
+    assert record["status"].startswith("failed at point 3") and "rank 1 (pid" in record["status"], (
+        record["status"], proc.stdout[-3000:], proc.stderr[-3000:])
     assert sum(m["status"] == "ok" for m in record["measurements"]) == 2
     assert "Communication roof" in proc.stdout and "Report:" in proc.stdout  # summary and page despite SIGTERM
 

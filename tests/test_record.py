@@ -37,6 +37,26 @@ def test_round_trip_and_never_overwrite(tmp_path):
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
 
 
+def test_an_interrupt_after_the_rename_propagates_and_the_record_is_whole(tmp_path, monkeypatch):
+    # a signal handler's KeyboardInterrupt (torchrun's SIGTERM) can land just after os.replace: the record is then
+    # written, and the interrupt must propagate as itself, not as a FileNotFoundError from cleaning up
+    record = RunRecord(tmp_path, {"name": "test cpu", "device": "cpu"}, {"quick": True})
+    record.save()  # the first save claims a new name; later ones rename a temporary over it
+    real_replace = os.replace
+
+    def replace_then_interrupt(src, dst):
+        real_replace(src, dst)
+        raise KeyboardInterrupt("SIGTERM")
+
+    monkeypatch.setattr(os, "replace", replace_then_interrupt)
+    record.data["status"] = "failed at point 3"
+    with pytest.raises(KeyboardInterrupt):
+        record.save()
+    monkeypatch.undo()
+    assert read_record(record.path)["status"] == "failed at point 3"
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+
+
 def test_corrupt_and_foreign_records_fail_clearly(tmp_path):
     truncated = tmp_path / "cut.json"
     truncated.write_text('{"schema": "roofline-run", "measurements": [')
