@@ -58,8 +58,10 @@ if triton is not None:
         tl.store(a_ptr + offs, tl.zeros([BLOCK], dtype=a_ptr.dtype.element_ty) + value, mask=mask)
 
     @triton.jit
-    def _fma_kernel(out_ptr, iterations, m, a, x0, BLOCK: tl.constexpr):
-        # 8 independent chains per element: enough instruction-level parallelism to hide the FMA latency
+    def _fma_kernel(out_ptr, m, a, x0, iterations: tl.constexpr, BLOCK: tl.constexpr):
+        # 8 independent chains per element: enough instruction-level parallelism to hide the FMA latency.
+        # iterations is a compile-time constant (one compile per count; the suite uses one): a runtime loop bound
+        # also breaks Triton 3.6's interpreter under numpy >= 2.4 (it converts a 1-element array to an int)
         offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
         zero = tl.zeros([BLOCK], dtype=out_ptr.dtype.element_ty)
         x1 = zero + x0
@@ -141,7 +143,7 @@ def prepare_fma(dtype: str, device: str, programs: int | None = None, iterations
     out = torch.zeros(programs * BLOCK, dtype=tdtype, device=device)
 
     def fn():
-        _fma_kernel[(programs,)](out, iterations, FMA_M, FMA_A, FMA_X0, BLOCK=BLOCK)
+        _fma_kernel[(programs,)](out, FMA_M, FMA_A, FMA_X0, iterations=iterations, BLOCK=BLOCK)
 
     def verify() -> Verdict:
         import math
