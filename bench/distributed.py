@@ -519,7 +519,7 @@ def _finish(job: Job, args, status: str) -> None:
         record.data["distributed"]["dp_model"] = count_model(args.model, args.input)
     record.data["status"] = status
     record.data["finished"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    path = record.save()
+    path = record.save(final=True)
     print(summary_text(record.data, str(path)), flush=True)
     try:
         for plot in write_plots(record.data, path.with_suffix("")):

@@ -4,10 +4,12 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import json
+import math
 import os
 import re
 import socket
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -63,8 +65,15 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()[:40] or "x"
 
 
+#: while a run measures, the record on disk is at most this far behind it: rewriting the whole file after every
+#: point costs O(points) each time (55 ms at 200 rows, indented; 5 s of a 60 s --quick run). The run's end, Ctrl-C,
+#: a failure and every explicit save() write everything; only a hard kill (SIGKILL) can lose the last second.
+SAVE_INTERVAL_S = 1.0
+
+
 class RunRecord:
-    """Collects measurements of one run and saves them after each one, so an interrupted run keeps its data."""
+    """Collects measurements of one run and saves them as it goes (at most SAVE_INTERVAL_S behind, and whole at
+    the end), so an interrupted run keeps its data."""
 
     def __init__(self, directory: str | os.PathLike, platform_info: dict[str, Any], options: dict[str, Any]):
         self.directory = Path(directory)
@@ -84,14 +93,16 @@ class RunRecord:
 
     def add(self, row: dict) -> None:
         self.measurements.append(row)
-        self.save()
+        if self.path is None or time.monotonic() - self._saved_clock >= SAVE_INTERVAL_S:
+            self.save()
 
-    def save(self) -> Path:
-        """Write the whole record (atomically). A failure raises RecordSaveError saying what the last good file
-        on disk holds; the data in memory is untouched."""
+    def save(self, final: bool = False) -> Path:
+        """Write the whole record (atomically): compact while the run goes on (json's C encoder, ~3x faster), one
+        field per line when ``final`` (the file people read and commit). A failure raises RecordSaveError saying
+        what the last good file on disk holds; the data in memory is untouched."""
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            text = json.dumps(self.data, indent=1, default=_json_default)
+            text = json.dumps(self.data, indent=1 if final else None, default=_json_default)
             if self.path is None:
                 self.path = claim_new_path(self.directory, self.data["run_id"], text)
             else:
@@ -100,10 +111,12 @@ class RunRecord:
             raise RecordSaveError(self._save_failure(exc)) from exc
         self.saved_measurements = len(self.measurements)
         self.saved_at = _dt.datetime.now().strftime("%H:%M:%S")
+        self._saved_clock = time.monotonic()
         return self.path
 
     saved_measurements = 0
     saved_at: str | None = None
+    _saved_clock = -math.inf
 
     def _save_failure(self, exc: OSError) -> str:
         why = exc.strerror or str(exc)

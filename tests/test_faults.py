@@ -30,6 +30,7 @@ def atomic_write(path, text):
 
 
 record.atomic_write = atomic_write
+record.SAVE_INTERVAL_S = 0  # a save per point, so the failing write is the 4th point's
 '''
 
 

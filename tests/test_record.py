@@ -37,6 +37,27 @@ def test_round_trip_and_never_overwrite(tmp_path):
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
 
 
+def test_the_file_follows_the_run_at_most_a_second_behind_and_is_whole_at_the_end(tmp_path, monkeypatch):
+    import results.record as rr
+
+    clock = [100.0]
+    monkeypatch.setattr(rr.time, "monotonic", lambda: clock[0])
+    record = RunRecord(tmp_path, {"name": "test cpu", "device": "cpu"}, {"quick": True})
+    row = dict(group="stream", kernel="copy", dtype="fp32", status="ok", bytes=10, times_s=[1.0], verified=True)
+    record.add(measurement(**row))  # the first point claims the file at once
+    assert len(read_record(record.path)["measurements"]) == 1
+    clock[0] += 0.5
+    record.add(measurement(**row))  # within the interval: not rewritten yet
+    assert len(read_record(record.path)["measurements"]) == 1 and record.saved_measurements == 1
+    clock[0] += rr.SAVE_INTERVAL_S
+    record.add(measurement(**row))
+    assert len(read_record(record.path)["measurements"]) == 3
+    assert "\n" not in record.path.read_text().strip()  # compact while running (json's C encoder)
+    record.save(final=True)
+    text = record.path.read_text()
+    assert text.count("\n") > 10 and len(read_record(record.path)["measurements"]) == 3  # one field per line
+
+
 def test_an_interrupt_after_the_rename_propagates_and_the_record_is_whole(tmp_path, monkeypatch):
     # a signal handler's KeyboardInterrupt (torchrun's SIGTERM) can land just after os.replace: the record is then
     # written, and the interrupt must propagate as itself, not as a FileNotFoundError from cleaning up
