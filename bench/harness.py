@@ -25,6 +25,8 @@ from results.stats import summarise
 PASS_THROUGH = (pytest.skip.Exception, pytest.fail.Exception, pytest.exit.Exception)
 #: a first call longer than this many call caps is cut without a second (warm) call
 COLD_RETRY_FACTOR = 4.0
+#: --quick: a dtype whose GEMM runs below this fraction of the fp32 GEMM has no fast path here (slow_path_cut)
+SLOW_PATH_FRACTION = 1 / 8
 
 
 @dataclass
@@ -39,13 +41,15 @@ class Budget:
     #: a point disturbed by other processes (platforms.load) is measured again at most this many times
     retries: int = 2
     retry_pause_s: float = 0.2
+    #: a --quick run: a dtype with no fast path here gets one GEMM shape (Suite.slow_path_cut)
+    quick: bool = False
 
     @classmethod
     def for_run(cls, kind: str, quick: bool) -> "Budget":
         block = 0.002 if kind == "cpu" else 0.01
         if quick:
             return cls(point_budget_s=0.12, call_cap_s=0.6, block_s=block, min_rounds=3, max_rounds=25,
-                       layer_budget_s=0.08)
+                       layer_budget_s=0.08, quick=True)
         return cls(point_budget_s=0.6, call_cap_s=4.0, block_s=block * 5, min_rounds=5, max_rounds=60,
                    layer_budget_s=0.3)
 
@@ -115,6 +119,18 @@ class Suite:
             return (f"one call would take about {flops / rate:.2f} s at the {rate / 1e9:.3g} GFLOP/s this dtype "
                     f"reached so far, over the {self.budget.call_cap_s:g} s cap per call: point cut short")
         return None
+
+    def slow_path_cut(self, dtype: str) -> str | None:
+        """--quick only: once a dtype's GEMM has run below SLOW_PATH_FRACTION of the fp32 GEMM rate of this run, it
+        has no fast path on this device (bf16, fp16, int8 on a CPU without those units are emulated at a few
+        GFLOP/s): its other shapes are cut, which saves most of a quick run's time on such a CPU and changes no
+        ceiling that matters. A full run measures every shape."""
+        rate, fp32 = self.best_rate.get(dtype), self.best_rate.get("fp32")
+        if not self.budget.quick or dtype == "fp32" or not rate or not fp32 or rate >= SLOW_PATH_FRACTION * fp32:
+            return None
+        return (f"--quick: {dtype} reached {rate / 1e9:.3g} G{'OP' if dtype == 'int8' else 'FLOP'}/s on its shapes so "
+                f"far, {rate / fp32:.2g}x the fp32 GEMM's {fp32 / 1e9:.3g} GFLOP/s: no fast {dtype} path on this "
+                f"device, so a quick run measures one shape of it (a full run measures every shape)")
 
     # -- the measurement -----------------------------------------------------------------------------------
     def run(self, benchmark, make: Callable[[], Prepared], **fields) -> dict:
@@ -198,7 +214,9 @@ class Suite:
         if benchmark is None or benchmark.disabled:  # pytest-benchmark runs fn once then: time it ourselves
             times = [_block(self.platform.clock, p.fn, iterations) / iterations for _ in range(rounds)]
         else:
-            benchmark.pedantic(p.fn, rounds=rounds, iterations=iterations, warmup_rounds=1)
+            # a warm-up round only where a round is a block of short calls: a call that fills a block alone was just
+            # warmed by the warm call above (another would add a whole call: 20% of an expensive --quick point)
+            benchmark.pedantic(p.fn, rounds=rounds, iterations=iterations, warmup_rounds=1 if iterations > 1 else 0)
             times = list(benchmark.stats.stats.data)  # per-call seconds, one per round
         return times, iterations, cold
 

@@ -29,7 +29,7 @@ def test_gemm(suite, benchmark, gemm_point):
     dtype, shape, impl = gemm_point
     fields = dict(group="gemm", kernel="gemm", dtype=dtype, impl=impl, shape=shape.as_list(), flops=shape.flops,
                   convention=gemm.GEMM_CONVENTION)
-    reason = suite.estimate_cut(dtype, shape.flops)
+    reason = suite.estimate_cut(dtype, shape.flops) or suite.slow_path_cut(dtype)
     if reason:
         suite.not_measured("cut", reason, **fields)
     device = suite.platform.device

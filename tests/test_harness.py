@@ -81,6 +81,21 @@ def test_a_slow_dtype_is_cut_by_time_not_count(suite):
     assert suite.estimate_cut("fp16", 2 * 64 ** 3) is None
 
 
+def test_quick_runs_cut_a_dtype_with_no_fast_path_after_one_shape(suite):
+    import dataclasses
+
+    suite.best_rate.update({"fp32": 70e9, "fp64": 35e9, "bf16": 1.9e9, "int8": 3.8e9})
+    assert suite.slow_path_cut("bf16") is None  # a full run measures every shape
+    suite.budget = dataclasses.replace(suite.budget, quick=True)
+    reason = suite.slow_path_cut("bf16")
+    assert reason and "0.027x the fp32 GEMM's 70 GFLOP/s" in reason and "1.9 GFLOP/s" in reason
+    assert "3.8 GOP/s" in suite.slow_path_cut("int8")
+    assert suite.slow_path_cut("fp64") is None  # half of fp32 is a real path, not an emulation
+    assert suite.slow_path_cut("fp32") is None and suite.slow_path_cut("fp16") is None  # fp16 not measured yet
+    del suite.best_rate["fp32"]
+    assert suite.slow_path_cut("bf16") is None  # nothing to compare with: measure
+
+
 def test_ctrl_c_keeps_what_finished(tmp_path):
     # A shell runs background jobs with SIGINT ignored, and Python then installs no KeyboardInterrupt handler:
     # give the child the default disposition so Ctrl-C means what it means at a terminal.
