@@ -239,7 +239,7 @@ def pytest_sessionfinish(session, exitstatus):
     if suite.save_error:
         return  # the disk refused the last save: do not pretend with plots; the summary says where the data is
     try:
-        path = record.save()
+        path = record.save(final=True)
     except OSError as exc:
         suite.save_error = str(exc)
         return
@@ -247,9 +247,15 @@ def pytest_sessionfinish(session, exitstatus):
         from results.plot import roofline_png
 
         suite.plot_path = roofline_png(record.data, path.with_suffix(".png"))
-        from results.layer_plots import write_layer_plots
+        from results.layer_plots import layer_rows, write_layer_plots
 
-        suite.layer_plots = write_layer_plots(record.data, path.with_suffix(""))
+        if not suite.budget.quick:
+            suite.layer_plots = write_layer_plots(record.data, path.with_suffix(""))
+        elif layer_rows(record.data):
+            # matplotlib needs ~0.5 s a figure (4-5 s of a --quick run on a slow CPU); the report page below draws
+            # the same figures in a fraction of that
+            suite.layer_plots_note = (f"Layer figures: in the report page (a --quick run draws no layer PNGs; "
+                                      f"python -m results plot {os.fspath(path)} writes them)")
     except Exception as exc:  # a plot failure must not lose the record
         suite.plot_error = f"{type(exc).__name__}: {exc}"
     try:
@@ -278,6 +284,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         terminalreporter.write_line(f"RECORD NOT SAVED: {suite.save_error}", red=True, bold=True)
     for extra in getattr(suite, "layer_plots", []):
         terminalreporter.write_line(f"Plot:   {extra}")
+    if getattr(suite, "layer_plots_note", None):
+        terminalreporter.write_line(suite.layer_plots_note)
     if getattr(suite, "plot_error", None):
         terminalreporter.write_line(f"plot failed: {suite.plot_error}")
     if getattr(suite, "report_path", None):
