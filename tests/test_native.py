@@ -49,10 +49,28 @@ def test_native_stream_catches_a_wrong_result():
     assert not p.verify().ok
 
 
+@needs_cc
+@pytest.mark.parametrize("n", [1, 31, 64, 1000, 4099])
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_native_read_sums_every_element_once(n, threads):
+    # the read kernel runs 8 vector sums per thread over unaligned chunks plus a scalar tail: distinct integers
+    # (exact in float64) catch an element counted twice or skipped
+    import ctypes
+
+    import numpy as np
+
+    lib = native.library()
+    a = native.aligned(n + 1, 0.0)[1:]  # an odd start: not on a vector boundary
+    a[:] = np.arange(1, n + 1)
+    got = lib.rn_read(a.ctypes.data_as(ctypes.POINTER(ctypes.c_double)), n, 3, threads)
+    assert got == 3 * n * (n + 1) / 2
+
+
 def test_both_byte_counts():
     n = 1000
     assert native.byte_counts("copy", n) == (16 * n, 24 * n, "cached stores: + one write-allocate read per element written")
     assert native.byte_counts("copy_nt", n)[:2] == (16 * n, 16 * n)
+    assert native.byte_counts("read", n) == (8 * n, 8 * n, "no stores: the bytes read are the traffic")
     assert native.byte_counts("triad", n)[:2] == (24 * n, 32 * n)
     assert native.byte_counts("triad_nt", n)[:2] == (24 * n, 24 * n)
     assert native.byte_counts("read", n)[:2] == (8 * n, 8 * n)

@@ -199,6 +199,8 @@ def byte_counts(name: str, n: int, itemsize: int = 8) -> tuple[int, int | None, 
         return stream_bytes, None, "glibc picks cached or non-temporal stores by size: actual traffic not estimated"
     if nt:
         return stream_bytes, stream_bytes, "non-temporal stores: no write-allocate read"
+    if not writes:
+        return stream_bytes, stream_bytes, "no stores: the bytes read are the traffic"
     return stream_bytes, stream_bytes + writes * n * itemsize, "cached stores: + one write-allocate read per element written"
 
 
