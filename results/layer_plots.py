@@ -56,6 +56,28 @@ def point_groups(rows: list[dict]) -> list[tuple[str, str, list[dict]]]:
     return [(f"layerpts-{i}", kind, [r for r in rows if r["type"] == kind]) for i, kind in enumerate(types)]
 
 
+def label_points(ax, labels: list[tuple[str, float, float]], fontsize: float = 7) -> None:
+    """Annotate (text, x, y) points, each label moved up or down in steps of a line until its box (estimated from
+    the text length: no draw pass needed) overlaps no label placed before it nor the roofs' labels; layers of the
+    same intensity and speed (ResNet-50's layer2/layer3 3x3 convolutions) otherwise print on top of each other."""
+    ax.autoscale_view()
+    renderer = ax.figure.canvas.get_renderer()
+    placed = [tuple(t.get_window_extent(renderer).extents) for t in ax.texts]  # the roofs' own labels
+    scale = ax.figure.dpi / 72  # points -> display pixels
+    width_per_char, height = 0.6 * fontsize * scale, (fontsize + 2) * scale
+    for text, x, y in labels:
+        px, py = ax.transData.transform((x, y))
+        w = width_per_char * len(text)
+        for dy in (4, -12, 14, -22, 24, -32, 34, -42):
+            box = (px + 5 * scale, py + dy * scale, px + 5 * scale + w, py + dy * scale + height)
+            if not any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in placed):
+                break
+        placed.append(box)
+        moved = dict(arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "0.45", "shrinkA": 0, "shrinkB": 2}) \
+            if dy not in (4, -12) else {}  # a label a line or more away gets a leader to its point
+        ax.annotate(text, (x, y), xytext=(5, dy), textcoords="offset points", fontsize=fontsize, **moved)
+
+
 def layers_roofline_png(record: dict, rows: list[dict], title: str, path: str) -> str:
     plt, sns = _plt()
     fig, ax = plt.subplots(figsize=(10, 6.5), dpi=120)
@@ -72,12 +94,11 @@ def layers_roofline_png(record: dict, rows: list[dict], title: str, path: str) -
         attain = [r for r in mine if r.get("attainable_flop_per_s")]
         ax.scatter([r["intensity"] for r in attain], [r["attainable_flop_per_s"] for r in attain], marker="_",
                    s=120, color=palette[kind], zorder=2)
-    for r in sorted(rows, key=lambda r: -r["time_s"] * r["multiplicity"])[:5]:
-        ax.annotate(r["layer"], (r["intensity"], r["achieved_flop_per_s"]), xytext=(5, 4), textcoords="offset points",
-                    fontsize=7)
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlim(lo, hi)
+    top = sorted(rows, key=lambda r: -r["time_s"] * r["multiplicity"])[:5]
+    label_points(ax, [(r["layer"], r["intensity"], r["achieved_flop_per_s"]) for r in top], fontsize=7)
     ax.set_xlabel("arithmetic intensity [FLOP/byte] (counted FLOPs / counted bytes)")
     ax.set_ylabel("achieved [FLOP/s] (median cold-cache time)")
     ax.set_title(f"{title}\npoint size = share of the summed layer time (x multiplicity); dash = attainable at that "

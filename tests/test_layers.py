@@ -142,3 +142,29 @@ def test_bad_model_options_fail_before_timing(tmp_path, args, message):
     out = subprocess.run([sys.executable, "-m", "pytest", "bench/", "--platform", "cpu", "--results-dir", str(tmp_path),
                           *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 4 and message in out.stderr and not list(tmp_path.glob("*.json"))
+
+
+def test_labels_of_points_on_top_of_each_other_do_not_overlap():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from results.layer_plots import label_points
+
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.scatter([64, 64, 70, 1], [1e11, 1e11, 1.02e11, 1e9])
+    ax.text(64, 1.2e11, "fp32 peak")  # a roof's label is an obstacle too
+    label_points(ax, [("layer3.1.conv2", 64, 1e11), ("layer2.1.conv2", 64, 1e11), ("layer1.0.conv2", 70, 1.02e11),
+                      ("alone", 1, 1e9)])
+    fig.canvas.draw()
+    from matplotlib.text import Text
+
+    boxes = [Text.get_window_extent(t) for t in ax.texts]  # the text alone, not an annotation's leader line
+    assert len(boxes) == 5
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    alone = ax.texts[-1]
+    assert alone.get_text() == "alone" and alone.arrow_patch is None  # no leader where the label sits by its point
+    plt.close(fig)
