@@ -1,5 +1,6 @@
 import json
 import os
+import types
 
 import pytest
 
@@ -41,7 +42,7 @@ def test_the_file_follows_the_run_at_most_a_second_behind_and_is_whole_at_the_en
     import results.record as rr
 
     clock = [100.0]
-    monkeypatch.setattr(rr.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(rr, "time", types.SimpleNamespace(monotonic=lambda: clock[0]))  # this module's clock only
     record = RunRecord(tmp_path, {"name": "test cpu", "device": "cpu"}, {"quick": True})
     row = dict(group="stream", kernel="copy", dtype="fp32", status="ok", bytes=10, times_s=[1.0], verified=True)
     record.add(measurement(**row))  # the first point claims the file at once
