@@ -1,5 +1,4 @@
 """A tiny CNN (conv, batch norm, relu, pool, linear) for the predictor's --measure test: fast on any CPU."""
-import torch
 from torch import nn
 
 
