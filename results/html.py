@@ -367,11 +367,9 @@ def sweep_svg(result: dict, rows: list[dict], title: str) -> str:
     return plot.svg()
 
 
-def _models(record: dict, result: dict, prefix: str) -> list[dict]:
+def _models(record: dict, result: dict, prefix: str, rows: list[dict]) -> list[dict]:
     from results.layer_plots import _slug, model_groups, sweep_groups
-    from results.layers import layer_rows
 
-    rows = layer_rows(record)
     out = []
     for i, ((model, dtype), mine) in enumerate(model_groups(rows).items()):
         title = f"{model} [{dtype}] on the measured roofline of {record['platform'].get('name')}"
@@ -389,7 +387,7 @@ def _models(record: dict, result: dict, prefix: str) -> list[dict]:
 
 def record_context(record: dict, path: str | None, index: int = 0) -> dict:
     """Everything the page shows of one record."""
-    from results.layers import model_rows
+    from results.layers import layer_rows, model_rows
     from results.report import (blas_lines, hardware_memory_lines, load_lines, sentinel_lines, silicon_lines,
                                 summary_text, telemetry_lines, threads_lines)
     from results.roofline import analyse
@@ -398,6 +396,7 @@ def record_context(record: dict, path: str | None, index: int = 0) -> dict:
     if record.get("distributed"):
         return _distributed_context(record, path, prefix)
     result = analyse(record)
+    rows = layer_rows(record)  # once: the model figures and the model totals both read them
     info = record.get("platform") or {}
     context = {"kind": "run", "anchor": prefix, "path": path, "record": record, "info": info,
                "name": f"{info.get('name')} [{info.get('device')}]", "stack": stack_items(record),
@@ -407,7 +406,7 @@ def record_context(record: dict, path: str | None, index: int = 0) -> dict:
                "telemetry": telemetry_svg(record, f"{prefix}tel"),
                "roofline": roofline_svg(record, result, f"{prefix}roof"),
                "ceilings": ceilings_rows(record, result), "problems": problem_rows(record),
-               "models": _models(record, result, prefix), "model_totals": model_rows(record),
+               "models": _models(record, result, prefix, rows), "model_totals": model_rows(record, rows),
                "summary": summary_text(record, path)}
     context["validation"] = _validation(record)
     context["conventions"] = list(dict.fromkeys((c["section"], c["convention"]) for c in context["ceilings"]
