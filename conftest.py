@@ -24,6 +24,9 @@ def pytest_addoption(parser):
     group.addoption("--model", default=None,
                     help="time the layers of your own model: a torchvision name or package.module:factory")
     group.addoption("--input", default=None, help="input shape for --model, e.g. 8,3,224,224")
+    group.addoption("--budget", default=None, metavar="SECONDS",
+                    help="the run's time budget (default: 80 s quick / 600 s full on a CPU, 200 / 900 s on a GPU); "
+                         "every group gets its share, and no group starts a point once its share is spent")
     group.addoption("--spec", default=None,
                     help="a vendor spec sheet (YAML, see platforms/specs/) to validate against; default: the "
                          "bundled sheet matching the device")
@@ -38,10 +41,7 @@ def pytest_configure(config):
     from kernels.base import ALL_GEMM_DTYPES
     from platforms import PlatformError, resolve
 
-    try:
-        config._roofline_platform = resolve(config.getoption("--platform"))
-    except PlatformError as exc:
-        raise pytest.UsageError(str(exc)) from None
+    # options that need no torch are checked first: a typo is answered at once, not after torch has loaded
     dtypes = config.getoption("--dtypes")
     chosen = list(dict.fromkeys(d.strip() for d in dtypes.split(",") if d.strip())) if dtypes is not None \
         else list(ALL_GEMM_DTYPES)  # dict.fromkeys: fp32,fp32 runs once
@@ -52,6 +52,29 @@ def pytest_configure(config):
     if unknown:
         raise pytest.UsageError(f"--dtypes: unknown {', '.join(unknown)}; choose from {', '.join(ALL_GEMM_DTYPES)}")
     config._roofline_dtypes = chosen
+    budget = config.getoption("--budget")
+    if budget is not None:
+        try:
+            config._roofline_budget_s = float(budget)
+            if not 0 < config._roofline_budget_s < 1e7:
+                raise ValueError
+        except ValueError:
+            raise pytest.UsageError(f"--budget {budget!r}: give the run's time budget in seconds, a positive number "
+                                    "(e.g. --budget 120)") from None
+    else:
+        config._roofline_budget_s = None
+    spec = config.getoption("--spec")
+    if spec:
+        from results.specs import SpecError, load_spec
+
+        try:
+            load_spec(spec)  # a malformed sheet fails now, before anything is measured
+        except SpecError as exc:
+            raise pytest.UsageError(f"--spec: {exc}") from None
+    try:
+        config._roofline_platform = resolve(config.getoption("--platform"))
+    except PlatformError as exc:
+        raise pytest.UsageError(str(exc)) from None
     _handle_sigterm(config)
     model = config.getoption("--model")
     if model or config.getoption("--input"):
@@ -65,14 +88,6 @@ def pytest_configure(config):
             check_model_name(model)  # unknown names fail here, before any timing
         except CountError as exc:
             raise pytest.UsageError(f"--model/--input: {exc}") from None
-    spec = config.getoption("--spec")
-    if spec:
-        from results.specs import SpecError, load_spec
-
-        try:
-            load_spec(spec)  # a malformed sheet fails now, before anything is measured
-        except SpecError as exc:
-            raise pytest.UsageError(f"--spec: {exc}") from None
     config._roofline_suite = None
 
 
@@ -91,6 +106,47 @@ def _handle_sigterm(config) -> None:
         raise KeyboardInterrupt("SIGTERM")
 
     config._roofline_sigterm = signal.signal(signal.SIGTERM, on_term)
+    _watch_signals(config)
+
+
+def _watch_signals(config) -> None:
+    """Python runs a signal's handler only between bytecodes: a SIGTERM or Ctrl-C that arrives during a long native
+    call (a BLAS GEMM, a C kernel) waits for it to return. The pipe given to ``signal.set_wakeup_fd`` gets the signal
+    number at once, in C; this thread (blocked in read, no CPU) says what the run is waiting for."""
+    import signal
+    import threading
+    import time
+
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
+    try:
+        config._roofline_wakeup = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+    except (ValueError, OSError):
+        os.close(read_fd), os.close(write_fd)
+        return
+    names = {int(signal.SIGTERM): "SIGTERM", int(signal.SIGINT): "Ctrl-C (SIGINT)"}
+    try:  # pytest captures fd 2 while tests run: write to the terminal's own stderr, which its capture keeps open
+        err_fd = os.dup(config.pluginmanager.get_plugin("capturemanager")._global_capturing.err.targetfd_save)
+    except Exception:  # no fd capture (-s) or another pytest: plain stderr
+        err_fd = os.dup(2)
+
+    def watch():
+        from bench.harness import RUNNING
+
+        while True:
+            try:
+                data = os.read(read_fd, 64)
+            except OSError:
+                return
+            if not data:
+                return
+            what, since = RUNNING["what"], RUNNING["since"]
+            name = ", ".join(names.get(b, f"signal {b}") for b in sorted(set(data)))
+            wait = (f"; waiting for the running call to return ({what}, running for {time.monotonic() - since:.1f} s)"
+                    if what and since else "")
+            os.write(err_fd, f"\nroofline: {name}: stopping{wait}; the record keeps everything finished\n".encode())
+
+    threading.Thread(target=watch, daemon=True, name="roofline-signal-watch").start()
 
 
 def pytest_unconfigure(config):
@@ -99,6 +155,11 @@ def pytest_unconfigure(config):
     previous = getattr(config, "_roofline_sigterm", None)
     if previous is not None:
         signal.signal(signal.SIGTERM, previous)
+    if hasattr(config, "_roofline_wakeup"):
+        try:
+            signal.set_wakeup_fd(config._roofline_wakeup)
+        except (ValueError, OSError):
+            pass
 
 
 def pytest_collection_modifyitems(session, config, items):
@@ -116,6 +177,54 @@ def pytest_collection_modifyitems(session, config, items):
     for item in bench_items:
         item.add_marker(pytest.mark.benchmark(timer=platform.clock, disable_gc=True))
     config._roofline_progress = _make_progress(config, bench_items)
+    from bench.harness import TimeBudget, budget_group
+    from kernels.gemm import dtype_support
+
+    def has_path(dtype):  # tf32 on a CPU takes no share of the GEMM budget
+        try:
+            return not dtype_support(dtype, platform.device)
+        except Exception:
+            return True
+
+    with_path = [d for d in config._roofline_dtypes if has_path(d)]
+    config._roofline_clock = TimeBudget.for_run(platform.kind, config.getoption("--quick"), config._roofline_budget_s,
+                                                gemm_dtypes=len(with_path) or 1)
+    config._roofline_groups = {item.nodeid: budget_group(item) for item in bench_items}
+    config._roofline_clock.expect(config._roofline_groups.values())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    """Every benchmark item's call (the measuring, not the session's fixtures) counts against its budget group."""
+    import time
+
+    groups = getattr(item.config, "_roofline_groups", None) or {}
+    start = time.monotonic()
+    yield
+    if item.nodeid in groups:
+        item.config._roofline_clock.add(groups[item.nodeid], time.monotonic() - start)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    yield
+    groups = getattr(item.config, "_roofline_groups", None) or {}
+    if item.nodeid in groups:
+        item.config._roofline_clock.finished(groups[item.nodeid])
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """An item whose group's share (or the run's budget) is spent is cut before it starts, with the reason."""
+    group = (getattr(item.config, "_roofline_groups", None) or {}).get(item.nodeid)
+    suite = getattr(item.config, "_roofline_suite", None)
+    if group is None or suite is None:
+        return
+    reason = suite.clock.cut_reason(group)
+    if reason:
+        from bench.harness import item_label
+
+        suite.not_measured("cut", reason, **item_label(item, group))
 
 
 def _make_progress(config, items):
@@ -172,7 +281,8 @@ def _options(config) -> dict:
     return {"platform": config.getoption("--platform"), "quick": config.getoption("--quick"),
             "dtypes": config._roofline_dtypes, "results_dir": config.getoption("--results-dir"),
             "spec": os.path.abspath(config.getoption("--spec")) if config.getoption("--spec") else None,
-            "model": config.getoption("--model"), "input": config.getoption("--input")}
+            "model": config.getoption("--model"), "input": config.getoption("--input"),
+            "budget_s": config._roofline_clock.run_s}
 
 
 @pytest.fixture(scope="session")
@@ -194,7 +304,7 @@ def suite(pytestconfig, platform):
     sampler.__enter__()
     s = Suite(platform=platform, record=record, budget=Budget.for_run(platform.kind, pytestconfig.getoption("--quick")),
               reporter=pytestconfig.pluginmanager.get_plugin("terminalreporter"),
-              capture=pytestconfig.pluginmanager.get_plugin("capturemanager"))
+              capture=pytestconfig.pluginmanager.get_plugin("capturemanager"), clock=pytestconfig._roofline_clock)
     s.run_sampler = sampler
     s.progress = getattr(pytestconfig, "_roofline_progress", None)
     pytestconfig._roofline_suite = s
@@ -222,6 +332,7 @@ def pytest_sessionfinish(session, exitstatus):
         record.data["progress_view"] = {"mode": progress.mode, "seconds_spent": round(progress.overhead_s, 4)}
     suite.run_sampler.__exit__(None, None, None)
     record.data["telemetry"] = suite.run_sampler.summary()
+    record.data["time_budget"] = suite.clock.to_dict()
     record.data["finished"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     status = {0: "complete", 1: "finished with failures (see the failed points)", 2: "interrupted"}.get(
         int(exitstatus), f"ended with pytest exit status {int(exitstatus)}")
@@ -300,7 +411,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
 
 @pytest.fixture(autouse=True, scope="module")
 def _dram_sentinel(request):
-    """A DRAM sentinel at the start and the end of every benchmark file (bench/harness.py: Suite.sentinel)."""
+    """A DRAM sentinel at the start of the run and at the end of every benchmark file (bench/harness.py:
+    Suite.sentinel); the end of one file is the start of the next, seconds apart, so that is measured once."""
     in_bench = Path(request.module.__file__).resolve().parent == ROOT / "bench"
     uses_suite = in_bench and any("suite" in getattr(item, "fixturenames", ()) for item in request.session.items
                                   if getattr(item, "module", None) is request.module)
@@ -308,9 +420,12 @@ def _dram_sentinel(request):
         yield
         return
     suite = request.getfixturevalue("suite")
-    suite.sentinel(f"start of {request.module.__name__}")
+    if not any(m.get("group") == "sentinel" for m in suite.record.measurements):
+        suite.sentinel(f"start of {request.module.__name__}")
     yield
-    suite.sentinel(f"end of {request.module.__name__}")
+    last = max((i for i, m in enumerate(suite.record.measurements) if m.get("group") == "sentinel"), default=-1)
+    if any(m.get("status") == "ok" for m in suite.record.measurements[last + 1:]):  # only after measuring something
+        suite.sentinel(f"end of {request.module.__name__}")
 
 
 def pytest_benchmark_update_machine_info(config, machine_info):

@@ -28,6 +28,133 @@ COLD_RETRY_FACTOR = 4.0
 #: --quick: a dtype whose GEMM runs below this fraction of the fp32 GEMM has no fast path here (slow_path_cut)
 SLOW_PATH_FRACTION = 1 / 8
 
+#: the run's time budget in seconds by (platform kind, --quick); --budget SECONDS overrides it. Each group may spend
+#: up to CAP_FACTOR x its share; an item starts only while the run's budget, less what the groups not yet started are
+#: guaranteed (GUARANTEE x their share), has time left. No call longer than the cap is started twice, so a run ends
+#: within its budget plus the items under way: within 1.5x of it by construction (tests/test_budget.py)
+RUN_BUDGET_S = {("cpu", True): 80.0, ("cpu", False): 600.0, ("gpu", True): 200.0, ("gpu", False): 900.0}
+#: each group's share of the run's budget (they add up to 1; budget groups are bench.progress's groups, with the
+#: hardware stream kernels apart from torch's so that neither can starve the other; GEMM's share is split evenly over
+#: the dtypes that have a path on the device). Set from a quiet --quick run on a 2-core Xeon VM (2026-12-01).
+GROUP_SHARES = {"GEMM": 0.22, "stream": 0.30, "hardware stream": 0.10, "layers": 0.16, "probes": 0.08,
+                "silicon peak": 0.05, "thread scaling": 0.03, "models": 0.03, "transfers": 0.03}
+CAP_FACTOR, GUARANTEE = 1.5, 0.5
+#: re-measuring disturbed points may take at most this share of the run's budget
+RETRY_SHARE = 0.15
+#: once this share of the points measured so far (at least WHOLE_MIN_POINTS of them) was disturbed, the run is
+#: disturbed as a whole: it says so once and stops re-measuring point by point
+WHOLE_SHARE, WHOLE_MIN_POINTS = 0.5, 12
+
+
+@dataclass
+class TimeBudget:
+    """The run's clock against its budget: seconds spent per budget group (the call phase of every item, timed by
+    conftest's hooks), items still to run per group, the time spent re-measuring disturbed points, and the reason an
+    item must not start."""
+
+    run_s: float
+    gemm_dtypes: int = 1
+    shares: dict = field(default_factory=lambda: dict(GROUP_SHARES))
+    started: float = field(default_factory=time.monotonic)
+    spent: dict = field(default_factory=dict)
+    pending: dict = field(default_factory=dict)
+    retry_s: float = 0.0
+
+    @classmethod
+    def for_run(cls, kind: str, quick: bool, budget_s: float | None = None, gemm_dtypes: int = 1) -> "TimeBudget":
+        run_s = budget_s if budget_s else RUN_BUDGET_S[("cpu" if kind == "cpu" else "gpu", bool(quick))]
+        return cls(run_s=float(run_s), gemm_dtypes=max(1, gemm_dtypes))
+
+    def share(self, group: str) -> float:
+        base = "GEMM" if group.startswith("GEMM") else group
+        share = self.shares.get(base, 0.0)
+        return share / self.gemm_dtypes if base == "GEMM" else share
+
+    def group_s(self, group: str) -> float | None:
+        """Seconds this budget group may spend (None: an item of no group, bounded by the run's budget only)."""
+        share = self.share(group)
+        return CAP_FACTOR * share * self.run_s if share else None
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def expect(self, groups) -> None:
+        """The items the run will try, by budget group (for the guarantee of groups not yet started)."""
+        for group in groups:
+            self.pending[group] = self.pending.get(group, 0) + 1
+
+    def add(self, group: str, seconds: float) -> None:
+        self.spent[group] = self.spent.get(group, 0.0) + seconds
+
+    def finished(self, group: str) -> None:
+        if self.pending.get(group):
+            self.pending[group] -= 1
+
+    def reserved_s(self, group: str) -> float:
+        """What the groups that have not started yet (items pending, nothing spent) are guaranteed."""
+        return sum(GUARANTEE * self.share(g) * self.run_s for g, n in self.pending.items()
+                   if n and g != group and not self.spent.get(g))
+
+    def cut_reason(self, group: str) -> str | None:
+        left = self.run_s - self.elapsed()
+        if left <= 0:
+            return (f"the run's time budget ({self.run_s:.0f} s) is spent: not measured (--budget SECONDS gives a run "
+                    "more time)")
+        if left <= self.reserved_s(group):
+            return (f"the run's time budget ({self.run_s:.0f} s) has {left:.1f} s left, kept for the groups not yet "
+                    "started: not measured (--budget SECONDS gives a run more time)")
+        limit = self.group_s(group)
+        if limit is not None and self.spent.get(group, 0.0) >= limit:
+            return (f"the {group} group's share of the run's budget ({limit:.1f} s of {self.run_s:.0f} s) is spent: "
+                    "not measured (--budget SECONDS gives a run more time)")
+        return None
+
+    def retry_allowed(self) -> bool:
+        return self.retry_s < RETRY_SHARE * self.run_s
+
+    def to_dict(self) -> dict:
+        return {"run_s": self.run_s, "elapsed_s": round(self.elapsed(), 2),
+                "groups": {g: {"budget_s": None if self.group_s(g) is None else round(self.group_s(g), 2),
+                               "spent_s": round(t, 2)} for g, t in sorted(self.spent.items())},
+                "retry_s": round(self.retry_s, 2), "retry_budget_s": round(RETRY_SHARE * self.run_s, 2),
+                "rule": (f"each group up to {CAP_FACTOR:g} x its share of the run's budget; groups not yet started are "
+                         f"guaranteed {GUARANTEE:g} x theirs; re-measuring up to {RETRY_SHARE:.0%} of the budget")}
+
+
+def budget_group(item) -> str:
+    """The budget group of a pytest item: its progress group, with the hardware (native, Triton) stream kernels apart
+    from torch's."""
+    from bench.progress import item_group
+
+    group = item_group(item)
+    function = getattr(getattr(item, "function", None), "__name__", "")
+    if group == "stream" and function in ("test_native_stream", "test_triton_stream"):
+        return "hardware stream"
+    return group
+
+
+def item_label(item, group: str) -> dict:
+    """Record fields naming an item that is cut before it runs (its parameters where they say what it measures)."""
+    params = getattr(getattr(item, "callspec", None), "params", {}) or {}
+    if "gemm_point" in params:
+        dtype, shape, impl = params["gemm_point"]
+        return {"group": "gemm", "kernel": "gemm", "dtype": dtype, "impl": impl, "shape": shape.as_list(),
+                "flops": shape.flops}
+    for key, impl, dtype in (("stream_point", "torch", "fp32"), ("native_point", "native", "fp64"),
+                             ("triton_point", "triton", "fp32")):
+        if key in params and isinstance(params[key], tuple):
+            name, size = params[key][:2]
+            return {"group": "stream", "kernel": name, "dtype": dtype, "impl": impl, "size_bytes": size}
+    if "fma_dtype" in params:
+        return {"group": "peak", "kernel": "fma", "dtype": params["fma_dtype"], "impl": "native"}
+    if "engine_point" in params:
+        return {"group": "peak", "kernel": params["engine_point"][0], "dtype": params["engine_point"][1],
+                "impl": "native"}
+    name = getattr(item, "originalname", None) or item.name
+    callspec = getattr(item, "callspec", None)
+    return {"group": group, "kernel": name.removeprefix("test_"), "dtype": "-",
+            "shape": [callspec.id] if callspec else None}
+
 
 @dataclass
 class Budget:
@@ -68,6 +195,17 @@ class Suite:
     capture: Any = None  # pytest's capture manager: progress lines must bypass output capture
     best_rate: dict[str, float] = field(default_factory=dict)
     monitor: Any = field(default_factory=LoadMonitor)
+    #: the run's clock and budget (conftest times every item against it)
+    clock: TimeBudget = field(default_factory=lambda: TimeBudget(run_s=math.inf))
+    #: dtype -> why it has no usable path here (its first call on the smallest shape was over the cap)
+    no_path: dict[str, str] = field(default_factory=dict)
+    #: dtype -> the rate of a tiny GEMM probe (probe_cut), None where the probe could not run
+    probe_rate: dict[str, float | None] = field(default_factory=dict)
+    #: points measured / first attempt disturbed (for "disturbed as a whole")
+    points_seen: int = 0
+    points_disturbed: int = 0
+    #: the sentence said once when the run is disturbed as a whole (then no point is re-measured)
+    disturbed_whole: str | None = None
 
     # -- progress ------------------------------------------------------------------------------------------
     progress: Any = None  # bench.progress.RunProgress (live view / plain lines / quiet), set by conftest.py
@@ -113,11 +251,45 @@ class Suite:
         pytest.skip(f"{status}: {reason}")
 
     def estimate_cut(self, dtype: str, flops: int) -> str | None:
-        """Reason to cut a point before running it, from the rate this dtype reached on smaller shapes."""
+        """Reason to cut a point before running it: the dtype has no usable path here, or the rate it reached on
+        smaller shapes says one call would be over the cap."""
+        if dtype in self.no_path:
+            return self.no_path[dtype]
         rate = self.best_rate.get(dtype)
         if rate and flops / rate > self.budget.call_cap_s:
             return (f"one call would take about {flops / rate:.2f} s at the {rate / 1e9:.3g} GFLOP/s this dtype "
                     f"reached so far, over the {self.budget.call_cap_s:g} s cap per call: point cut short")
+        return None
+
+    def probe_cut(self, dtype: str, flops: int, make_probe: Callable[[], Prepared]) -> str | None:
+        """Before a dtype's first GEMM point: two calls of a tiny GEMM (``make_probe``) estimate its rate. Where one
+        call of the first (smallest) shape would take over COLD_RETRY_FACTOR x the cap, the dtype has no usable path
+        here and none of its shapes is tried (fp8 torch._scaled_mm on a CPU: seconds per 512^3 call)."""
+        if dtype in self.no_path:
+            return self.no_path[dtype]
+        if dtype in self.best_rate or dtype in self.probe_rate:
+            return None
+        self.probe_rate[dtype] = None
+        try:
+            p = make_probe()
+            set_running(f"gemm {dtype} probe {'x'.join(map(str, p.shape[1:]))}")
+            seconds = min(_block(self.platform.clock, p.fn, 1) for _ in range(2))
+            rate, what = p.flops / max(seconds, 1e-9), "x".join(map(str, p.shape[1:]))
+            p.state.clear()
+        except Exception:  # the point itself will say what is wrong
+            return None
+        finally:
+            set_running(None)
+        self.probe_rate[dtype] = rate
+        estimate = flops / rate
+        if estimate > COLD_RETRY_FACTOR * self.budget.call_cap_s:
+            self.no_path[dtype] = (
+                f"no usable {dtype} GEMM path on this device: a {what} probe ran at {rate / 1e9:.3g} "
+                f"G{'OP' if dtype == 'int8' else 'FLOP'}/s, so one call of its smallest shape would take about "
+                f"{estimate:.1f} s, over {COLD_RETRY_FACTOR:g} x the {self.budget.call_cap_s:g} s cap per call; no shape "
+                "is tried")
+            self.say(f"  gemm {dtype}: {self.no_path[dtype]}")
+            return self.no_path[dtype]
         return None
 
     def slow_path_cut(self, dtype: str) -> str | None:
@@ -146,6 +318,7 @@ class Suite:
             what = "out of memory while running" if is_out_of_memory(exc) else f"failed while running ({type(exc).__name__})"
             self.not_measured("skipped", f"{what}: {_short(exc)}", **_label(prepared))
         finally:
+            set_running(None)
             if prepared.cleanup:
                 prepared.cleanup()
             prepared.state.clear()
@@ -159,8 +332,13 @@ class Suite:
         if self.save_error:  # the run is stopping: measure nothing more
             return None
         size = max(4 * self.platform.llc_bytes(), (1 << 30) if self.platform.kind != "cpu" else 0)
+        size = min(size, self.platform.memory_bytes() // 4)
         try:
-            p = stream.prepare("copy", size, self.platform.device)
+            # the arrays are kept for the next check where they take at most 1/8 of the free memory (allocating and
+            # faulting in GiB-sized arrays cost more than the check itself); the output is zeroed before each check
+            p = self._sentinel_arrays if getattr(self, "_sentinel_arrays", None) is not None else \
+                stream.prepare("copy", size, self.platform.device)
+            p.state["c"].zero_()
             p.fn()
             self.monitor.start()
             times = [_block(self.platform.clock, p.fn, 1) for _ in range(5)]
@@ -172,7 +350,11 @@ class Suite:
                           size_bytes=p.size_bytes, bytes=p.bytes, times_s=times, number_per_run=1,
                           verified=verdict.ok, status="ok" if verdict.ok else "failed", convention=p.convention,
                           extra={"when": when, "statistic": "best of 5 single calls"})
-        p.state.clear()
+        if 2 * p.size_bytes <= self.platform.memory_bytes() // 8:
+            self._sentinel_arrays = p
+        else:
+            self._sentinel_arrays = None
+            p.state.clear()
         self.add(_with_load(row, load))
         return row
 
@@ -196,16 +378,24 @@ class Suite:
         autotuning, page faults), so it never sets the per-dtype rate used to cut larger shapes, and a first call
         over the cap is followed by one warm call before the point is cut."""
         budget = self.budget
+        first_of_dtype = p.group == "gemm" and p.dtype not in self.best_rate
+        set_running(f"{p.group} {p.kernel} {p.dtype} {_where(p)}: first call")
         cold = _block(self.platform.clock, p.fn, 1)
         if cold > COLD_RETRY_FACTOR * budget.call_cap_s:
+            if first_of_dtype:
+                self._no_path(p, f"its first call on its smallest shape ({_where(p)}) took {cold:.2f} s")
             self.not_measured("cut", (
                 f"the first call took {cold:.2f} s, over {COLD_RETRY_FACTOR:g} x the {budget.call_cap_s:g} s cap per "
                 "call: point cut short, no figure (a first call is not used to estimate the rate of larger shapes)"),
                 **_label(p))
+        set_running(f"{p.group} {p.kernel} {p.dtype} {_where(p)}: warm call (the first took {cold:.2f} s)")
         warm = max(_block(self.platform.clock, p.fn, 1), 1e-9)
+        set_running(f"{p.group} {p.kernel} {p.dtype} {_where(p)}: timed calls of about {warm:.2g} s each")
         if warm > budget.call_cap_s:
             if p.group == "gemm":
                 self.best_rate[p.dtype] = min(self.best_rate.get(p.dtype, math.inf), p.flops / warm)
+                if first_of_dtype:
+                    self._no_path(p, f"one warm call on its smallest shape ({_where(p)}) took {warm:.2f} s")
             self.not_measured("cut", (f"one warm call took {warm:.2f} s (the first {cold:.2f} s), over the "
                                       f"{budget.call_cap_s:g} s cap per call: point cut short, no figure"), **_label(p))
         iterations = max(1, math.ceil(budget.block_s / warm))
@@ -219,6 +409,11 @@ class Suite:
             benchmark.pedantic(p.fn, rounds=rounds, iterations=iterations, warmup_rounds=1 if iterations > 1 else 0)
             times = list(benchmark.stats.stats.data)  # per-call seconds, one per round
         return times, iterations, cold
+
+    def _no_path(self, p: Prepared, what: str) -> None:
+        self.no_path[p.dtype] = (f"no usable {p.dtype} GEMM path on this device: {what}, over the "
+                                 f"{self.budget.call_cap_s:g} s cap per call; larger shapes are not tried")
+        self.say(f"  gemm {p.dtype}: {self.no_path[p.dtype]}")
 
     def cold_times(self, p: Prepared, device_times: list[float] | None = None) -> list[float]:
         """One call per round after flushing the caches (triton / nvFuser practice for per-layer timings): host
@@ -241,15 +436,23 @@ class Suite:
         disturbed one, and what the monitor saw (``interference``, with every attempt and, if it stayed disturbed,
         the processes that were busy)."""
         tries = []
+        retry_started = None
         for attempt in range(1 + self.budget.retries):
             if attempt:
+                if not self._may_retry():
+                    break
+                retry_started = retry_started or time.monotonic()
                 time.sleep(self.budget.retry_pause_s)
             self.monitor.start()
             result = measure(attempt)
             load = self.monitor.stop()
             tries.append((result, load))
+            if attempt == 0:
+                self._count_disturbed(load)
             if not load["disturbed"]:
                 break
+        if retry_started is not None:
+            self.clock.retry_s += time.monotonic() - retry_started
         result, load = min(tries, key=lambda t: (t[1]["disturbed"], t[1]["wait_threads"] + t[1]["other_cores"]))
         info = {**load, "attempts": len(tries), "attempt_loads": [
             {k: t[1][k] for k in ("other_cores", "wait_threads", "steal_frac", "disturbed")} for t in tries]}
@@ -259,6 +462,23 @@ class Suite:
             if busy:
                 info["evidence"] += f"; busy: {describe_processes(busy)}"
         return result, info
+
+    def _may_retry(self) -> bool:
+        """Re-measuring draws on a bounded share of the run (RETRY_SHARE), and stops once the run is disturbed as
+        a whole."""
+        return self.disturbed_whole is None and self.clock.retry_allowed()
+
+    def _count_disturbed(self, load: dict) -> None:
+        self.points_seen += 1
+        self.points_disturbed += bool(load.get("disturbed"))
+        if (self.disturbed_whole is None and self.points_seen >= WHOLE_MIN_POINTS
+                and self.points_disturbed >= WHOLE_SHARE * self.points_seen):
+            self.disturbed_whole = (
+                f"this run is disturbed as a whole: {self.points_disturbed} of the first {self.points_seen} points were "
+                f"disturbed ({load.get('evidence') or 'other work on the cores'}); points are no longer re-measured "
+                "one by one, and every disturbed figure is flagged as it stands")
+            self.record.data["disturbed_whole"] = self.disturbed_whole
+            self.say(f"  {self.disturbed_whole}")
 
     def _time(self, benchmark, p: Prepared) -> dict:
         def measure(attempt):
@@ -319,6 +539,7 @@ class Suite:
                 self.not_measured("skipped", f"out of memory while running: {_short(exc)}", **_label(p))
             self.not_measured("skipped", f"the layer failed: {type(exc).__name__}: {_short(exc)}", **_label(p))
         finally:
+            set_running(None)
             self.budget = full_budget
             if p.cleanup:
                 p.cleanup()
@@ -371,6 +592,21 @@ class Suite:
             return {"status": "skipped", "reason": f"{type(exc).__name__}: {_short(exc)}"}
         finally:
             g.state.clear()
+
+
+#: what the process is running now, for the signal watcher's message (conftest: a SIGTERM or Ctrl-C that arrives
+#: while a long native call runs is answered only when the call returns)
+RUNNING: dict[str, Any] = {"what": None, "since": None}
+
+
+def set_running(what: str | None) -> None:
+    RUNNING["what"], RUNNING["since"] = what, time.monotonic()
+
+
+def _where(p: Prepared) -> str:
+    if p.group == "gemm" and p.shape:
+        return "x".join(map(str, p.shape[1:])) + (f" batch {p.shape[0]}" if p.shape[0] > 1 else "")
+    return f"{(p.size_bytes or 0) >> 10} KiB" if p.size_bytes else "x".join(map(str, p.shape or []))
 
 
 def _with_load(row: dict, load: dict) -> dict:

@@ -29,9 +29,11 @@ def test_gemm(suite, benchmark, gemm_point):
     dtype, shape, impl = gemm_point
     fields = dict(group="gemm", kernel="gemm", dtype=dtype, impl=impl, shape=shape.as_list(), flops=shape.flops,
                   convention=gemm.GEMM_CONVENTION)
-    reason = suite.estimate_cut(dtype, shape.flops) or suite.slow_path_cut(dtype)
+    device = suite.platform.device
+    probe = gemm.GemmShape(*(gemm.PROBE_SIZE,) * 3)
+    reason = (suite.estimate_cut(dtype, shape.flops) or suite.slow_path_cut(dtype)
+              or suite.probe_cut(dtype, shape.flops, lambda: gemm.prepare(probe, dtype, device, impl=impl)))
     if reason:
         suite.not_measured("cut", reason, **fields)
-    device = suite.platform.device
     suite.run(benchmark, lambda: gemm.prepare(shape, dtype, device, impl=impl,
                                               free_bytes=suite.platform.memory_bytes()), **fields)

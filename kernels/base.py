@@ -60,3 +60,33 @@ def is_out_of_memory(exc: BaseException) -> bool:
     return isinstance(exc, (RuntimeError, MemoryError)) and (
         "out of memory" in text or "can't allocate memory" in text or "not enough memory" in text
         or isinstance(exc, MemoryError))
+
+
+class ArrayPool:
+    """Large arrays kept between points of a sweep: a fresh GiB-sized array costs its page faults (about 0.5 s a GiB
+    on a VM), which a DRAM sweep would pay at every kernel. Arrays below ``min_bytes`` are not kept (cheap to make);
+    the pool holds at most ``cap_fraction`` of the memory available when an array is given back, oldest out first."""
+
+    def __init__(self, min_bytes: int = 64 << 20, cap_fraction: float = 1 / 8):
+        self.min_bytes, self.cap_fraction = min_bytes, cap_fraction
+        self.items: list[tuple[Any, int, Any]] = []  # (key, bytes, array), oldest first
+
+    def take(self, key, make: Callable[[], Any]):
+        for i, (k, _n, arr) in enumerate(self.items):
+            if k == key:
+                del self.items[i]
+                return arr
+        return make()
+
+    def give(self, key, nbytes: int, arr) -> None:
+        if arr is None or nbytes < self.min_bytes:
+            return
+        import psutil
+
+        cap = self.cap_fraction * (psutil.virtual_memory().available + sum(n for _k, n, _a in self.items))
+        self.items.append((key, nbytes, arr))
+        while self.items and sum(n for _k, n, _a in self.items) > cap:
+            self.items.pop(0)
+
+    def clear(self) -> None:
+        self.items.clear()

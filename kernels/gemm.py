@@ -21,6 +21,8 @@ OUTPUT_DTYPE = {"int8": "int32", "fp8": "bfloat16"}
 #: implementations of the fp8 GEMM on CUDA: torch._scaled_mm with its default (full-precision) accumulation, and
 #: with use_fast_accum=True (what vendor peak figures assume; products are summed in reduced precision)
 FP8_FAST_ACCUM = "torch+fast_accum"
+#: the tiny square GEMM whose rate decides, before a dtype's first shape, whether it has a usable path at all
+PROBE_SIZE = 128
 #: CUDA's int8 and fp8 GEMMs need dimensions that are multiples of these (torch._int_mm / torch._scaled_mm checks)
 CUDA_MULTIPLE = {"int8": 8, "fp8": 16}
 

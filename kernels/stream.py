@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from kernels.base import Prepared, Unsupported, Verdict, torch_dtype
+from kernels.base import ArrayPool, Prepared, Unsupported, Verdict, torch_dtype
 
 STREAM_CONVENTION = ("STREAM convention: each array element read or written counts once "
                      "(copy = 2 x itemsize per element, add/triad = 3 x), no write-allocate traffic")
@@ -54,22 +54,54 @@ def bytes_per_element(kernel: StreamKernel, itemsize: int) -> int:
     return (kernel.reads + kernel.writes) * itemsize
 
 
-def sweep_sizes(llc_bytes: int, quick: bool, max_bytes: int, start: int = 16 << 10, min_end: int = 0) -> list[int]:
-    """Working sets (bytes, all arrays together) from ``start`` to at least 4x the last-level cache (and at least
-    ``min_end``: GPUs need large arrays to saturate HBM).
+#: a quick sweep keeps every octave up to this working set (cheap points: allocation and the check cost little);
+#: beyond it only the middle of each larger cache level and one DRAM size (points of a GiB cost seconds each)
+QUICK_OCTAVES_UP_TO = 32 << 20
 
-    Logarithmic: one point per octave in quick runs, two in full runs (the second at 1.5x)."""
+
+def sweep_sizes(llc_bytes: int, quick: bool, max_bytes: int, start: int = 16 << 10, min_end: int = 0,
+                level_tops: list[int] | tuple = ()) -> list[int]:
+    """Working sets (bytes, all arrays together) from ``start`` to at least 4x the last-level cache (and at least
+    ``min_end``: GPUs need large arrays to saturate HBM), never above ``max_bytes`` (a share of the free memory).
+
+    Logarithmic: one point per octave in quick runs, two in full runs (the second at 1.5x). A quick run keeps the
+    octaves up to QUICK_OCTAVES_UP_TO and beyond it only ``level_tops`` (the largest working set that still counts
+    for each cache level: half its capacity) and the DRAM size, so a 300 MiB L3 does not cost ten GiB-sized points
+    (the thinning applies where ``level_tops`` are given: the CPU's sweep)."""
     end = max(4 * llc_bytes, 64 << 20, min_end) if quick else max(8 * llc_bytes, 128 << 20, 4 * min_end)
     end = min(end, max_bytes)
     sizes, size = [], start
     while size <= end:
-        sizes.append(size)
+        if not quick or not level_tops or size <= QUICK_OCTAVES_UP_TO:
+            sizes.append(size)
         if not quick and size * 3 // 2 <= end:
             sizes.append(size * 3 // 2)
         size *= 2
-    if sizes and sizes[-1] < end and end >= 4 * llc_bytes:
+    if quick:
+        sizes += [top for top in level_tops if QUICK_OCTAVES_UP_TO < top < end]
+    if sizes and max(sizes) < end and end >= 4 * llc_bytes:
         sizes.append(end)
     return sorted(set(sizes))
+
+
+#: large CPU tensors kept between the points of a sweep (kernels.base.ArrayPool); GPU memory is cached by torch
+_POOL = ArrayPool()
+
+
+def _take(n: int, value: float, dtype, device):
+    import torch
+
+    if str(device) == "cpu":
+        t = _POOL.take((n, dtype), lambda: None)
+        if t is not None:
+            return t.fill_(value)
+    return torch.full((n,), value, dtype=dtype, device=device)
+
+
+def _give(*tensors) -> None:
+    for t in tensors:
+        if t is not None:
+            _POOL.give((t.numel(), t.dtype), t.numel() * t.element_size(), t)
 
 
 def point_size(name: str, working_set_bytes: int, itemsize: int, repeat_bytes: int = REPEAT_TARGET_BYTES) -> dict:
@@ -96,9 +128,9 @@ def prepare(name: str, working_set_bytes: int, device: str, dtype: str = "fp32",
     itemsize = torch.empty((), dtype=tdtype).element_size()
     size = point_size(name, working_set_bytes, itemsize, repeat_bytes)
     n, repeats = size["elements"], size["repeats"]
-    a = torch.full((n,), A, dtype=tdtype, device=device)
-    b = torch.full((n,), B, dtype=tdtype, device=device) if kernel.arrays == 3 else None
-    c = torch.zeros((n,), dtype=tdtype, device=device) if kernel.arrays >= 2 else a
+    a = _take(n, A, tdtype, device)
+    b = _take(n, B, tdtype, device) if kernel.arrays == 3 else None
+    c = _take(n, 0.0, tdtype, device) if kernel.arrays >= 2 else a
     out: dict[str, object] = {}
 
     if name == "copy":
@@ -130,7 +162,8 @@ def prepare(name: str, working_set_bytes: int, device: str, dtype: str = "fp32",
     def verify() -> Verdict:
         if kernel.expected is not None:
             target = a if name == "write" else c
-            wrong = int((target != kernel.expected).sum())
+            lo, hi = torch.aminmax(target)  # every element equal to one value <=> min == max == it (NaN fails)
+            wrong = 0 if float(lo) == float(hi) == kernel.expected else int((target != kernel.expected).sum())
             if wrong:
                 return Verdict(False, f"{wrong} of {n} elements differ from {kernel.expected}")
             return Verdict(True, f"all {n} elements equal {kernel.expected}")
@@ -153,4 +186,5 @@ def prepare(name: str, working_set_bytes: int, device: str, dtype: str = "fp32",
                "launches_per_call": 1, "launch_amortisation": (
                    f"one call = {repeats} passes in one kernel (stride-0 view); {repeat_rule or 'fixed size'}"
                    if name == "read_repeat" else "none: one pass per call")},
-        state={"a": a, "b": b, "c": c, "out": out})
+        state={"a": a, "b": b, "c": c, "out": out},
+        cleanup=(lambda: _give(a, b, c if c is not a else None)) if str(device) == "cpu" else None)

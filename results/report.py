@@ -48,7 +48,7 @@ def ceilings_json(record: dict) -> dict:
 
 def validation_text(record: dict, spec_path: str | None = None) -> str:
     """Measured / spec per ceiling, with flags; for the summary and `python -m results validate`."""
-    from results.specs import spec_for_record, validate
+    from results.specs import effective_clock_lines, spec_for_record, validate
 
     spec, how = spec_for_record(record, spec_path)
     rows = validate(record, spec)
@@ -69,6 +69,8 @@ def validation_text(record: dict, spec_path: str | None = None) -> str:
         lines.append(f"  {row['ceiling']:>5}: measured {si(row['measured'], row['unit'])} / spec "
                      f"{si(row['spec'], row['unit'])} = {100 * row['ratio']:.1f}%   [{row['spec_field']}]")
         lines += [f"         ! {flag}" for flag in row["flags"]]
+    if spec is None:
+        lines += effective_clock_lines(record)
     return "\n".join(lines)
 
 
@@ -168,19 +170,28 @@ def summary_text(record: dict, record_path: str | None = None, plot_path: str | 
     return "\n".join(lines)
 
 
+#: silicon kernels other than the FMA chains, as a person reads them
+ENGINE_NAMES = {"amx": "AMX tiles", "dot": "AVX512-BF16 dot products", "vnni": "AVX512-VNNI dot products"}
+
+
 def silicon_lines(result: dict) -> list[str]:
     """The silicon's peak (register-only FMA) beside the best GEMM: how much of the chip the BLAS reaches."""
     silicon = result.get("silicon") or {}
-    if not silicon:
+    below = result.get("silicon_below_gemm") or {}
+    if not silicon and not below:
         return []
-    lines = ["", "Silicon peak (register-only FMA chains: this project's C on a CPU, Triton on a GPU's CUDA cores; the "
-                 "roof above the GEMM's where the GEMM uses the same units):"]
+    lines = ["", "Silicon peak (register-only FMA chains, and on a CPU the matrix/dot-product engines its flags show: "
+                 "this project's C on a CPU, Triton on a GPU's CUDA cores; the roof above the GEMM's where the GEMM "
+                 "uses the same units):"]
     for dtype, c in silicon.items():
         gemm = result["compute"].get(dtype)
         ratio = f"; best GEMM {si(gemm.value, gemm.unit)} ({gemm.impl}) = {gemm.value / c.value:.2f} of it" if gemm else ""
         where = f"{(c.shape or [None])[0]} {'threads' if c.impl == 'native' else 'programs'}, {c.impl}"
         lines.append(f"  {dtype:>5}: {si(c.value, c.unit)} best (median {si(c.median_value, c.unit)}, CV {_pct(c.cv)}, "
-                     f"{where}){ratio}" + ("  ! DISTURBED" if c.disturbed else ""))
+                     f"{where}{'' if c.kernel == 'fma' else ', ' + ENGINE_NAMES.get(c.kernel, c.kernel)}){ratio}"
+                     + ("  ! DISTURBED" if c.disturbed else ""))
+    for dtype, entry in below.items():
+        lines.append(f"  {dtype:>5}: no silicon roof: {entry['reason']}")
     return lines
 
 
@@ -226,8 +237,8 @@ def sentinel_lines(record: dict, result: dict) -> list[str]:
     where = (f": the DRAM ceiling ({si(dram.value, 'B/s')}, {dram.kernel}, another kernel) was taken at one moment "
              "of such a drift" if dram else "")
     disturbed = sum(1 for m in points if m.get("disturbed"))
-    return [f"  DRAM sentinel (torch copy, {(points[0].get('size_bytes') or 0) / 2**20:.0f} MiB, best of 5 calls, at the "
-            f"start and end of each benchmark file): {si(lo, 'B/s')} .. {si(hi, 'B/s')} over {len(points)} checks, "
+    return [f"  DRAM sentinel (torch copy, {(points[0].get('size_bytes') or 0) / 2**20:.0f} MiB, best of 5 calls, checked "
+            f"through the run: at its start and after benchmark files): {si(lo, 'B/s')} .. {si(hi, 'B/s')} over {len(points)} checks, "
             f"drift {100 * (hi - lo) / hi:.0f}%{where}" + (f"; {disturbed} of them disturbed" if disturbed else "")]
 
 

@@ -194,6 +194,21 @@ def silicon_ceilings(rows: list[dict]) -> dict[str, Ceiling]:
             for dtype, row in best.items()}
 
 
+def silicon_below_gemm(silicon: dict[str, Ceiling], compute: dict[str, Ceiling]) -> dict[str, dict]:
+    """Silicon figures below the GEMM of the same dtype, which runs on the same (or slower) units: such a figure is no
+    roof (the chains were disturbed, or ran on fewer units). {dtype: {"ceiling": Ceiling, "reason": text}}; the
+    analysis leaves them out of ``silicon`` so no plot or summary draws them as a roof."""
+    out = {}
+    for dtype, c in silicon.items():
+        gemm = compute.get(dtype)
+        if gemm and c.value < gemm.value:
+            out[dtype] = {"ceiling": c, "reason": (
+                f"the {dtype} silicon figure ({c.value / 1e9:.4g} G/s, {c.kernel}) is below the {dtype} GEMM "
+                f"({gemm.value / 1e9:.4g} G/s, {gemm.impl}), which cannot outrun the units it runs on: the chains were "
+                f"disturbed{' (flagged)' if c.disturbed else ''} or ran on fewer units; not a roof")}
+    return out
+
+
 def memory_ceilings(rows: list[dict], caches: list[dict], hardware: bool = False) -> dict[str, Ceiling]:
     """Per memory level: torch's stream points (``hardware=False``: the roofs torch layers are placed against) or
     the native kernels' (``hardware=True``: cached and non-temporal stores, what the memory itself delivers)."""
@@ -263,12 +278,16 @@ def analyse(record: dict) -> dict:
     compute = compute_ceilings(rows)
     memory = memory_ceilings(rows, caches)
     silicon = silicon_ceilings(rows)
+    below = silicon_below_gemm(silicon, compute)
+    for dtype in below:
+        del silicon[dtype]
     memory_hw = memory_ceilings(rows, caches, hardware=True) if any(is_hardware(r) for r in rows) else {}
     transfer = transfer_ceilings(rows)
     dram = memory.get("DRAM") or memory.get("largest")
     ridges = {dtype: ridge_point(c.value, dram.value) for dtype, c in compute.items()} if dram else {}
     sizes, values = best_curve(rows)
     return {"compute": compute, "memory": memory, "transfer": transfer, "silicon": silicon, "memory_hw": memory_hw,
+            "silicon_below_gemm": below,
             "ridge_flop_per_byte": ridges,
             "dram_level": dram.name if dram else None, "plateaus": detect_plateaus(sizes, values) if sizes else [],
             "dispatch_overhead_s": dispatch_overhead_s(rows), "sync_latency_s": sync_latency_s(rows)}

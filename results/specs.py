@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from platforms import throttle
+from platforms.cores import core_model, documented_clock, engine_rates  # the core-model table: platform knowledge
 
 SPEC_DIR = Path(__file__).resolve().parent.parent / "platforms" / "specs"
 SCHEMA = "roofline-spec/1"
@@ -311,85 +312,150 @@ def match(info: dict, specs: list[Spec]) -> tuple[Spec | None, list[Spec], str]:
 
 
 # ---- CPU: a theoretical peak from the detected machine --------------------------------------------------------
-def core_model(info: dict) -> dict:
-    """FMA pipes and their width per core, from the vendor, CPUID family/model and flags the record holds.
+#: implied clocks (measured FMA rate / (cores x FLOP per cycle)) further apart than this are flagged
+CLOCK_SPREAD = 0.10
 
-    A table of what the vendors document, every entry an assumption where parts of one family differ (stated in
-    ``assumption``). Under a hypervisor the family/model can be a generic one (KVM's "EPYC" is family 23 model 1
-    whatever the host is): the effective clock derived from it is then only as right as this guess."""
-    flags = set(info.get("simd_flags") or [])
-    vendor = str(info.get("vendor") or "")
-    family, model = info.get("cpu_family"), info.get("cpu_model")
-    name = info.get("name") or ""
-    amd = vendor == "AuthenticAMD" or re.search(r"AMD|EPYC|Ryzen", name, re.IGNORECASE)
-    core, pipes, bits, note = None, 2, 128, ""
-    if amd and family == 23:
-        if model is not None and model >= 0x30:
-            core, bits = "Zen 2", 256
-        else:
-            core, bits = "Zen / Zen+", 128
-            note = "Zen and Zen+ split each 256-bit FMA into two on 2 x 128-bit pipes"
-    elif amd and family == 25:
-        zen4 = model is not None and (0x10 <= model <= 0x1F or 0x60 <= model <= 0x7F or 0xA0 <= model <= 0xAF)
-        core, bits = ("Zen 4", 256) if zen4 or "avx512f" in flags else ("Zen 3", 256)
-        if core == "Zen 4":
-            note = "Zen 4 runs AVX-512 on 2 x 256-bit FMA pipes"
-    elif amd and family == 26:
-        core, bits = "Zen 5", 512 if "avx512f" in flags else 256
-        note = "EPYC/desktop Zen 5 has 2 full 512-bit FMA pipes (mobile Zen 5 parts have 256-bit ones)"
-    elif amd and family is None:  # records made before the family was kept: the old rule, said as such
-        core, bits = "AMD (CPU family not recorded)", 256 if ({"avx2", "avx", "avx512f"} & flags) else 128
-        note = "assumed 2 x 256-bit FMA pipes (Zen 2 to Zen 4); Zen 5 has 512-bit ones, Zen/Zen+ 128-bit"
-    elif vendor == "GenuineIntel" or re.search(r"Intel|Xeon", name, re.IGNORECASE):
-        if "avx512f" in flags:
-            core, bits = "Intel with AVX-512", 512
-            note = "2 x 512-bit FMA units (Xeon Scalable Gold/Platinum and later; some parts have one)"
-        elif "fma" in flags:
-            core, bits = "Intel with AVX2/FMA", 256
-        elif "avx" in flags:
-            core, bits, pipes = "Intel AVX without FMA", 256, 1
-            note = "no FMA: one 256-bit multiply and one add per cycle, counted as 1 FMA pipe"
-    if core is None:  # anything else: from the widest vector flag, 2 pipes assumed
-        bits = 512 if "avx512f" in flags else 256 if ("avx2" in flags or "avx" in flags) else 128
-        core = f"unknown core ({vendor or '?'} family {family} model {model})"
-        note = "2 FMA pipes of the widest vector width assumed"
-    assumption = f"{core}: {pipes} x {bits}-bit FMA per core" + (f" ({note})" if note else "")
-    if info.get("hypervisor"):
-        assumption += "; a VM: the family/model may be a generic one the hypervisor shows"
-    return {"core": core, "fma_pipes": pipes, "fma_bits": bits, "assumption": assumption,
-            "flop_per_cycle": {"fp32": pipes * bits // 32 * 2, "fp64": pipes * bits // 64 * 2}}
+
+def implied_clocks(info: dict, silicon: dict | None, cores: int, core: dict) -> dict[str, float]:
+    """MHz each vector FMA dtype's measured rate implies (fp32, fp64): what the cores really ran at, if the
+    FLOP-per-cycle assumption holds."""
+    out = {}
+    for dtype in ("fp32", "fp64"):
+        rate = (silicon or {}).get(dtype)
+        if rate:
+            out[dtype] = rate / (cores * core["flop_per_cycle"][dtype]) / 1e6
+    return out
 
 
 def cpu_theoretical(info: dict, silicon: dict | None = None) -> dict:
-    """cores x FLOP per cycle per core x clock, for fp32 and fp64, with every assumption named.
+    """cores x FLOP per cycle per core x clock, per dtype (fp32, fp64, and bf16/int8 where an engine's per-cycle
+    figure is documented), every assumption named.
 
-    The clock: where the record has a measured register-only FMA rate (``silicon``: dtype -> FLOP/s), the effective
-    clock it implies (measured / (cores x FLOP per cycle)) - the OS often hides the boost clock (a VM reports its
-    nominal 2596 MHz while the cores run near 4 GHz); else the OS's maximum or current clock."""
+    The clock is never taken from the measurement the peak is compared with: a documented maximum turbo for the CPU
+    model (platforms.cores.DOCUMENTED_CLOCKS), else the OS's cpufreq maximum, else the OS's current clock (often the
+    nominal clock under a hypervisor: turbo may exceed it, said so). The effective clock the measured FMA rates imply
+    (``silicon``: dtype -> FLOP/s, clean points) is information beside it: the highest of the dtypes' implied clocks
+    (a disturbed chain only lowers its own), with a flag when they are more than 10% apart."""
     core = core_model(info)
     machine_cores = info.get("physical_cores") or info.get("logical_cores") or 1
     threads = info.get("torch_threads")
     cores = min(machine_cores, threads) if threads else machine_cores  # the peak of the cores the run could use
-    os_mhz = info.get("freq_mhz_max") or info.get("freq_mhz_current")
-    mhz, which = os_mhz, ("OS maximum" if info.get("freq_mhz_max") else
-                          "OS current (the OS reports no maximum; boost may exceed it)")
-    if silicon and silicon.get("fp64"):
-        mhz = silicon["fp64"] / (cores * core["flop_per_cycle"]["fp64"]) / 1e6
-        which = (f"effective, from the measured fp64 FMA rate (OS reports {os_mhz:.0f} MHz)" if os_mhz
-                 else "effective, from the measured fp64 FMA rate")
-    elif silicon and silicon.get("fp32"):
-        mhz = silicon["fp32"] / (cores * core["flop_per_cycle"]["fp32"]) / 1e6
-        which = f"effective, from the measured fp32 FMA rate (OS reports {os_mhz or 0:.0f} MHz)"
+    documented = documented_clock(info.get("name"))
+    os_max, os_now = info.get("freq_mhz_max"), info.get("freq_mhz_current")
+    if documented:
+        mhz, which, source = documented["max_mhz"], "documented maximum turbo", documented["source"]
+    elif os_max:
+        mhz, which, source = os_max, "OS cpufreq maximum", "/sys cpufreq (psutil)"
+    elif os_now:
+        mhz, which = os_now, "OS current clock (the OS reports no maximum: under a hypervisor this is often the " \
+                             "nominal clock, and turbo may exceed it)"
+        source = "the OS (psutil)"
+    else:
+        mhz, which, source = None, "unknown (the record holds no clock)", ""
     out = {"cores": cores, "machine_cores": machine_cores, "threads": threads, "simd_bits": core["fma_bits"],
-           "fma_pipes": core["fma_pipes"], "freq_mhz": mhz, "freq_kind": which, "assumption": core["assumption"],
-           "core": core["core"], "flop_per_cycle": core["flop_per_cycle"]}
+           "fma_pipes": core["fma_pipes"], "freq_mhz": mhz, "freq_kind": which, "freq_source": source,
+           "assumption": core["assumption"], "core": core["core"], "flop_per_cycle": dict(core["flop_per_cycle"]),
+           "clock_is_documented": bool(documented)}
+    engines = engine_rates(info)
+    for dtype, engine in engines.items():
+        if engine["op_per_cycle"]:
+            out["flop_per_cycle"][dtype] = engine["op_per_cycle"]
+    out["engines"] = engines
     if mhz:
-        for dtype in ("fp32", "fp64"):
-            out[f"{dtype}_flop_per_s"] = cores * core["flop_per_cycle"][dtype] * mhz * 1e6
-    if silicon and mhz and not 500 <= mhz <= 6500:
-        out["warning"] = (f"an effective clock of {mhz:.0f} MHz is implausible: the FLOP-per-cycle assumption "
-                          f"({core['assumption']}) is likely wrong for this CPU")
+        for dtype, per_cycle in out["flop_per_cycle"].items():
+            out[f"{dtype}_flop_per_s"] = cores * per_cycle * mhz * 1e6
+    implied = implied_clocks(info, silicon, cores, core)
+    if implied:
+        best_dtype = max(implied, key=implied.get)
+        out["implied_mhz"] = implied
+        out["effective_mhz"] = implied[best_dtype]
+        out["effective_from"] = best_dtype
+        low = min(implied, key=implied.get)
+        if implied[low] < (1 - CLOCK_SPREAD) * implied[best_dtype]:
+            out["clock_spread_flag"] = (
+                f"the FMA chains imply clocks {100 * (1 - implied[low] / implied[best_dtype]):.0f}% apart ({low} "
+                f"{implied[low]:.0f} MHz, {best_dtype} {implied[best_dtype]:.0f} MHz): the {low} chains were likely "
+                f"slowed by other work (steal, a neighbour), or this core has fewer {low} units than assumed")
+        eff = implied[best_dtype]
+        if not 500 <= eff <= 6500:
+            out["warning"] = (f"an effective clock of {eff:.0f} MHz is implausible: the FLOP-per-cycle assumption "
+                              f"({core['assumption']}) is likely wrong for this CPU")
     return out
+
+
+def clean_silicon(result: dict) -> dict[str, float]:
+    """The silicon ceilings' rates from clean points (all of them where none is clean): what the effective clock
+    is computed from."""
+    silicon = result.get("silicon") or {}  # figures below their GEMM are already left out (roofline.analyse)
+    clean = {d: c.value for d, c in silicon.items() if not c.disturbed}
+    return clean or {d: c.value for d, c in silicon.items()}
+
+
+def cpu_validation(record: dict, result: dict) -> list[dict]:
+    """Measured / theoretical for the CPU: the GEMM and the silicon kernels per dtype against cores x FLOP per cycle x
+    a clock that is not derived from them (cpu_theoretical), so no ratio holds by construction."""
+    info = record["platform"]
+    theory = cpu_theoretical(info, clean_silicon(result))
+    silicon = result.get("silicon") or {}
+    rows = []
+    for dtype in ("fp32", "fp64", "bf16", "int8", "fp16"):
+        peak = theory.get(f"{dtype}_flop_per_s")
+        if not peak:
+            continue
+        engine = (theory.get("engines") or {}).get(dtype)
+        units = f"{engine['kernel']} engine" if engine and dtype not in ("fp32", "fp64") else "FMA"
+        below = (result.get("silicon_below_gemm") or {}).get(dtype)
+        chip = silicon.get(dtype) or (below or {}).get("ceiling")
+        for kind, ceiling in (("GEMM", result["compute"].get(dtype)), (units, chip)):
+            if not ceiling:
+                continue
+            ratio = ceiling.value / peak
+            flags = flags_for(ratio, False)
+            if ratio > 1.0 and not theory["clock_is_documented"]:
+                flags = [f for f in flags if not f.startswith("ABOVE")]
+                eff = theory.get("effective_mhz")
+                flags.append(f"above the peak at the OS's {theory['freq_mhz']:.0f} MHz: the cores run faster than the "
+                             "OS reports" + (f" (the FMA chains imply {eff:.0f} MHz)" if eff else ""))
+            if kind == "GEMM" and chip and not below and any(f.startswith("BELOW") for f in flags):
+                # the silicon kernel of the same units ran in this run: the GEMM's shortfall is its own, not the clock's
+                flags = [f for f in flags if not f.startswith("BELOW")] + [
+                    f"the GEMM reaches {ceiling.value / chip.value:.2f} of this run's {dtype} {units} figure: the rest "
+                    "of the gap is the GEMM's implementation and data movement, not the clock"]
+            if theory.get("warning"):
+                flags.append(theory["warning"])
+            if kind != "GEMM" and below:
+                flags.append(below["reason"])
+            per_cycle = theory["flop_per_cycle"][dtype]
+            basis = (engine["source"] if engine and dtype not in ("fp32", "fp64") else theory["assumption"])
+            rows.append({"ceiling": f"{dtype} {kind}", "measured": ceiling.value, "spec": peak, "ratio": ratio,
+                         "unit": "OP/s" if dtype == "int8" else "FLOP/s",
+                         "spec_field": (f"computed: {theory['cores']} cores"
+                                        + (f" (the {theory['threads']} torch threads of {theory['machine_cores']})"
+                                           if theory["cores"] < theory["machine_cores"] else "")
+                                        + f" x {per_cycle} {'OP' if dtype == 'int8' else 'FLOP'}/cycle x "
+                                        f"{theory['freq_mhz']:.0f} MHz ({theory['freq_kind']}"
+                                        + (f"; {theory['freq_source']}" if theory["clock_is_documented"] else "")
+                                        + f"); {basis}"),
+                         "flags": flags})
+    return rows
+
+
+def effective_clock_lines(record: dict, result: dict | None = None) -> list[str]:
+    """The clock the FMA chains imply, as information beside the spec check (never the basis of a printed ratio)."""
+    from results.roofline import analyse
+
+    if record.get("platform", {}).get("kind") != "cpu":
+        return []
+    result = result or analyse(record)
+    theory = cpu_theoretical(record["platform"], clean_silicon(result))
+    if not theory.get("effective_mhz"):
+        return []
+    parts = ", ".join(f"{d} {mhz:.0f} MHz" for d, mhz in sorted(theory["implied_mhz"].items()))
+    lines = [f"  effective clock (information): {theory['effective_mhz']:.0f} MHz, the highest the FMA chains imply "
+             f"({parts}; {theory['core']}, {theory['flop_per_cycle']['fp32']} fp32 FLOP/cycle)"]
+    if theory.get("clock_spread_flag"):
+        lines.append(f"  ! {theory['clock_spread_flag']}")
+    return lines
 
 
 # ---- validation ---------------------------------------------------------------------------------------------
@@ -476,28 +542,7 @@ def validate(record: dict, spec: Spec | None = None) -> list[dict]:
     result = analyse(record)
     rows = []
     if spec is None and record.get("platform", {}).get("kind") == "cpu":
-        silicon = {d: c.value for d, c in (result.get("silicon") or {}).items()}
-        theory = cpu_theoretical(record["platform"], silicon)
-        for dtype in ("fp32", "fp64"):
-            for kind, ceiling in (("GEMM", result["compute"].get(dtype)), ("FMA", (result.get("silicon") or {}).get(dtype))):
-                peak = theory.get(f"{dtype}_flop_per_s")
-                if not ceiling or not peak:
-                    continue
-                ratio = ceiling.value / peak
-                flags = flags_for(ratio, False)
-                if theory["freq_kind"].startswith("effective"):  # the clock is from measurement: no ABOVE SPEC
-                    flags = [f for f in flags if not f.startswith("ABOVE")]
-                if theory.get("warning"):
-                    flags.append(theory["warning"])
-                rows.append({"ceiling": f"{dtype} {kind}", "measured": ceiling.value, "spec": peak, "ratio": ratio,
-                             "unit": "FLOP/s",
-                             "spec_field": (f"computed: {theory['cores']} cores"
-                                            + (f" (the {theory['threads']} torch threads of {theory['machine_cores']})"
-                                               if theory["cores"] < theory["machine_cores"] else "")
-                                            + f" x {theory['flop_per_cycle'][dtype]} FLOP/cycle x "
-                                            f"{theory['freq_mhz']:.0f} MHz ({theory['freq_kind']}); {theory['assumption']}"),
-                             "flags": flags})
-        return rows
+        return cpu_validation(record, result)
     if spec is None:
         return rows
     info = record.get("platform") or {}

@@ -35,7 +35,8 @@ def test_unknown_dtype_is_a_usage_error(tmp_path):
 def test_unwritable_results_dir_fails_before_measuring(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    out = run("-m", "pytest", "bench/", "--platform", "cpu", "--quick", "--results-dir", str(blocker / "runs"))
+    out = run("-m", "pytest", "bench/test_gemm.py", "--platform", "cpu", "--quick", "--results-dir",
+              str(blocker / "runs"))  # the check runs for any benchmark file, before anything is measured
     assert out.returncode == 4 and "cannot be written" in out.stderr
     assert "passed" not in out.stdout
 
@@ -50,7 +51,8 @@ def test_results_cli_rejects_a_corrupt_record(tmp_path):
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("quick")
-    out = run("-m", "pytest", "bench/", "--platform", "cpu", "--quick", "--dtypes", "fp32,bf16,tf32",
+    # the whole suite, small: a 10 s budget (every group gets its share; what does not fit is cut with the reason)
+    out = run("-m", "pytest", "bench/", "--platform", "cpu", "--quick", "--dtypes", "fp32,bf16,tf32", "--budget", "10",
               "--results-dir", str(folder), "-q", "--benchmark-json", str(folder / "bench.json"), timeout=300)
     return folder, out
 

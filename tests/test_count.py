@@ -204,12 +204,13 @@ def test_resnet50_matches_the_seed_example():
     assert round(c.macs / 1e9, 2) == 4.09 and round(c.flops / 1e9, 2) == 8.18
 
 
-def test_command_line(tmp_path):
+def test_command_line(tmp_path, capsys):
+    # the real command line once (a subprocess: imports, exit code); the rest in-process through the same main()
     out = subprocess.run([sys.executable, "-m", "kernels.count", "kernels.models:decoder_block", "--input",
                           "1,128,512", "--dtype", "bf16", "--csv", str(tmp_path / "l.csv"), "--batch-sweep", "1,8"],
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "TOTAL" in out.stdout and "batch sweep" in out.stdout and (tmp_path / "l.csv").exists()
-    bad = subprocess.run([sys.executable, "-m", "kernels.count", "nosuch.module:f"], cwd=ROOT,
-                         capture_output=True, text=True, timeout=120)
-    assert bad.returncode == 2 and "cannot load" in bad.stderr
+    from kernels.count import main
+
+    assert main(["nosuch.module:f"]) == 2 and "cannot load" in capsys.readouterr().err

@@ -280,6 +280,7 @@ def test_two_rank_quick_job_gives_a_valid_record(tmp_path):
     assert shown.returncode == 0 and "Point-to-point bandwidth matrix" in shown.stdout
 
 
+@pytest.mark.slow  # ~16 s: the two-rank job below keeps torchrun covered in the default run
 def test_three_rank_job_and_compare(tmp_path):
     proc, _ = _torchrun(tmp_path, 3, "--max-bytes", "64KiB", "--model", "none")
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
@@ -295,6 +296,7 @@ def test_three_rank_job_and_compare(tmp_path):
     assert ("busbw (best)", "all_reduce") in table.index
 
 
+@pytest.mark.slow  # ~16 s: the two-rank job below keeps torchrun covered in the default run
 def test_two_nodes_on_one_host_split_intra_and_inter_node(tmp_path):
     """Two torchrun agents with --nnodes 2 (static rendezvous on localhost) are two nodes to the job: collectives
     are labelled inter-node, all_reduce is measured again inside each node, p2p pairs are split."""
@@ -326,6 +328,7 @@ def test_two_nodes_on_one_host_split_intra_and_inter_node(tmp_path):
     assert "all_reduce (intra-node)" in rd.curves(record) and "send_recv (inter-node)" in rd.fits(record)
 
 
+@pytest.mark.slow  # ~10 s; a rank that dies (below) keeps the failure path covered in the default run
 def test_a_rank_that_hangs_ends_the_job_with_the_rank_named(tmp_path):
     proc, seconds = _torchrun(tmp_path, 2, "--max-bytes", "64B", "--model", "none", "--no-p2p",
                               "--timeout-s", "2", "--fault-sleep", "1:60")

@@ -126,18 +126,40 @@ def test_core_model_from_fake_cpuinfo(tmp_path, vendor, family, model, name, fla
     assert "VM" in model_["assumption"]  # the fake sets the hypervisor flag: said as a caveat
 
 
-def test_effective_clock_from_the_measured_fma_rate():
+def test_effective_clock_is_information_and_the_peak_uses_a_clock_not_derived_from_it():
     info = {"vendor": "AuthenticAMD", "cpu_family": 26, "cpu_model": 2, "simd_flags": ["avx512f"],
             "physical_cores": 2, "torch_threads": 2, "freq_mhz_current": 2596}
-    # 2 cores x 32 fp64 FLOP/cycle x 4.1 GHz = 262.4 GFLOP/s measured -> 4100 MHz effective, not the OS's 2596
+    # 2 cores x 32 fp64 FLOP/cycle x 4.1 GHz = 262.4 GFLOP/s measured -> 4100 MHz effective, shown beside the peak
     theory = cpu_theoretical(info, {"fp64": 262.4e9})
-    assert theory["freq_mhz"] == pytest.approx(4100) and theory["freq_kind"].startswith("effective")
-    assert theory["fp32_flop_per_s"] == pytest.approx(2 * 64 * 4.1e9)
+    assert theory["effective_mhz"] == pytest.approx(4100) and theory["effective_from"] == "fp64"
+    assert theory["freq_mhz"] == 2596 and "OS current" in theory["freq_kind"]
+    assert theory["fp32_flop_per_s"] == pytest.approx(2 * 64 * 2.596e9)
     absurd = cpu_theoretical(info, {"fp64": 5e12})
     assert "implausible" in absurd["warning"]
 
 
-def test_cpu_validation_stops_flagging_above_spec_when_the_clock_is_measured():
+def test_effective_clock_is_the_highest_clean_one_and_a_spread_is_flagged():
+    # the EMR case: fp64 chains disturbed (88 GFLOP/s -> 1375 MHz), fp32 331 GFLOP/s -> 2586 MHz
+    info = {"vendor": "GenuineIntel", "cpu_family": 6, "cpu_model": 207, "name": "Intel(R) Xeon(R) Processor",
+            "simd_flags": ["avx2", "fma", "avx512f"], "physical_cores": 2, "torch_threads": 2,
+            "freq_mhz_current": 2100}
+    theory = cpu_theoretical(info, {"fp32": 331e9, "fp64": 88e9})
+    assert theory["effective_from"] == "fp32" and theory["effective_mhz"] == pytest.approx(331e9 / 128 / 1e6)
+    assert "fp64" in theory["clock_spread_flag"] and "apart" in theory["clock_spread_flag"]
+    calm = cpu_theoretical(info, {"fp32": 331e9, "fp64": 160e9})
+    assert "clock_spread_flag" not in calm
+
+
+def test_a_documented_clock_sets_the_peak_and_above_it_is_flagged():
+    info = {"vendor": "AuthenticAMD", "cpu_family": 25, "cpu_model": 0x11, "name": "AMD EPYC 9654 96-Core Processor",
+            "simd_flags": ["avx2", "fma", "avx512f"], "physical_cores": 2, "torch_threads": 2,
+            "freq_mhz_current": 2400}
+    theory = cpu_theoretical(info, {"fp32": 100e9})
+    assert theory["freq_mhz"] == 3700 and theory["clock_is_documented"] and "9654" in theory["freq_source"]
+    assert theory["fp32_flop_per_s"] == 2 * 32 * 3700e6
+
+
+def test_cpu_validation_holds_no_ratio_by_construction():
     from results.record import measurement
     from results.specs import validate
 
@@ -152,9 +174,32 @@ def test_cpu_validation_stops_flagging_above_spec_when_the_clock_is_measured():
     record = {"platform": info, "measurements": [row("peak", "fp32", 524e9), row("peak", "fp64", 263e9),
                                                   row("gemm", "fp32", 248e9)]}
     rows = {r["ceiling"]: r for r in validate(record)}
-    assert not any(f.startswith("ABOVE") for r in rows.values() for f in r["flags"])
-    assert rows["fp32 GEMM"]["ratio"] == pytest.approx(248 / 526, rel=0.01)
-    assert "effective" in rows["fp32 GEMM"]["spec_field"]
+    peak32 = 2 * 64 * 2596e6
+    assert rows["fp32 GEMM"]["ratio"] == pytest.approx(248e9 / peak32)
+    assert rows["fp32 FMA"]["ratio"] == pytest.approx(524e9 / peak32)  # not 100% by construction
+    assert rows["fp64 FMA"]["ratio"] != pytest.approx(1.0)
+    # above the OS's clock: said as turbo the OS does not show, not as a wrong sheet
+    assert not any(f.startswith("ABOVE SPEC") for r in rows.values() for f in r["flags"])
+    assert any("faster than the OS reports" in f for f in rows["fp32 FMA"]["flags"])
+
+
+def test_a_silicon_figure_below_its_gemm_is_not_a_roof():
+    from results.record import measurement
+    from results.report import summary_text
+    from results.roofline import analyse
+
+    info = {"kind": "cpu", "name": "Intel(R) Xeon(R) Processor", "vendor": "GenuineIntel", "cpu_family": 6,
+            "simd_flags": ["avx512f"], "physical_cores": 2, "torch_threads": 2, "freq_mhz_current": 2100,
+            "caches": []}
+    rows = [measurement(group="peak", kernel="fma", dtype="fp64", status="ok", verified=True, flops=int(88e9),
+                        times_s=[1.0], impl="native", shape=[2, 24, 8, 1]),
+            measurement(group="gemm", kernel="gemm", dtype="fp64", status="ok", verified=True, flops=int(132e9),
+                        times_s=[1.0], impl="torch", shape=[1, 8, 8, 8])]
+    record = {"platform": info, "measurements": rows, "run_id": "x", "status": "complete", "options": {}}
+    result = analyse(record)
+    assert "fp64" not in result["silicon"] and "not a roof" in result["silicon_below_gemm"]["fp64"]["reason"]
+    text = summary_text(record)
+    assert "no silicon roof" in text
 
 
 def test_blas_capture_and_the_explanation():

@@ -106,9 +106,15 @@ def test_low_ratio_cites_the_telemetry(tmp_path):
 def test_cpu_theoretical_peak_by_hand():
     info = {"name": "Intel Xeon", "simd_flags": ["avx2", "fma", "avx512f"], "physical_cores": 4, "freq_mhz_max": 3000}
     theory = cpu_theoretical(info)
-    assert theory["fp32_flop_per_s"] == 4 * 2 * 16 * 2 * 3000e6 and theory["freq_kind"] == "OS maximum"
+    assert theory["fp32_flop_per_s"] == 4 * 2 * 16 * 2 * 3000e6 and theory["freq_kind"] == "OS cpufreq maximum"
     zen = cpu_theoretical({"name": "AMD EPYC", "simd_flags": ["avx512f"], "physical_cores": 2, "freq_mhz_current": 2596})
     assert zen["fp64_flop_per_s"] == 2 * 2 * 4 * 2 * 2596e6 and "current" in zen["freq_kind"]
+    amx = cpu_theoretical({"name": "Intel(R) Xeon(R) Processor", "vendor": "GenuineIntel",
+                           "simd_flags": ["avx512f", "amx_tile", "amx_bf16", "amx_int8", "avx512_bf16"],
+                           "physical_cores": 2, "freq_mhz_current": 2100})
+    # Intel: 1024 BF16 / 2048 INT8 operations per cycle per core on the AMX tiles
+    assert amx["bf16_flop_per_s"] == 2 * 1024 * 2100e6 and amx["int8_flop_per_s"] == 2 * 2048 * 2100e6
+    assert amx["engines"]["bf16"]["kernel"] == "amx" and "Intel" in amx["engines"]["bf16"]["source"]
 
 
 def test_compare_two_records_table_and_png(tmp_path):

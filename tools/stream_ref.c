@@ -2,18 +2,20 @@
  * four STREAM-style kernels (copy, scale, add, triad) over double arrays with OpenMP,
  * best of NTIMES, bytes counted by STREAM's convention (no write-allocate).
  * Build: gcc -O3 -march=native -fopenmp tools/stream_ref.c -o /tmp/stream_ref
- * Run:   /tmp/stream_ref [elements]   (default 2^25 doubles = 256 MiB per array)
+ * Run:   /tmp/stream_ref [elements] [ntimes]   (default 2^25 doubles = 256 MiB per array, 20 times)
  * Used only to check that the suite's DRAM ceiling is within 5% of a compiled kernel. */
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 
-#define NTIMES 20
+#define NTIMES_DEFAULT 20
 
 static double now(void) { return omp_get_wtime(); }
 
 int main(int argc, char **argv) {
     long n = argc > 1 ? atol(argv[1]) : (1L << 25);
+    int NTIMES = argc > 2 ? atoi(argv[2]) : NTIMES_DEFAULT;
+    if (NTIMES < 2) NTIMES = 2;
     double *a = aligned_alloc(64, n * sizeof(double));
     double *b = aligned_alloc(64, n * sizeof(double));
     double *c = aligned_alloc(64, n * sizeof(double));

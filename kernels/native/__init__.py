@@ -20,9 +20,11 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from kernels.base import Prepared, Unsupported, Verdict
+from kernels.base import ArrayPool, Prepared, Unsupported, Verdict
 
 SOURCE = Path(__file__).resolve().parent / "roofline_native.c"
+#: the matrix and dot-product engines (AMX tiles, AVX512-BF16, VNNI): a library of its own (kernels/native/engines.py)
+ENGINES_SOURCE = Path(__file__).resolve().parent / "roofline_engines.c"
 FLAGS = ["-O3", "-march=native", "-ffp-contract=fast", "-fopenmp", "-shared", "-fPIC"]
 NATIVE_CONVENTION = ("STREAM convention (each element read or written once, no write-allocate); bytes_actual adds "
                      "the write-allocate read of cached stores (none for non-temporal stores)")
@@ -55,17 +57,19 @@ def cache_dir() -> Path:
     return Path(base) / "measured-roofline" / "native"
 
 
-def build(force: bool = False) -> tuple[Path, dict]:
-    """Compile (or find in the cache) the shared library; returns its path and how it was built."""
+def build(force: bool = False, source: Path | None = None) -> tuple[Path, dict]:
+    """Compile (or find in the cache) the shared library of ``source`` (default: the stream and FMA kernels);
+    returns its path and how it was built."""
+    source = source or SOURCE
     cc = _compiler()
     if cc is None:
         raise Unsupported("no C compiler found (set CC, or install gcc): the native kernels cannot be built")
     version = subprocess.run([cc, "--version"], capture_output=True, text=True).stdout.splitlines()[:1]
-    digest = hashlib.sha256(SOURCE.read_bytes() + " ".join(FLAGS).encode() + "".join(version).encode()
+    digest = hashlib.sha256(source.read_bytes() + " ".join(FLAGS).encode() + "".join(version).encode()
                             + _cpu_signature().encode()).hexdigest()[:16]
-    target = cache_dir() / digest / "libroofline_native.so"
+    target = cache_dir() / digest / f"lib{source.stem}.so"
     info = {"compiler": cc, "compiler_version": version[0] if version else "?", "flags": " ".join(FLAGS),
-            "cache": str(target), "source": str(SOURCE)}
+            "cache": str(target), "source": str(source)}
     if target.exists() and not force:
         return target, {**info, "built": "cached"}
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -73,10 +77,10 @@ def build(force: bool = False) -> tuple[Path, dict]:
     import time
 
     start = time.perf_counter()
-    done = subprocess.run([cc, *FLAGS, str(SOURCE), "-o", str(tmp)], capture_output=True, text=True)
+    done = subprocess.run([cc, *FLAGS, str(source), "-o", str(tmp)], capture_output=True, text=True)
     if done.returncode:
         tmp.unlink(missing_ok=True)
-        raise Unsupported(f"{Path(cc).name} could not build the native kernels: {done.stderr.strip()[:300]}")
+        raise Unsupported(f"{Path(cc).name} could not build the native kernels ({source.name}): {done.stderr.strip()[:300]}")
     os.replace(tmp, target)  # atomic: a concurrent build never sees half a library
     return target, {**info, "built": f"compiled in {time.perf_counter() - start:.1f} s"}
 
@@ -215,6 +219,24 @@ def aligned(n: int, value: float):
     return arr
 
 
+#: large arrays kept between the points of a sweep (kernels.base.ArrayPool: page faults cost more than the point)
+_POOL = ArrayPool()
+
+
+def _take(n: int, value: float):
+    arr = _POOL.take(n, lambda: None)
+    if arr is None:
+        return aligned(n, value)
+    arr.fill(value)
+    return arr
+
+
+def _give(*arrays) -> None:
+    for arr in arrays:
+        if arr is not None:
+            _POOL.give(len(arr), arr.nbytes, arr)
+
+
 #: bytes one call should move (R passes over a cache-resident working set), as the torch read_repeat does
 CALL_BYTES = 32 << 20
 
@@ -230,9 +252,9 @@ def prepare_stream(name: str, working_set_bytes: int, threads: int | None = None
         raise Unsupported(f"no non-temporal store instruction on this ISA ({lib.build_info['isa']})")
     threads = _threads(threads)
     n = max(64, working_set_bytes // (arrays * 8))
-    a = aligned(n, A)
-    b = aligned(n, B) if arrays >= 2 else None
-    c = aligned(n, C if arrays == 3 else 0.0) if arrays >= 2 else None
+    a = _take(n, A)
+    b = _take(n, B) if arrays >= 2 else None
+    c = _take(n, C if arrays == 3 else 0.0) if arrays >= 2 else None
     P = ctypes.POINTER(ctypes.c_double)
     pa, pb, pc = (x.ctypes.data_as(P) if x is not None else None for x in (a, b, c))
     out: dict[str, float] = {}
@@ -265,7 +287,8 @@ def prepare_stream(name: str, working_set_bytes: int, threads: int | None = None
                 return Verdict(False, "the kernel never ran")
             ok = out["s"] == A * n * reps  # exact: a sum of ones in float64 (far below 2^53)
             return Verdict(ok, f"sum {out['s']:.0f} {'==' if ok else '!='} {n * reps}")
-        wrong = int((target != want).sum())
+        # min == max == want <=> every element equals want (one pass, no temporary; NaN fails); count only on failure
+        wrong = 0 if float(target.min()) == float(target.max()) == want else int((target != want).sum())
         return Verdict(not wrong, f"all {n} elements equal {want}" if not wrong else f"{wrong} of {n} elements differ")
 
     stream_bytes, actual, how = byte_counts(name, n)
@@ -275,4 +298,4 @@ def prepare_stream(name: str, working_set_bytes: int, threads: int | None = None
                     convention=NATIVE_CONVENTION, shape=[n], size_bytes=n * arrays * 8,
                     extra={"formula": formula, "elements": n, "repeats": reps, "threads": threads, "bytes_actual": actual,
                            "bytes_actual_how": how, "non_temporal": nt, "build": lib.build_info},
-                    state={"a": a, "b": b, "c": c, "out": out})
+                    state={"a": a, "b": b, "c": c, "out": out}, cleanup=lambda: _give(a, b, c))
