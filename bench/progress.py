@@ -28,7 +28,8 @@ GROUPS = {
     ("test_gemm", "test_gemm"): "GEMM",
     ("test_stream", None): "stream", ("test_native", "test_native_stream"): "stream",
     ("test_triton", "test_triton_stream"): "stream",
-    ("test_native", "test_fma_peak"): "silicon peak", ("test_native", "test_engine_peak"): "silicon peak", ("test_triton", "test_triton_fma_peak"): "silicon peak",
+    ("test_native", "test_fma_peak"): "silicon peak", ("test_native", "test_engine_peak"): "silicon peak",
+    ("test_native", "test_silicon_above_gemm"): "silicon peak", ("test_triton", "test_triton_fma_peak"): "silicon peak",
     ("test_native", "test_thread_scaling"): "thread scaling", ("test_transfer", None): "transfers",
     ("test_layers", "test_layer"): "layers", ("test_layers", None): "models", ("test_opsweep", None): "probes",
 }

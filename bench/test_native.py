@@ -9,7 +9,7 @@
 These are the roofs above torch's: the layer report keeps placing torch layers against torch's roofs."""
 import pytest
 
-from kernels import native, stream
+from kernels import native
 
 DTYPES = ("fp32", "fp64")
 #: a quick run times these inside the caches (all kernels in DRAM, where the store kind matters most)
@@ -26,18 +26,8 @@ def _is_cpu(config) -> bool:
 
 def _levels(config):
     platform = config._roofline_platform
-    levels = platform.cache_levels()
-    llc = platform.llc_bytes()
-    if not config.getoption("--quick"):
-        return stream.sweep_sizes(llc, False, max_bytes=platform.memory_bytes() // 4)
-    from results.roofline import effective_capacities
-
-    sizes, previous = [], 0
-    for _name, capacity in effective_capacities([vars(c) for c in levels]):
-        sizes.append(max(16 << 10, (previous * 2 + capacity // 2) // 2))  # between 2x the level below and half this
-        previous = capacity
-    sizes.append(4 * llc)  # one DRAM size in a quick run (a full run sweeps beyond it)
-    return sorted(set(s for s in sizes if s <= platform.memory_bytes() // 4))
+    return native.stream_levels([vars(c) for c in platform.cache_levels()], platform.llc_bytes(),
+                                platform.memory_bytes(), config.getoption("--quick"))
 
 
 def pytest_generate_tests(metafunc):
@@ -68,26 +58,8 @@ def pytest_generate_tests(metafunc):
 
 
 def test_fma_peak(suite, benchmark, fma_dtype):
-    """The FMA chains; a result below this run's GEMM of the same dtype (which runs on the same units) cannot be the
-    silicon's peak: it is measured again, twice at most (the analysis never draws such a figure as a roof)."""
-    make = lambda: native.prepare_fma(fma_dtype)  # noqa: E731
-    row = suite.run(benchmark, make, group="peak", kernel="fma", dtype=fma_dtype, impl="native",
-                    convention=native.FMA_CONVENTION)
-    for _ in range(2):
-        gemm = suite.best_rate.get(fma_dtype)
-        if not gemm or not row or (row.get("flop_per_s") or 0) >= gemm:
-            break
-        suite.say(f"  silicon {fma_dtype}: {row['flop_per_s'] / 1e9:.4g} GFLOP/s is below the {fma_dtype} GEMM "
-                  f"({gemm / 1e9:.4g}): measured again")
-        new = suite.remeasure(row, make)
-        if new is None:
-            break
-        if (new.get("flop_per_s") or 0) < (row.get("flop_per_s") or 0):  # keep the better of the two
-            row.pop("superseded", None)
-            new["superseded"] = True
-            suite.record.save()
-        else:
-            row = new
+    suite.run(benchmark, lambda: native.prepare_fma(fma_dtype), group="peak", kernel="fma", dtype=fma_dtype,
+              impl="native", convention=native.FMA_CONVENTION)
 
 
 def test_engine_peak(suite, benchmark, engine_point):
@@ -137,3 +109,49 @@ def test_thread_scaling(suite, benchmark, scaling_threads):
                 continue
     finally:
         torch.set_num_threads(before)
+
+
+#: a silicon figure below its GEMM is measured again at most this many times, this long apart
+SILICON_RETRIES, SILICON_PAUSE_S = 3, 0.5
+
+
+def test_silicon_above_gemm(suite):
+    """A silicon figure below this run's GEMM of the same dtype (which runs on the same units) cannot be the silicon's
+    peak: on a VM the clock the cores get drifts with the neighbours, and the GEMM may have run at a better moment.
+    Such a figure is measured again at the end of this file, seconds after its first measurement (bounded:
+    SILICON_RETRIES); the best of all is kept, and what
+    stays below is no roof (results.roofline.silicon_below_gemm says so)."""
+    import time
+
+    from kernels.native import engines
+
+    flags = suite.platform.info().get("simd_flags")
+    makers = {}
+    for row in suite.record.measurements:
+        if row.get("group") == "peak" and row.get("impl") == "native" and row.get("status") == "ok":
+            kernel, dtype = row["kernel"], row["dtype"]
+            makers[(kernel, dtype)] = ((lambda d=dtype: native.prepare_fma(d)) if kernel == "fma" else
+                                       (lambda k=kernel, d=dtype: engines.prepare_engine(k, d, flags)))
+
+    def best_row(kernel, dtype):
+        rows = [m for m in suite.record.measurements if m.get("group") == "peak" and m.get("kernel") == kernel
+                and m.get("dtype") == dtype and m.get("status") == "ok" and not m.get("superseded")]
+        return max(rows, key=lambda m: m.get("flop_per_s") or 0, default=None)
+
+    for dtype in sorted({d for _k, d in makers}):
+        for _ in range(SILICON_RETRIES):
+            gemm = suite.best_rate.get(dtype)
+            rows = [best_row(k, d) for k, d in makers if d == dtype]
+            top = max((r for r in rows if r), key=lambda m: m.get("flop_per_s") or 0, default=None)
+            if not gemm or top is None or (top.get("flop_per_s") or 0) >= gemm:
+                break
+            if suite.clock.cut_reason("silicon peak"):
+                break
+            suite.say(f"  silicon {dtype}: {top['flop_per_s'] / 1e9:.4g} G/s is below the {dtype} GEMM "
+                      f"({gemm / 1e9:.4g}): measured again")
+            time.sleep(SILICON_PAUSE_S)
+            new = suite.remeasure(top, makers[(top["kernel"], dtype)])
+            if new is not None and (new.get("flop_per_s") or 0) < (top.get("flop_per_s") or 0):
+                top.pop("superseded", None)  # keep the better of the two
+                new["superseded"] = True
+                suite.record.save()

@@ -8,13 +8,11 @@ from kernels.base import Prepared, Verdict
 def _sizes(config):
     platform = config._roofline_platform
     llc = platform.llc_bytes()
-    tops = []
     if platform.kind == "cpu":
-        from results.roofline import effective_capacities
-
-        tops = [capacity // 2 for _name, capacity in effective_capacities([vars(c) for c in platform.cache_levels()])]
+        return stream.cpu_sweep([vars(c) for c in platform.cache_levels()], llc, platform.memory_bytes(),
+                                config.getoption("--quick"))
     return stream.sweep_sizes(llc, config.getoption("--quick"), max_bytes=platform.memory_bytes() // 4,
-                              min_end=(1 << 30) if platform.kind != "cpu" else 0, level_tops=tops)
+                              min_end=1 << 30)
 
 
 def pytest_generate_tests(metafunc):
@@ -49,6 +47,13 @@ def test_dispatch_overhead(suite, benchmark):
                                "meaning": "host seconds per tiny op in a block of back-to-back calls"})
 
     suite.run(benchmark, make, group="overhead", kernel="dispatch", dtype="fp32")
+
+
+def test_dram_fits(suite):
+    """Where 4x the last-level cache does not fit a quarter of the free memory, DRAM is missing, said once."""
+    reason = stream.dram_fits(suite.platform.llc_bytes(), suite.platform.memory_bytes())
+    if reason:
+        suite.not_measured("missing", reason, group="stream", kernel="DRAM", dtype="fp32")
 
 
 def test_stream(suite, benchmark, stream_point):

@@ -104,6 +104,23 @@ def _give(*tensors) -> None:
             _POOL.give((t.numel(), t.dtype), t.numel() * t.element_size(), t)
 
 
+def cpu_sweep(caches: list[dict], llc_bytes: int, available_bytes: int, quick: bool) -> list[int]:
+    """The torch stream sweep a CPU with these caches (dicts as the record keeps them) and this much free memory is
+    asked for: every working set within a quarter of the free memory."""
+    from platforms.base import effective_capacities
+
+    tops = [capacity // 2 for _name, capacity in effective_capacities(caches)]
+    return sweep_sizes(llc_bytes, quick, max_bytes=available_bytes // 4, level_tops=tops)
+
+
+def dram_fits(llc_bytes: int, available_bytes: int) -> str | None:
+    """None if a DRAM working set (4x the last-level cache) fits a quarter of the free memory, else why not."""
+    if 4 * llc_bytes <= available_bytes // 4:
+        return None
+    return (f"a DRAM working set of 4 x the last-level cache ({4 * llc_bytes / 2**30:.2f} GiB) does not fit a quarter "
+            f"of the free memory ({available_bytes / 4 / 2**30:.2f} GiB): no DRAM point, and no DRAM ceiling")
+
+
 def point_size(name: str, working_set_bytes: int, itemsize: int, repeat_bytes: int = REPEAT_TARGET_BYTES) -> dict:
     """What one call of a stream point touches and counts, without allocating: elements per array, passes per call
     (read_repeat only), bytes (STREAM convention) and FLOPs per call, and the working set."""

@@ -179,3 +179,12 @@ def summarise_samples(samples: list[dict[str, float]]) -> dict[str, dict[str, fl
         if key.endswith("_mask"):
             out[key]["or"] = combine(v)
     return out
+
+
+def effective_capacities(caches: list[dict]) -> list[tuple[str, int]]:
+    """Capacity each level offers a kernel spread over all cores: private caches add up over instances."""
+    out = []
+    for cache in sorted(caches, key=lambda c: c["size_bytes"]):
+        instances = 1 if cache.get("shared") else max(1, int(cache.get("instances", 1)))
+        out.append((cache["name"], int(cache["size_bytes"]) * instances))
+    return out

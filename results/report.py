@@ -41,9 +41,39 @@ def ceilings_json(record: dict) -> dict:
         "ridge_flop_per_byte": result["ridge_flop_per_byte"], "ridge_against": result["dram_level"],
         "dispatch_overhead_s": result["dispatch_overhead_s"],
         "plateaus": result["plateaus"],
+        "silicon_flop_per_s": {k: c.to_dict() for k, c in (result.get("silicon") or {}).items()},
+        "silicon_not_a_roof": {k: {"reason": e["reason"], **e["ceiling"].to_dict()}
+                               for k, e in (result.get("silicon_below_gemm") or {}).items()},
+        "memory_hw_bytes_per_s": {k: c.to_dict() for k, c in (result.get("memory_hw") or {}).items()},
+        "spec_check": spec_check_json(record),
         "missing": [{k: m.get(k) for k in ("group", "kernel", "dtype", "shape", "size_bytes", "status", "reason")}
                     for m in missing_rows(record)],
     }
+
+
+def spec_check_json(record: dict) -> dict:
+    """Measured / theoretical (CPU) or / the sheet (GPU) per ceiling, for scripts; on a CPU also the theoretical
+    figures with their clock and its source, and the effective clock the FMA chains imply (information)."""
+    from results.specs import clean_silicon, cpu_theoretical, spec_for_record, validate
+
+    try:
+        spec, how = spec_for_record(record, (record.get("options") or {}).get("spec"))
+        rows = validate(record, spec)
+    except Exception as exc:  # a broken sheet must not hide the ceilings
+        return {"error": f"{type(exc).__name__}: {exc}"}
+    out = {"against": how, "rows": rows}
+    if spec is None and record.get("platform", {}).get("kind") == "cpu":
+        theory = cpu_theoretical(record["platform"], clean_silicon(analyse(record)))
+        out["theoretical"] = {
+            "flop_per_s": {d: theory[f"{d}_flop_per_s"] for d in theory["flop_per_cycle"]
+                           if theory.get(f"{d}_flop_per_s")},
+            "flop_per_cycle_per_core": theory["flop_per_cycle"], "cores": theory["cores"],
+            "clock_mhz": theory["freq_mhz"], "clock_kind": theory["freq_kind"], "clock_source": theory["freq_source"],
+            "core_assumption": theory["assumption"],
+            "engines": {d: {"kernel": e["kernel"], "source": e["source"]} for d, e in theory["engines"].items()},
+            "effective_mhz": theory.get("effective_mhz"), "implied_mhz": theory.get("implied_mhz"),
+            "flags": [f for f in (theory.get("clock_spread_flag"), theory.get("warning")) if f]}
+    return out
 
 
 def validation_text(record: dict, spec_path: str | None = None) -> str:

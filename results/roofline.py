@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from platforms.base import effective_capacities  # noqa: F401  (cache capacities are platform knowledge)
+
 #: a stream point whose best time is below this many dispatch costs is "overhead bound" and not a ceiling
 OVERHEAD_FACTOR = 10.0
 #: DRAM working sets must be at least this many times the last-level cache
@@ -145,15 +147,6 @@ def sync_latency_s(rows: list[dict]) -> float:
     values = [(r.get("extra") or {}).get("sync_latency_s") for r in rows if r.get("group") == "overhead" and _usable(r)]
     values = [v for v in values if isinstance(v, (int, float))]
     return min(values) if values else 0.0
-
-
-def effective_capacities(caches: list[dict]) -> list[tuple[str, int]]:
-    """Capacity each level offers a kernel spread over all cores: private caches add up over instances."""
-    out = []
-    for cache in sorted(caches, key=lambda c: c["size_bytes"]):
-        instances = 1 if cache.get("shared") else max(1, int(cache.get("instances", 1)))
-        out.append((cache["name"], int(cache["size_bytes"]) * instances))
-    return out
 
 
 def level_windows(caches: list[dict]) -> list[tuple[str, int, int | None, str]]:

@@ -95,7 +95,8 @@ def library():
             raise Unsupported(f"the native library built but cannot be loaded: {exc}") from exc
         _declare(lib)
         info.update(isa=lib.rn_isa().decode(), vector_bytes=lib.rn_vector_bytes(), accumulators=lib.rn_accumulators(),
-                    nt_stores=bool(lib.rn_nt_stores()))
+                    nt_stores=bool(lib.rn_nt_stores()), fma_form=lib.rn_fma_form(),
+                    fma_per_iteration=lib.rn_fma_per_iteration())
         lib.build_info = info
         _LIB["lib"] = lib
     return _LIB["lib"]
@@ -105,6 +106,7 @@ def _declare(lib) -> None:
     dp, fp, L, I, D = (ctypes.POINTER(ctypes.c_double), ctypes.POINTER(ctypes.c_float), ctypes.c_long,
                        ctypes.c_int, ctypes.c_double)
     lib.rn_isa.restype = ctypes.c_char_p
+    lib.rn_fma_form.restype = lib.rn_fma_per_iteration.restype = ctypes.c_int
     for name, args in (("rn_fma_f32", [L, D, D, D, I, I, fp]), ("rn_fma_f64", [L, D, D, D, I, I, dp]),
                        ("rn_copy", [dp, dp, L, L, I]), ("rn_copy_nt", [dp, dp, L, L, I]),
                        ("rn_memcpy", [dp, dp, L, L, I]), ("rn_triad", [dp, dp, dp, D, L, L, I]),
@@ -146,9 +148,11 @@ def prepare_fma(dtype: str, threads: int | None = None, iterations: int = FMA_IT
         fn_c(iterations, FMA_X0, FMA_M, FMA_A, threads, threads, ptr)
 
     def verify() -> Verdict:
+        if lib.build_info["fma_form"] == 1:
+            return verify_fma_in_place(fn_c, dtype, out, threads, acc, lanes, iterations)
         return verify_fma(fn_c, dtype, out, threads, acc, lanes, iterations)
 
-    flops = 2 * lanes * acc * iterations * threads
+    flops = 2 * lanes * acc * iterations * threads * lib.build_info["fma_per_iteration"]
     return Prepared(group="peak", kernel="fma", dtype=dtype, impl="native", fn=fn, verify=verify, flops=flops,
                     bytes=0, convention=FMA_CONVENTION, shape=[threads, acc, lanes, iterations],
                     extra={"threads": threads, "accumulators": acc, "lanes": lanes, "iterations": iterations,
@@ -182,6 +186,48 @@ def verify_fma(fn_c, dtype: str, out, threads: int, acc: int, lanes: int, iterat
     if err > tol:
         return Verdict(False, f"short run differs from the numpy replay by {err:.3g} (> {tol:g})")
     return Verdict(True, f"replay of {short} steps within {err:.2g}; timed chains at the fixed point")
+
+
+def verify_fma_in_place(fn_c, dtype: str, out, threads: int, acc: int, lanes: int, iterations: int,
+                       short: int = 1000) -> Verdict:
+    """The Arm form (x += x*h; x -= x*h, h = 2^-11: FMLA/FMLS in place): the timed chains against the closed form
+    x0 (1 - h^2)^n (relative), and a short run replayed step by step in numpy, which rounds the same (x*h is exact)."""
+    import numpy as np
+
+    np_dtype, h = out.dtype.type, 2.0 ** -11
+    x0 = np.repeat(np.array([FMA_X0 + 0.001 * c for c in range(acc)]), lanes)
+    closed = np.tile(x0 * (1 - h * h) ** iterations, threads)
+    deviation = float(np.abs(out.astype(np.float64) / closed - 1).max()) if np.isfinite(out).all() else float("inf")
+    if deviation > (2e-2 if dtype == "fp32" else 1e-9):
+        return Verdict(False, f"timed chains off the closed form x0 (1 - h^2)^n by {deviation:.3g} (relative)")
+    probe = np.zeros_like(out)
+    fn_c(short, FMA_X0, FMA_M, FMA_A, threads, threads,
+         probe.ctypes.data_as(ctypes.POINTER(ctypes.c_float if dtype == "fp32" else ctypes.c_double)))
+    x, hh = np.array([FMA_X0 + 0.001 * c for c in range(acc)], dtype=np_dtype), np_dtype(h)
+    for _ in range(short):
+        x = x + x * hh
+        x = x - x * hh
+    want = np.tile(np.repeat(x, lanes), threads)
+    if not np.array_equal(probe, want):
+        return Verdict(False, f"short run differs from the numpy replay by {float(np.abs(probe - want).max()):.3g}")
+    return Verdict(True, f"replay of {short} steps exact; timed chains within {deviation:.2g} of the closed form")
+
+
+def stream_levels(caches: list[dict], llc_bytes: int, available_bytes: int, quick: bool) -> list[int]:
+    """The native stream sweep's working sets: the torch sweep's sizes in a full run; in a quick run one size inside
+    each cache level (between twice the level below and half this one) and one DRAM size (4x the last-level cache),
+    every one within a quarter of the free memory."""
+    from kernels import stream
+    from platforms.base import effective_capacities
+
+    if not quick:
+        return stream.sweep_sizes(llc_bytes, False, max_bytes=available_bytes // 4)
+    sizes, previous = [], 0
+    for _name, capacity in effective_capacities(caches):
+        sizes.append(max(16 << 10, (previous * 2 + capacity // 2) // 2))
+        previous = capacity
+    sizes.append(4 * llc_bytes)
+    return sorted(set(s for s in sizes if s <= available_bytes // 4))
 
 
 # ---- stream kernels -----------------------------------------------------------------------------------------

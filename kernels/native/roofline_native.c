@@ -31,6 +31,10 @@
 #define RN_ISA "avx2/avx"
 #define RN_VEC_BYTES 32
 #define RN_ACC 10 /* 16 vector registers: 10 chains (enough for latency 5 x 2 pipes) + constants, no spills */
+#elif defined(__aarch64__)
+#define RN_ISA "aarch64 NEON (128-bit)"
+#define RN_VEC_BYTES 16
+#define RN_ACC 24 /* 32 vector registers: 4 FMA pipes (Neoverse V2) x latency 4 need 16 chains in flight */
 #else
 #define RN_ISA "generic vector extensions"
 #define RN_VEC_BYTES 16
@@ -51,6 +55,26 @@ int rn_nt_stores(void) {
 #endif
 }
 
+/* The step of every chain. x86 FMA has a three-operand form for x = x*m + a (a converging recurrence). Arm's FMLA
+ * accumulates into its destination (d += a*b), so x*m + a costs it two register moves per FMA: there each iteration
+ * is x += x*h then x -= x*h with h = 2^-11 (in place, FMLA then FMLS; x*h is exact, so a replay with separate
+ * multiply and add rounds the same), two FMAs per iteration (rn_fma_per_iteration) slowly decaying by (1 - h^2). */
+#if defined(__aarch64__)
+#define RN_FMA_FORM 1
+#define RN_FMA_STEP(acc, vm, va)                                                                      \
+    {                                                                                                 \
+        const __typeof__(acc[0]) vh = (vm - vm) + 0x1p-11;                                            \
+        _Pragma("GCC unroll 64") for (int c = 0; c < RN_ACC; c++) acc[c] = acc[c] + acc[c] * vh;      \
+        _Pragma("GCC unroll 64") for (int c = 0; c < RN_ACC; c++) acc[c] = acc[c] - acc[c] * vh;      \
+    }
+#else
+#define RN_FMA_FORM 0
+#define RN_FMA_STEP(acc, vm, va)                                                                      \
+    _Pragma("GCC unroll 64") for (int c = 0; c < RN_ACC; c++) acc[c] = acc[c] * vm + va;
+#endif
+int rn_fma_form(void) { return RN_FMA_FORM; }
+int rn_fma_per_iteration(void) { return RN_FMA_FORM ? 2 : 1; }
+
 /* out[t * RN_ACC * lanes + ...]: every lane of every chain of every thread, for the caller's check. The chains
  * start at x0 + 0.001 * (chain index), so no two are the same computation the compiler could merge. */
 #define FMA_BODY(VT, ST, OUT)                                                                         \
@@ -64,8 +88,7 @@ int rn_nt_stores(void) {
         const VT vm = zero + (ST)m, va = zero + (ST)a; /* broadcasts: kept in registers */            \
         for (int c = 0; c < RN_ACC; c++) acc[c] = zero + (ST)(x0 + 0.001 * c);                        \
         for (long i = 0; i < iterations; i++) {                                                       \
-            _Pragma("GCC unroll 64")                                                                  \
-            for (int c = 0; c < RN_ACC; c++) acc[c] = acc[c] * vm + va;                               \
+            RN_FMA_STEP(acc, vm, va)                                                                  \
         }                                                                                             \
         if (t < max_threads)                                                                          \
             for (int c = 0; c < RN_ACC; c++)                                                          \
