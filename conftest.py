@@ -25,7 +25,7 @@ def pytest_addoption(parser):
                     help="time the layers of your own model: a torchvision name or package.module:factory")
     group.addoption("--input", default=None, help="input shape for --model, e.g. 8,3,224,224")
     group.addoption("--budget", default=None, metavar="SECONDS",
-                    help="the run's time budget (default: 80 s quick / 600 s full on a CPU, 200 / 900 s on a GPU); "
+                    help="the run's time budget (default: 80 s quick / 600 s full on a CPU, 180 / 900 s on a GPU); "
                          "every group gets its share, and no group starts a point once its share is spent")
     group.addoption("--spec", default=None,
                     help="a vendor spec sheet (YAML, see platforms/specs/) to validate against; default: the "

@@ -32,7 +32,7 @@ SLOW_PATH_FRACTION = 1 / 8
 #: up to CAP_FACTOR x its share; an item starts only while the run's budget, less what the groups not yet started are
 #: guaranteed (GUARANTEE x their share), has time left. No call longer than the cap is started twice, so a run ends
 #: within its budget plus the items under way: within 1.5x of it by construction (tests/test_budget.py)
-RUN_BUDGET_S = {("cpu", True): 80.0, ("cpu", False): 600.0, ("gpu", True): 200.0, ("gpu", False): 900.0}
+RUN_BUDGET_S = {("cpu", True): 80.0, ("cpu", False): 600.0, ("gpu", True): 180.0, ("gpu", False): 900.0}
 #: each group's share of the run's budget (they add up to 1; budget groups are bench.progress's groups, with the
 #: hardware stream kernels apart from torch's so that neither can starve the other; GEMM's share is split evenly over
 #: the dtypes that have a path on the device). Set from a quiet --quick run on a 2-core Xeon VM (2026-12-01).
@@ -101,7 +101,7 @@ class TimeBudget:
             return (f"the run's time budget ({self.run_s:.0f} s) is spent: not measured (--budget SECONDS gives a run "
                     "more time)")
         if left <= self.reserved_s(group):
-            return (f"the run's time budget ({self.run_s:.0f} s) has {left:.1f} s left, kept for the groups not yet "
+            return (f"what is left of the run's time budget ({self.run_s:.0f} s) is kept for the groups not yet "
                     "started: not measured (--budget SECONDS gives a run more time)")
         limit = self.group_s(group)
         if limit is not None and self.spent.get(group, 0.0) >= limit:

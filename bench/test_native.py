@@ -9,7 +9,7 @@
 These are the roofs above torch's: the layer report keeps placing torch layers against torch's roofs."""
 import pytest
 
-from kernels import native
+from kernels import native, stream
 
 DTYPES = ("fp32", "fp64")
 #: a quick run times these inside the caches (all kernels in DRAM, where the store kind matters most)
@@ -45,8 +45,11 @@ def pytest_generate_tests(metafunc):
         sizes = _levels(config) if cpu else []
         quick = config.getoption("--quick")
         dram = [s for s in sizes if s >= 4 * _llc(config)]
+        platform = config._roofline_platform
+        first = native.stream_levels([vars(c) for c in platform.cache_levels()], platform.llc_bytes(),
+                                     platform.memory_bytes(), True) if cpu else []
         points = [pytest.param((name, size), id=f"{name}-{size >> 10}KiB")
-                  for name in native.STREAM for size in sizes
+                  for name, size in stream.budget_order(native.STREAM, sizes, first)
                   if not quick or size in dram or name in QUICK_CACHE_KERNELS]
         metafunc.parametrize("native_point", points)
     if "scaling_threads" in metafunc.fixturenames:

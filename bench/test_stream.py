@@ -5,21 +5,21 @@ from kernels import stream
 from kernels.base import Prepared, Verdict
 
 
-def _sizes(config):
+def _sizes(config, quick=None):
     platform = config._roofline_platform
     llc = platform.llc_bytes()
+    quick = config.getoption("--quick") if quick is None else quick
     if platform.kind == "cpu":
-        return stream.cpu_sweep([vars(c) for c in platform.cache_levels()], llc, platform.memory_bytes(),
-                                config.getoption("--quick"))
-    return stream.sweep_sizes(llc, config.getoption("--quick"), max_bytes=platform.memory_bytes() // 4,
-                              min_end=1 << 30)
+        return stream.cpu_sweep([vars(c) for c in platform.cache_levels()], llc, platform.memory_bytes(), quick)
+    return stream.sweep_sizes(llc, quick, max_bytes=platform.memory_bytes() // 4, min_end=1 << 30)
 
 
 def pytest_generate_tests(metafunc):
     if "stream_point" not in metafunc.fixturenames:
         return
-    points = [pytest.param((name, size), id=f"{name}-{size // 1024}KiB")
-              for name in stream.KERNELS for size in _sizes(metafunc.config)]
+    config = metafunc.config
+    order = stream.budget_order(stream.KERNELS, _sizes(config), _sizes(config, quick=True))
+    points = [pytest.param((name, size), id=f"{name}-{size // 1024}KiB") for name, size in order]
     metafunc.parametrize("stream_point", points)
 
 

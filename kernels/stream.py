@@ -113,6 +113,15 @@ def cpu_sweep(caches: list[dict], llc_bytes: int, available_bytes: int, quick: b
     return sweep_sizes(llc_bytes, quick, max_bytes=available_bytes // 4, level_tops=tops)
 
 
+def budget_order(names, sizes: list[int], first: list[int]) -> list[tuple[str, int]]:
+    """(kernel, size) points in the order a time budget cuts best: every kernel at the ``first`` sizes (a quick
+    run's: one per cache level and DRAM), then every kernel at the rest, so a full run that runs out of time loses
+    resolution of the curves, never a kernel or a memory level."""
+    first_set = set(first)
+    return ([(n, s) for n in names for s in sizes if s in first_set]
+            + [(n, s) for n in names for s in sizes if s not in first_set])
+
+
 def dram_fits(llc_bytes: int, available_bytes: int) -> str | None:
     """None if a DRAM working set (4x the last-level cache) fits a quarter of the free memory, else why not."""
     if 4 * llc_bytes <= available_bytes // 4:

@@ -25,7 +25,7 @@ def roofline_svg(record: dict, result: dict, prefix: str) -> str:
     """The run's measured roofline: every memory level's roof, every dtype's GEMM roof with its ridge point against
     DRAM, and the hardware's roofs (register-only FMA, native DRAM) dashed above torch's; each roof in the legend
     with its value and kernel."""
-    from results.report import si
+    from results.report import si, silicon_kind
     from results.svgplot import PALETTE, LogLog
 
     compute, memory = result["compute"], result["memory"]
@@ -70,7 +70,7 @@ def roofline_svg(record: dict, result: dict, prefix: str) -> str:
         base = hw or dram
         start = c.value / base.value if base else lo
         plot.line([start, hi], [c.value] * 2, colours.get(dtype, PALETTE[(i + 5) % len(PALETTE)]), 1.3, "8,4",
-                  f"{dtype} silicon: {si(c.value, c.unit)} (register-only FMA)")
+                  f"{dtype} silicon: {si(c.value, c.unit)} ({silicon_kind(c)})")
     return _prefix_ids(plot.svg(), prefix)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from results.report import si
+from results.report import si, silicon_kind
 from results.roofline import analyse
 
 
@@ -60,7 +60,7 @@ def roofline_png(record: dict, path: str | os.PathLike) -> str:
     for dtype, c in silicon.items():
         start = c.value / (hw_dram or dram).value if (hw_dram or dram) else lo_i
         ax.plot([start, hi_i], [c.value, c.value], color=gemm_colors.get(dtype) or next(spare), lw=1.4,
-                ls=(0, (5, 3)), label=f"{dtype} silicon: {si(c.value, c.unit)} (register-only FMA)")
+                ls=(0, (5, 3)), label=f"{dtype} silicon: {si(c.value, c.unit)} ({silicon_kind(c)})")
     if silicon or hw_dram:
         highest_roof = max([c.value for c in silicon.values()] + [top or 0])
         top = max(top or 0, highest_roof) or top
@@ -80,7 +80,7 @@ def roofline_png(record: dict, path: str | os.PathLike) -> str:
     ax.set_title(f"Measured roofline: {info.get('name')} [{info.get('device')}]{flags}\n"
                  f"peaks = best GEMM per dtype; bandwidth = best torch stream kernel per level (STREAM bytes); "
                  f"{record['created'][:10]}"
-                 + ("\ndashed: the hardware's roofs (native C: register-only FMA, cached/non-temporal stores)"
+                 + ("\ndashed: the hardware's roofs (native C: register-only FMA and engine chains, cached/non-temporal stores)"
                     if result.get("silicon") or result.get("memory_hw") else ""), fontsize=10)
     fig.tight_layout()
     path = os.fspath(path)

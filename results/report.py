@@ -204,6 +204,11 @@ def summary_text(record: dict, record_path: str | None = None, plot_path: str | 
 ENGINE_NAMES = {"amx": "AMX tiles", "dot": "AVX512-BF16 dot products", "vnni": "AVX512-VNNI dot products"}
 
 
+def silicon_kind(c) -> str:
+    """What a silicon ceiling was measured with, for legends: "register-only FMA" or the engine's name."""
+    return ENGINE_NAMES.get(getattr(c, "kernel", None), "register-only FMA")
+
+
 def silicon_lines(result: dict) -> list[str]:
     """The silicon's peak (register-only FMA) beside the best GEMM: how much of the chip the BLAS reaches."""
     silicon = result.get("silicon") or {}
