@@ -8,6 +8,11 @@ from results.report import si, silicon_kind
 from results.roofline import analyse
 
 
+#: a compute roof below this fraction of the highest is listed in the legend but not drawn (an emulated dtype, e.g.
+#: fp8 on a CPU at 70 MFLOP/s, would stretch the intensity axis over ten more octaves and squash the rest)
+UNDRAWN_FRACTION = 1e-3
+
+
 def roofline_png(record: dict, path: str | os.PathLike) -> str:
     """Draw the measured roofline of ``record`` to ``path`` (layer points: results.layer_plots)."""
     import matplotlib
@@ -24,6 +29,8 @@ def roofline_png(record: dict, path: str | os.PathLike) -> str:
         ax.text(0.5, 0.5, "no verified ceilings in this record", ha="center", va="center", transform=ax.transAxes)
     peaks = sorted(compute.values(), key=lambda c: c.value)
     top = max((c.value for c in peaks), default=None)
+    undrawn = [c for c in peaks if top and c.value < UNDRAWN_FRACTION * top]
+    peaks = [c for c in peaks if c not in undrawn]
     lo_i, hi_i = 1 / 64, 4096.0
     if peaks and memory:
         hi_i = max(hi_i, 4 * top / min(m.value for m in memory.values()))
@@ -61,6 +68,9 @@ def roofline_png(record: dict, path: str | os.PathLike) -> str:
         start = c.value / (hw_dram or dram).value if (hw_dram or dram) else lo_i
         ax.plot([start, hi_i], [c.value, c.value], color=gemm_colors.get(dtype) or next(spare), lw=1.4,
                 ls=(0, (5, 3)), label=f"{dtype} silicon: {si(c.value, c.unit)} ({silicon_kind(c)})")
+    for c in undrawn:
+        ax.plot([], [], " ", label=f"{c.name}: {si(c.value, c.unit)} (GEMM): below 1/{1 / UNDRAWN_FRACTION:.0f} of the "
+                                    "top roof, not drawn")
     if silicon or hw_dram:
         highest_roof = max([c.value for c in silicon.values()] + [top or 0])
         top = max(top or 0, highest_roof) or top

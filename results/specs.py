@@ -421,6 +421,10 @@ def cpu_validation(record: dict, result: dict) -> list[dict]:
                 flags = [f for f in flags if not f.startswith("BELOW")] + [
                     f"the GEMM reaches {ceiling.value / chip.value:.2f} of this run's {dtype} {units} figure: the rest "
                     "of the gap is the GEMM's implementation and data movement, not the clock"]
+            if kind not in ("GEMM", "FMA") and any(f.startswith("BELOW") for f in flags):
+                flags.append(f"the {units} may run at its own lower licence clock, which the OS does not show (Intel "
+                             "documents lower AMX/AVX-512 turbo frequencies); under a hypervisor a neighbour on the "
+                             "same physical core shares the unit")
             if theory.get("warning"):
                 flags.append(theory["warning"])
             if kind != "GEMM" and below:

@@ -280,7 +280,7 @@ def test_two_rank_quick_job_gives_a_valid_record(tmp_path):
     assert shown.returncode == 0 and "Point-to-point bandwidth matrix" in shown.stdout
 
 
-@pytest.mark.slow  # ~16 s: the two-rank job below keeps torchrun covered in the default run
+@pytest.mark.slow  # ~16 s: test_two_rank_quick_job_gives_a_valid_record keeps torchrun in the default run
 def test_three_rank_job_and_compare(tmp_path):
     proc, _ = _torchrun(tmp_path, 3, "--max-bytes", "64KiB", "--model", "none")
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
@@ -296,7 +296,7 @@ def test_three_rank_job_and_compare(tmp_path):
     assert ("busbw (best)", "all_reduce") in table.index
 
 
-@pytest.mark.slow  # ~16 s: the two-rank job below keeps torchrun covered in the default run
+@pytest.mark.slow  # ~16 s: test_two_rank_quick_job_gives_a_valid_record keeps torchrun in the default run
 def test_two_nodes_on_one_host_split_intra_and_inter_node(tmp_path):
     """Two torchrun agents with --nnodes 2 (static rendezvous on localhost) are two nodes to the job: collectives
     are labelled inter-node, all_reduce is measured again inside each node, p2p pairs are split."""
