@@ -335,6 +335,8 @@ def load_lines(record: dict, result: dict) -> list[str]:
     lines = ["", "Machine load (other processes and steal, watched during every point):"]
     if start.get("sentence"):
         lines.append(f"  before measuring: {start['sentence']}")
+    if isinstance(record.get("disturbed_whole"), str):
+        lines.append(f"  ! {record['disturbed_whole']}")
     disturbed = [m for m in rows if m["disturbed"]]
     retried = [m for m in rows if (m.get("interference") or {}).get("attempts", 1) > 1 or "remeasure_of" in m]
     if rows:
