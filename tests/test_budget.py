@@ -103,6 +103,7 @@ def test_sigterm_is_handled_like_ctrl_c_and_says_what_it_waits_for(tmp_path):
 def test_a_run_disturbed_as_a_whole_says_so_once_and_stops_retrying():
     from bench.harness import WHOLE_MIN_POINTS, Budget, Suite
     from results.report import load_lines
+    from results.roofline import analyse
 
     class Record:
         data = {}
@@ -111,5 +112,6 @@ def test_a_run_disturbed_as_a_whole_says_so_once_and_stops_retrying():
     for _ in range(WHOLE_MIN_POINTS):
         suite._count_disturbed({"disturbed": True, "evidence": "steal 40%"})
     assert "disturbed as a whole: 12 of the first 12" in suite.disturbed_whole and not suite._may_retry()
-    record = {"measurements": [], "load_at_start": {"sentence": "quiet"}, "disturbed_whole": suite.disturbed_whole}
-    assert sum("disturbed as a whole" in line for line in load_lines(record, {})) == 1
+    record = {"platform": {}, "measurements": [], "load_at_start": {"sentence": "quiet"},
+              "disturbed_whole": suite.disturbed_whole}
+    assert sum("disturbed as a whole" in line for line in load_lines(record, analyse(record))) == 1
