@@ -49,7 +49,9 @@ def pytest_generate_tests(metafunc):
         first = native.stream_levels([vars(c) for c in platform.cache_levels()], platform.llc_bytes(),
                                      platform.memory_bytes(), True) if cpu else []
         points = [pytest.param((name, size), id=f"{name}-{size >> 10}KiB")
-                  for name, size in stream.budget_order(native.STREAM, sizes, first)
+                  for name, size in stream.budget_order(
+                      native.STREAM, sizes, stream.level_points([vars(c) for c in platform.cache_levels()],
+                                                                platform.llc_bytes(), sizes) if cpu else [], first)
                   if not quick or size in dram or name in QUICK_CACHE_KERNELS]
         metafunc.parametrize("native_point", points)
     if "scaling_threads" in metafunc.fixturenames:

@@ -113,13 +113,34 @@ def cpu_sweep(caches: list[dict], llc_bytes: int, available_bytes: int, quick: b
     return sweep_sizes(llc_bytes, quick, max_bytes=available_bytes // 4, level_tops=tops)
 
 
-def budget_order(names, sizes: list[int], first: list[int]) -> list[tuple[str, int]]:
-    """(kernel, size) points in the order a time budget cuts best: every kernel at the ``first`` sizes (a quick
-    run's: one per cache level and DRAM), then every kernel at the rest, so a full run that runs out of time loses
-    resolution of the curves, never a kernel or a memory level."""
-    first_set = set(first)
-    return ([(n, s) for n in names for s in sizes if s in first_set]
-            + [(n, s) for n in names for s in sizes if s not in first_set])
+def budget_order(names, sizes: list[int], *tiers: list[int]) -> list[tuple[str, int]]:
+    """(kernel, size) points in the order a time budget cuts best: every kernel at the sizes of the first tier (one
+    per memory level, see level_points), then every kernel at the next tier's (a quick run's sizes), then the rest,
+    so a run that runs out of time loses resolution of the curves, never a kernel or a memory level."""
+    order, seen = [], set()
+    for tier in (*tiers, sizes):
+        wanted = set(tier)
+        for name in names:
+            for size in sizes:
+                if size in wanted and (name, size) not in seen:
+                    seen.add((name, size))
+                    order.append((name, size))
+    return order
+
+
+def level_points(caches: list[dict], llc_bytes: int, sizes: list[int]) -> list[int]:
+    """One size per memory level among ``sizes``: the largest inside each cache level's window (above twice the level
+    below, at most half this one) and the smallest DRAM size (>= 4x the last-level cache)."""
+    from platforms.base import effective_capacities
+
+    out, previous = [], 0
+    for _name, capacity in effective_capacities(caches):
+        inside = [s for s in sizes if 2 * previous < s <= capacity // 2]
+        if inside:
+            out.append(max(inside))
+        previous = capacity
+    dram = [s for s in sizes if s >= 4 * llc_bytes]
+    return out + dram[:1]
 
 
 def dram_fits(llc_bytes: int, available_bytes: int) -> str | None:

@@ -151,3 +151,16 @@ def test_native_kernels_run_and_verify_on_aarch64_under_qemu(tmp_path):
         assert np.array_equal(got, x), (key, got[:3], x[:3])
     assert facts["stream_bad"] == "0"
     assert float(facts["read"]) == 2 * sum(range(4099))  # two passes over 0..4098, three threads
+
+
+@pytest.mark.parametrize("name", ["emerald-rapids-kvm-recorded", "zen-kvm-generic-epyc", "jetson-orin-cortex-a78ae"])
+def test_a_budget_cut_loses_resolution_never_a_level(tmp_path, name):
+    _info, levels, available = machine(tmp_path, name)
+    last = llc(levels)
+    sizes = stream.cpu_sweep(levels, last, available, False)
+    first = stream.level_points(levels, last, sizes)
+    assert len(first) == len(levels) + 1 and first[-1] >= 4 * last  # one per cache level, and DRAM
+    order = stream.budget_order(list(stream.KERNELS), sizes, first, stream.cpu_sweep(levels, last, available, True))
+    head = order[:len(stream.KERNELS) * len(first)]
+    assert {(k, s) for k in stream.KERNELS for s in first} == set(head)  # every kernel at every level comes first
+    assert sorted(order) == sorted((k, s) for k in stream.KERNELS for s in sizes)  # and nothing is lost or doubled
