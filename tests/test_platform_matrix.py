@@ -159,7 +159,13 @@ def test_a_budget_cut_loses_resolution_never_a_level(tmp_path, name):
     last = llc(levels)
     sizes = stream.cpu_sweep(levels, last, available, False)
     first = stream.level_points(levels, last, sizes)
-    assert len(first) == len(levels) + 1 and first[-1] >= 4 * last  # one per cache level, and DRAM
+    from platforms.base import effective_capacities
+
+    windows, previous = 0, 0  # levels whose window (above 2x the level below, at most half this one) holds a size
+    for _name, capacity in effective_capacities(levels):
+        windows += any(2 * previous < s <= capacity // 2 for s in sizes)
+        previous = capacity
+    assert len(first) == windows + 1 and first[-1] >= 4 * last  # one per cache level, and DRAM
     order = stream.budget_order(list(stream.KERNELS), sizes, first, stream.cpu_sweep(levels, last, available, True))
     head = order[:len(stream.KERNELS) * len(first)]
     assert {(k, s) for k in stream.KERNELS for s in first} == set(head)  # every kernel at every level comes first
