@@ -80,20 +80,20 @@ def test_sigterm_is_handled_like_ctrl_c_and_says_what_it_waits_for(tmp_path):
     import signal
 
     mark = tmp_path / "slow-call-started"
-    env = dict(os.environ, ROOFLINE_STANDIN_SLEEP_S="2.5", ROOFLINE_STANDIN_DTYPES="fp64", ROOFLINE_STANDIN_MARK=str(mark))
+    env = dict(os.environ, ROOFLINE_STANDIN_SLEEP_S="2", ROOFLINE_STANDIN_DTYPES="fp64", ROOFLINE_STANDIN_MARK=str(mark))
     proc = subprocess.Popen([sys.executable, "-m", "pytest", "bench/test_gemm.py", "--platform", "cpu", "--quick",
                              "--dtypes", "fp64", "-p", "tests.plugins.slow_standin", "--results-dir", str(tmp_path),
                              "-q"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.monotonic() + 60
     while not mark.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
-    time.sleep(0.8)  # inside the fp64 probe's first 2.5 s call
+    time.sleep(0.6)  # inside the fp64 probe's first 2 s call
     sent = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     stdout, stderr = proc.communicate(timeout=60)
     answered = time.monotonic() - sent
     assert "SIGTERM: stopping; waiting for the running call to return (gemm fp64 probe" in stderr, stderr[-2000:]
-    assert answered < 2 + 15  # the rest of the running call, then the summary
+    assert answered < 1.5 + 15  # the rest of the running call, then the summary
     path = next(tmp_path.glob("2*.json"))
     record = json.loads(path.read_text())
     assert record["status"] == "interrupted" and proc.returncode != 0  # handled like Ctrl-C
