@@ -206,6 +206,8 @@ class Suite:
     points_disturbed: int = 0
     #: the sentence said once when the run is disturbed as a whole (then no point is re-measured)
     disturbed_whole: str | None = None
+    #: the DRAM sentinel's prepared copy, kept between checks where it is small enough (Suite.sentinel)
+    _sentinel_arrays: Any = None
 
     # -- progress ------------------------------------------------------------------------------------------
     progress: Any = None  # bench.progress.RunProgress (live view / plain lines / quiet), set by conftest.py
@@ -336,8 +338,7 @@ class Suite:
         try:
             # the arrays are kept for the next check where they take at most 1/8 of the free memory (allocating and
             # faulting in GiB-sized arrays cost more than the check itself); the output is zeroed before each check
-            p = self._sentinel_arrays if getattr(self, "_sentinel_arrays", None) is not None else \
-                stream.prepare("copy", size, self.platform.device)
+            p = self._sentinel_arrays or stream.prepare("copy", size, self.platform.device)
             p.state["c"].zero_()
             p.fn()
             self.monitor.start()

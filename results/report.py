@@ -45,25 +45,26 @@ def ceilings_json(record: dict) -> dict:
         "silicon_not_a_roof": {k: {"reason": e["reason"], **e["ceiling"].to_dict()}
                                for k, e in (result.get("silicon_below_gemm") or {}).items()},
         "memory_hw_bytes_per_s": {k: c.to_dict() for k, c in (result.get("memory_hw") or {}).items()},
-        "spec_check": spec_check_json(record),
+        "spec_check": spec_check_json(record, result),
         "missing": [{k: m.get(k) for k in ("group", "kernel", "dtype", "shape", "size_bytes", "status", "reason")}
                     for m in missing_rows(record)],
     }
 
 
-def spec_check_json(record: dict) -> dict:
+def spec_check_json(record: dict, result: dict | None = None) -> dict:
     """Measured / theoretical (CPU) or / the sheet (GPU) per ceiling, for scripts; on a CPU also the theoretical
     figures with their clock and its source, and the effective clock the FMA chains imply (information)."""
     from results.specs import clean_silicon, cpu_theoretical, spec_for_record, validate
 
     try:
         spec, how = spec_for_record(record, (record.get("options") or {}).get("spec"))
-        rows = validate(record, spec)
+        result = result or analyse(record)
+        rows = validate(record, spec, result)
     except Exception as exc:  # a broken sheet must not hide the ceilings
         return {"error": f"{type(exc).__name__}: {exc}"}
     out = {"against": how, "rows": rows}
     if spec is None and record.get("platform", {}).get("kind") == "cpu":
-        theory = cpu_theoretical(record["platform"], clean_silicon(analyse(record)))
+        theory = cpu_theoretical(record["platform"], clean_silicon(result))
         out["theoretical"] = {
             "flop_per_s": {d: theory[f"{d}_flop_per_s"] for d in theory["flop_per_cycle"]
                            if theory.get(f"{d}_flop_per_s")},
@@ -81,7 +82,8 @@ def validation_text(record: dict, spec_path: str | None = None) -> str:
     from results.specs import effective_clock_lines, spec_for_record, validate
 
     spec, how = spec_for_record(record, spec_path)
-    rows = validate(record, spec)
+    result = analyse(record)
+    rows = validate(record, spec, result)
     source = spec.data["source"]["document"] if spec else ""
     lines = [f"Measured vs spec ({how}{'; source: ' + source if source else ''}):"]
     if spec is not None:
@@ -100,7 +102,7 @@ def validation_text(record: dict, spec_path: str | None = None) -> str:
                      f"{si(row['spec'], row['unit'])} = {100 * row['ratio']:.1f}%   [{row['spec_field']}]")
         lines += [f"         ! {flag}" for flag in row["flags"]]
     if spec is None:
-        lines += effective_clock_lines(record)
+        lines += effective_clock_lines(record, result)
     return "\n".join(lines)
 
 

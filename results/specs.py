@@ -539,11 +539,11 @@ def _telemetry_note(record: dict, row_kernel: str, row_dtype: str, shape) -> str
     return "no telemetry in the record"
 
 
-def validate(record: dict, spec: Spec | None = None) -> list[dict]:
+def validate(record: dict, spec: Spec | None = None, result: dict | None = None) -> list[dict]:
     """measured / spec for every ceiling that has a spec value, with flags a user can act on."""
     from results.roofline import analyse
 
-    result = analyse(record)
+    result = result or analyse(record)  # callers that already hold the analysis pass it
     rows = []
     if spec is None and record.get("platform", {}).get("kind") == "cpu":
         return cpu_validation(record, result)
