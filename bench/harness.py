@@ -141,12 +141,14 @@ def item_label(item, group: str) -> dict:
         return {"group": "gemm", "kernel": "gemm", "dtype": dtype, "impl": impl, "shape": shape.as_list(),
                 "flops": shape.flops}
     for key, impl, dtype in (("stream_point", "torch", "fp32"), ("native_point", "native", "fp64"),
-                             ("triton_point", "triton", "fp32")):
+                             ("triton_stream_point", "triton", "fp32")):
         if key in params and isinstance(params[key], tuple):
             name, size = params[key][:2]
             return {"group": "stream", "kernel": name, "dtype": dtype, "impl": impl, "size_bytes": size}
     if "fma_dtype" in params:
         return {"group": "peak", "kernel": "fma", "dtype": params["fma_dtype"], "impl": "native"}
+    if "triton_fma_dtype" in params:
+        return {"group": "peak", "kernel": "fma", "dtype": params["triton_fma_dtype"], "impl": "triton"}
     if "engine_point" in params:
         return {"group": "peak", "kernel": params["engine_point"][0], "dtype": params["engine_point"][1],
                 "impl": "native"}

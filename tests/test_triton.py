@@ -12,21 +12,29 @@ ROOT = Path(__file__).resolve().parent.parent
 CHECK = r'''
 from kernels import triton_kernels as tk
 assert tk.available() is None, tk.available()
-for name, (arrays, reads, writes, _f) in tk.STREAM.items():
-    p = tk.prepare_stream(name, 3 * 4 * 1500, "cpu")   # not a multiple of BLOCK: the masked tail runs too
+for name, (arrays, reads, writes, _f, persistent) in tk.STREAM.items():
+    # not a multiple of the tile (the masked tail runs too); persistent: 3 programs loop over 7 tiles each
+    n = 7 * 3 * tk.PERSISTENT_BLOCK - 5 if persistent else 1500
+    p = tk.prepare_stream(name, 0, "cpu", elements=n, programs=3)
     p.fn()
-    assert p.verify().ok, name
-    n = p.shape[0]
+    assert p.verify().ok, (name, p.verify())
     assert p.bytes == (reads + writes) * 4 * n and p.size_bytes == arrays * 4 * n, name
-p = tk.prepare_stream("triad", 1 << 16, "cpu")
-p.fn()
-p.state["a"][7] = 0.0
-assert not p.verify().ok                                # an injected wrong result is caught
+    assert p.extra["programs"] == (3 if persistent else -(-n // tk.BLOCK)), name
+    # the suite's sizes are whole tiles: Triton specialises the length as divisible by 16 (vector loads)
+    assert tk.prepare_stream(name, 3 << 20, "cpu").shape[0] % 16 == 0, name
+for name in ("triad", "triad_persistent", "read", "read_persistent"):
+    p = tk.prepare_stream(name, 1 << 16, "cpu", programs=2)
+    p.fn()
+    p.state["a"][7] = 0.0 if name.startswith("triad") else 2.0
+    if name.startswith("read"):
+        p.fn()  # the reduction re-reads the changed input
+    assert not p.verify().ok, name                       # an injected wrong result is caught
 for dtype in ("fp32", "fp64"):
     p = tk.prepare_fma(dtype, "cpu", programs=2, iterations=40)
     p.fn()
     assert p.verify().ok, (dtype, p.verify())
     assert p.flops == 2 * tk.CHAINS * tk.BLOCK * 2 * 40
+    assert p.state["params"].dtype == p.state["out"].dtype  # the constants travel in the kernel's own dtype
     p.state["out"][3] = 9.0
     assert not p.verify().ok
 print("TRITON-OK")
