@@ -556,7 +556,8 @@ class Suite:
                 "cold": f"flush caches, then one call: {self.platform.single_call_method}",
                 "warm": f"blocks of {iterations} back-to-back calls (pytest-benchmark rounds)"},
                 "warm_times_s": warm, "warm_median_s": summarise(warm)["median_s"], "first_call_s": first, "gemm": gemm,
-                **({"device_times_s": device, "device_median_s": summarise(device)["median_s"]} if device else {})})
+                **({"device_times_s": device, "device_median_s": summarise(device)["median_s"],
+                    "device_times_note": getattr(self.platform, "DEVICE_TIMES_NOTE", "")} if device else {})})
         p.state.clear()
         return self._finish(benchmark, p, _with_load(row, load), verdict)
 
@@ -589,7 +590,8 @@ class Suite:
             out = {"status": "ok" if verdict.ok else "failed", "shape": g.shape, "flops": g.flops, "bytes": g.bytes,
                    "times_s": times, "median_s": summarise(times)["median_s"], "verification": verdict.detail, "impl": g.impl}
             if device:
-                out.update(device_times_s=device, device_median_s=summarise(device)["median_s"])
+                out.update(device_times_s=device, device_median_s=summarise(device)["median_s"],
+                           device_times_note=getattr(self.platform, "DEVICE_TIMES_NOTE", ""))
             return out
         except Exception as exc:
             return {"status": "skipped", "reason": f"{type(exc).__name__}: {_short(exc)}"}

@@ -43,6 +43,21 @@ class Nvml:
         except Exception:
             return default
 
+    #: nvmlValueType_t -> the member of nvmlValue_t that holds it
+    VALUE_MEMBERS = {0: "dVal", 1: "uiVal", 2: "ulVal", 3: "ullVal", 4: "sllVal", 5: "siVal", 6: "usVal"}
+
+    def field(self, field_id: int | None):
+        """One NVML field value (nvmlDeviceGetFieldValues), or None where the driver does not offer it."""
+        if self.handle is None or field_id is None:
+            return None
+        try:
+            value = self.nv.nvmlDeviceGetFieldValues(self.handle, [field_id])[0]
+            if value.nvmlReturn != 0:
+                return None
+            return getattr(value.value, self.VALUE_MEMBERS[int(value.valueType)])
+        except Exception:
+            return None
+
 
 class CudaPlatform(Platform):
     kind = "cuda"
@@ -156,7 +171,10 @@ class CudaPlatform(Platform):
             "sm_clock_mhz": nv.get("nvmlDeviceGetClockInfo", mod.NVML_CLOCK_SM),
             "mem_clock_mhz": nv.get("nvmlDeviceGetClockInfo", mod.NVML_CLOCK_MEM),
             "gpu_temp_c": nv.get("nvmlDeviceGetTemperature", mod.NVML_TEMPERATURE_GPU),
-            "power_w": _milli(nv.get("nvmlDeviceGetPowerUsage")),
+            "power_w": self._power_w(),
+            # the link trains down when idle: read during the point (kept as min/median/max over its samples)
+            "pcie_gen": nv.get("nvmlDeviceGetCurrPcieLinkGeneration"),
+            "pcie_width": nv.get("nvmlDeviceGetCurrPcieLinkWidth"),
         }
         reasons = nv.get("nvmlDeviceGetCurrentClocksEventReasons")
         if reasons is None:
@@ -165,9 +183,31 @@ class CudaPlatform(Platform):
             sample["throttle_mask"] = int(reasons) & ~IDLE  # idle is not a throttle while we run
         return {k: v for k, v in sample.items() if v is not None}
 
+    POWER_SOURCES = {
+        "instant": "NVML field NVML_FI_DEV_POWER_INSTANT: the instantaneous board power",
+        "usage": ("nvmlDeviceGetPowerUsage: on Ampere (except GA100) and newer GPUs a 1 s average (NVML API "
+                  "reference), so a point shorter than a second reads partly the power before it"),
+    }
+
+    def _power_w(self) -> float | None:
+        """Board power in W: NVML's instant field where the driver offers it, else nvmlDeviceGetPowerUsage (on
+        Hopper a 1 s average); which one is decided at the first reading and said in ``power_source``."""
+        nv = self.nvml
+        if getattr(self, "power_source", None) in (None, "instant"):
+            value = nv.field(getattr(nv.nv, "NVML_FI_DEV_POWER_INSTANT", None))
+            if value is not None:
+                self.power_source = "instant"
+                return value / 1000.0
+            if getattr(self, "power_source", None) == "instant":
+                return None  # a missed reading, not a reason to switch sources mid-run
+        self.power_source = "usage"
+        return _milli(nv.get("nvmlDeviceGetPowerUsage"))
+
     def static_telemetry(self) -> dict[str, Any]:
         sample = self.read_telemetry()
         out: dict[str, Any] = {"telemetry_source": "NVML" if self.nvml.handle is not None else self.nvml.error}
+        if getattr(self, "power_source", None):
+            out["power_source"] = self.POWER_SOURCES[self.power_source]
         if "throttle_mask" in sample:
             out["throttle_reasons_at_start"] = decode_throttle_reasons(int(sample["throttle_mask"]))
         return out
@@ -207,7 +247,11 @@ class CudaPlatform(Platform):
     single_call_method = ("host wall time of one call: wait for the device to be idle (the flush has finished), "
                           "perf_counter, the call, torch.cuda.synchronize, perf_counter; it includes the host "
                           "dispatch, the launches and one sync, as a CPU call includes its dispatch. The device "
-                          "time between CUDA events around the call is kept beside it (device_times_s)")
+                          "time between CUDA events around the call is kept beside it (device_times_s); see "
+                          "DEVICE_TIMES_NOTE")
+    DEVICE_TIMES_NOTE = ("device_times_s: CUDA events recorded just before and after the Python call on an idle "
+                         "device, so the span starts before the host has dispatched the call: it includes the "
+                         "Python dispatch and launch of the call, not the kernels' execution alone")
 
     def time_call(self, fn) -> float:
         cuda = self.torch.cuda

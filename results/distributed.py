@@ -13,6 +13,7 @@ import os
 from typing import Any
 
 from results.report import si
+from results.specs import PCIE_LANE_GB_PER_S
 
 #: DDP's default gradient bucket (torch.nn.parallel.DistributedDataParallel bucket_cap_mb=25): the all_reduce
 #: messages a data-parallel step sends are this size, plus one remainder
@@ -20,9 +21,6 @@ DDP_BUCKET_BYTES = 25 * 1024 * 1024
 #: one training step's FLOPs = this x forward FLOPs (backward computes input and weight gradients, each about one
 #: forward): the usual 3x assumption, said wherever it is used
 TRAIN_FLOP_FACTOR = 3.0
-#: PCIe per-direction data rate per lane in GB/s after encoding (PCI-SIG base specifications: 8b/10b at gen 1-2,
-#: 128b/130b at gen 3-5, FLIT at gen 6)
-PCIE_LANE_GB_PER_S = {1: 0.25, 2: 0.5, 3: 0.985, 4: 1.969, 5: 3.938, 6: 7.563}
 
 
 def ok_rows(record: dict, group: str, kind: str | None = None) -> list[dict]:
@@ -190,9 +188,12 @@ def link_rate(record: dict) -> tuple[float | None, str]:
     nvlinked = any(str(c).startswith("NV") for row in topo.get("matrix", []) for c in row)
     if nvlinked and links.get("nvlink", {}).get("gb_per_s_per_direction"):
         return links["nvlink"]["gb_per_s_per_direction"] * 1e9, f"NVLink per direction ({spec.name} sheet)"
-    gen, width = info.get("pcie_gen_current"), info.get("pcie_width_current")
+    # the link's maximum, not its state before the run: an idle link trains down (gen1 at rest is common)
+    gen, width = info.get("pcie_gen_max") or info.get("pcie_gen_current"), \
+        info.get("pcie_width_max") or info.get("pcie_width_current")
     if gen in PCIE_LANE_GB_PER_S and width:
-        return PCIE_LANE_GB_PER_S[gen] * width * 1e9, f"PCIe gen{gen} x{width} per direction (NVML, current link)"
+        which = "maximum" if info.get("pcie_gen_max") else "current"
+        return PCIE_LANE_GB_PER_S[gen] * width * 1e9, f"PCIe gen{gen} x{width} per direction (NVML, the link's {which})"
     pcie = links.get("pcie") or {}
     if pcie.get("gb_per_s_bidirectional"):
         return pcie["gb_per_s_bidirectional"] / 2 * 1e9, f"PCIe per direction ({spec.name} sheet)"

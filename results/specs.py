@@ -505,14 +505,19 @@ def mode_bandwidth(spec: Spec, info: dict) -> tuple[float | None, str]:
 
 
 def flags_for(ratio: float, sparse_only: bool, bytes_figure: bool = False) -> list[str]:
-    """Actionable flags for measured / spec; the GB-vs-GiB one only for byte figures (bandwidth, sizes)."""
+    """Actionable flags for measured / spec; the GB-vs-GiB one only for byte figures (bandwidth, sizes).
+
+    A unit slip is flagged only on evidence: a measurement ABOVE its sheet by the GiB/GB factor (2^30 / 1e9 =
+    1.074, within 0.5%), which no honest run gives and a sheet written in GiB/s does. 93% of a sheet (1e9 / 2^30)
+    is not evidence: an HBM or DRAM stream kernel honestly reaches 90-94% of its sheet."""
     flags = []
-    if ratio > 1.0:
+    gib_slip = bytes_figure and abs(ratio * GIB_OVER_GB - 1) <= 0.005
+    if ratio > 1.0 and not gib_slip:
         flags.append("ABOVE SPEC: the sheet's clock may be lower than the boost clock reached, or the sheet is wrong")
     if sparse_only and abs(ratio - 0.5) <= 0.06:
         flags.append("~50% of a figure the sheet lists only WITH SPARSITY: likely a sparse figure read as dense")
-    if bytes_figure and abs(ratio - GIB_OVER_GB) <= 0.005:  # tight: 91-93% of a bandwidth sheet is also a common honest result
-        flags.append("~93% (= 1e9 / 2^30): likely GB vs GiB mixed up between the sheet and the measurement")
+    if gib_slip:
+        flags.append("ABOVE SPEC by 2^30 / 1e9 (7.4%): the sheet's figure is likely in GiB/s, not GB/s")
     if ratio < 0.70 and not (sparse_only and abs(ratio - 0.5) <= 0.06):
         flags.append("BELOW 70%: throttling, a low power mode or clocks below spec")
     return flags
@@ -577,6 +582,7 @@ def validate(record: dict, spec: Spec | None = None, result: dict | None = None)
         rows.append({"ceiling": "DRAM hw", "measured": hw.value, "spec": bandwidth, "ratio": ratio,
                      "unit": "B/s", "spec_field": f"{bw_field} (vs the {hw.impl} {hw.kernel} kernel)",
                      "flags": flags_for(ratio, False, bytes_figure=True)})
+    rows += pcie_rows(record, spec, result)
     for dtype, c in (result.get("silicon") or {}).items():
         value, field, sparse_only = _spec_value(spec, dtype) if dtype != "fp64" else (
             (float(spec.compute("fp64")["dense"]) * 1e12, "compute_tflops.fp64.dense", False)
@@ -587,6 +593,59 @@ def validate(record: dict, spec: Spec | None = None, result: dict | None = None)
             rows.append({"ceiling": f"{dtype} FMA", "measured": c.value, "spec": value, "ratio": ratio,
                          "unit": c.unit, "spec_field": f"{field} (vs the {c.impl} FMA-chain kernel, no tensor cores)",
                          "flags": flags_for(ratio, sparse_only)})
+    return rows
+
+
+#: PCIe per-direction data rate per lane in GB/s after encoding (PCI-SIG base specifications: 8b/10b at gen 1-2,
+#: 128b/130b at gen 3-5, FLIT at gen 6)
+PCIE_LANE_GB_PER_S = {1: 0.25, 2: 0.5, 3: 0.985, 4: 1.969, 5: 3.938, 6: 7.563}
+PINNED = (("h2d_pinned", "h2d pinned"), ("d2h_pinned", "d2h pinned"))
+
+
+def link_seen(record: dict, ceiling) -> tuple[int | None, int | None]:
+    """The PCIe generation and width the link reached during a transfer point (max of its telemetry samples: an
+    idle link trains down, so the reading before the run says little)."""
+    for m in record.get("measurements", []):
+        if m.get("group") == "transfer" and m.get("kernel") == ceiling.kernel and m.get("size_bytes") == ceiling.size_bytes:
+            tel = m.get("telemetry") or {}
+            gen, width = (tel.get(k, {}).get("max") for k in ("pcie_gen", "pcie_width"))
+            return (int(gen) if gen else None), (int(width) if width else None)
+    return None, None
+
+
+def pcie_rows(record: dict, spec: Spec, result: dict) -> list[dict]:
+    """Pinned host->device and device->host copies against the sheet's ``links.pcie``, per direction (the sheets
+    give both directions added, as marketed), with the link the point ran on beside the link's maximum."""
+    pcie = (spec.data.get("links") or {}).get("pcie") or {}
+    per_direction = pcie.get("gb_per_s_per_direction") or (
+        pcie["gb_per_s_bidirectional"] / 2 if pcie.get("gb_per_s_bidirectional") else None)
+    info = record.get("platform") or {}
+    if not per_direction or info.get("unified_memory"):
+        return []
+    rows = []
+    for kernel, label in PINNED:
+        c = result["transfer"].get(kernel)
+        if not c:
+            continue
+        value = float(per_direction) * 1e9
+        ratio = c.value / value
+        flags = flags_for(ratio, False)
+        gen, width = link_seen(record, c)
+        sheet_gen, sheet_width = pcie.get("generation"), pcie.get("width")
+        top_gen, top_width = info.get("pcie_gen_max"), info.get("pcie_width_max")
+        seen = f"gen{gen} x{width}" if gen and width else "not read"
+        link = f"link during the point {seen}; the link's maximum gen{top_gen} x{top_width} (NVML)" if top_gen else \
+            f"link during the point {seen}"
+        if gen and width and gen in PCIE_LANE_GB_PER_S:
+            link += f", {PCIE_LANE_GB_PER_S[gen] * width:.4g} GB/s per direction after encoding"
+        if sheet_gen and top_gen and int(top_gen) < int(sheet_gen):
+            flags.append(f"the link tops out at gen{top_gen} here (host or slot), the sheet's figure is for "
+                         f"gen{sheet_gen}: compare with the gen{top_gen} rate")
+        elif gen and width and sheet_gen and (gen < int(sheet_gen) or (sheet_width and width < int(sheet_width))):
+            flags.append(f"the link ran at gen{gen} x{width} during the point, below the sheet's gen{sheet_gen} "
+                         f"x{sheet_width}: it did not train up (power saving, a riser, or a slot of fewer lanes)")
+        rows.append({"ceiling": label, "measured": c.value, "spec": value, "ratio": ratio, "unit": "B/s",
+                     "spec_field": f"links.pcie per direction ({link})", "flags": flags})
     return rows
 
 

@@ -56,9 +56,17 @@ class FakeEvent:
         return (other.t - self.t) * 1e3
 
 
-def fake_pynvml(masks=(0x4, 0x40, 0x1 | 0x4, 0x0)):
-    """A pynvml module: constant readings, and clocks-event masks that cycle through ``masks``."""
+def fake_pynvml(masks=(0x4, 0x40, 0x1 | 0x4, 0x0), instant_power_mw: int | None = None, pcie_gens=(5,)):
+    """A pynvml module: constant readings, and clocks-event masks that cycle through ``masks``; with
+    ``instant_power_mw`` the driver offers NVML_FI_DEV_POWER_INSTANT; the current PCIe generation cycles through
+    ``pcie_gens`` (an idle link trains down: (1, 5) reads gen1 first, then gen5)."""
     nv = types.ModuleType("pynvml")
+    gens = {"i": 0}
+
+    def current_gen(handle):
+        value = pcie_gens[min(gens["i"], len(pcie_gens) - 1)]
+        gens["i"] += 1
+        return value
     nv.NVML_CLOCK_SM, nv.NVML_CLOCK_MEM, nv.NVML_TEMPERATURE_GPU = 1, 2, 0
     state = {"i": 0}
 
@@ -81,11 +89,18 @@ def fake_pynvml(masks=(0x4, 0x40, 0x1 | 0x4, 0x0)):
     nv.nvmlDeviceGetMaxPcieLinkGeneration = lambda h: 5
     nv.nvmlDeviceGetGpuMaxPcieLinkGeneration = lambda h: 5
     nv.nvmlDeviceGetMaxPcieLinkWidth = lambda h: 16
-    nv.nvmlDeviceGetCurrPcieLinkGeneration = lambda h: 5
+    nv.nvmlDeviceGetCurrPcieLinkGeneration = current_gen
     nv.nvmlDeviceGetCurrPcieLinkWidth = lambda h: 16
     nv.nvmlDeviceGetTemperature = lambda h, kind: 41
     nv.nvmlDeviceGetPowerUsage = lambda h: 512_000
     nv.nvmlDeviceGetCurrentClocksEventReasons = reasons
+    if instant_power_mw is not None:
+        nv.NVML_FI_DEV_POWER_INSTANT = 186
+
+        def field_values(handle, ids):
+            value = types.SimpleNamespace(uiVal=instant_power_mw)
+            return [types.SimpleNamespace(nvmlReturn=0 if i == 186 else 2, valueType=1, value=value) for i in ids]
+        nv.nvmlDeviceGetFieldValues = field_values
 
     def unsupported(*args):
         raise RuntimeError("NVML_ERROR_NOT_SUPPORTED")
@@ -173,7 +188,8 @@ def h200_record(platform, quick: bool = True, run_id: str = "20261201T000000Z-sy
         nbytes = size * (2 if direction == "d2d" else 1)
         rows.append(measurement(group="transfer", kernel=direction, dtype="uint8", impl="torch.Tensor.copy_",
                                 status="ok", verified=True, shape=[size], size_bytes=size, bytes=nbytes,
-                                times_s=[nbytes / rate] * 3))
+                                times_s=[nbytes / rate] * 3,
+                                telemetry=summarise_samples([{"pcie_gen": g, "pcie_width": 16} for g in (1, 5, 5)])))
     rows += _layers()
     return {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "run_id": run_id, "created": created,
             "finished": created, "status": "complete", "host": "synthetic", "platform": info,

@@ -138,9 +138,11 @@ def test_link_rate_from_sheet_and_nvml(monkeypatch):
     install(monkeypatch)
     record = _record([])
     assert rd.link_rate(record)[0] is None  # CPU: no rated link
-    record["platform"] = {**CudaPlatform(0).info(), "pcie_gen_current": 4, "pcie_width_current": 16}
+    # an idle link trained down to gen1 before the run: the link's maximum is the rate, not the idle state
+    record["platform"] = {**CudaPlatform(0).info(), "pcie_gen_current": 1, "pcie_width_current": 16,
+                          "pcie_gen_max": 4, "pcie_width_max": 16}
     rate, what = rd.link_rate(record)
-    assert rate == pytest.approx(1.969 * 16e9) and "gen4 x16" in what
+    assert rate == pytest.approx(1.969 * 16e9) and "gen4 x16" in what and "maximum" in what
     record["distributed"]["topology"] = {"matrix": [["X", "NV18"], ["NV18", "X"]]}
     rate, what = rd.link_rate(record)
     assert rate == pytest.approx(450e9) and "NVLink" in what

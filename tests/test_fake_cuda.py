@@ -235,6 +235,67 @@ def test_validation_compares_hbm_with_the_sheet(record):  # defects 1, 10, 11
     assert below and "software power cap" in below[0] and "hardware thermal slowdown" in below[0]
 
 
+# ---- issue 22: the link during the point, the power reading's kind, the device-time label -------------------
+def test_pinned_copies_are_validated_per_direction_with_the_link_they_ran_on(record):
+    from results.specs import spec_for_record, validate
+
+    spec, _how = spec_for_record(record)
+    rows = {r["ceiling"]: r for r in validate(record, spec)}
+    for label, rate in (("h2d pinned", 52e9), ("d2h pinned", 50e9)):
+        row = rows[label]
+        assert row["unit"] == "B/s" and row["spec"] == 64e9 and math.isclose(row["ratio"], rate / 64e9)
+        # the samples read gen1 (idle) then gen5: the point ran on gen5, beside the link's maximum
+        assert "during the point gen5 x16" in row["spec_field"] and "maximum gen5 x16" in row["spec_field"]
+        assert not row["flags"], row["flags"]
+    from results.report import validation_text
+
+    assert "h2d pinned: measured" in validation_text(record)
+
+
+def test_a_link_that_did_not_train_up_is_flagged(record):
+    from results.specs import spec_for_record, validate
+
+    for m in record["measurements"]:
+        if m["group"] == "transfer":
+            m["telemetry"] = {"pcie_gen": {"min": 3, "median": 3, "max": 3, "n": 3},
+                              "pcie_width": {"min": 16, "median": 16, "max": 16, "n": 3}}
+    spec, _how = spec_for_record(record)
+    row = {r["ceiling"]: r for r in validate(record, spec)}["h2d pinned"]
+    assert any("ran at gen3 x16 during the point, below the sheet's gen5" in f for f in row["flags"]), row["flags"]
+    record["platform"]["pcie_gen_max"] = 4  # a gen4 host: the sheet's gen5 figure cannot be reached
+    row = {r["ceiling"]: r for r in validate(record, spec)}["h2d pinned"]
+    assert any("tops out at gen4" in f for f in row["flags"]), row["flags"]
+
+
+def test_pcie_link_is_read_during_every_point(monkeypatch):
+    log = fake_gpu.install(monkeypatch, nvml=fake_gpu.fake_pynvml(pcie_gens=(1, 5)))
+    from platforms.cuda import CudaPlatform
+
+    platform = CudaPlatform(0)
+    assert platform.info()["pcie_gen_current"] == 1  # idle before the run
+    sample = platform.read_telemetry()
+    assert (sample["pcie_gen"], sample["pcie_width"]) == (5, 16) and log is not None
+
+
+def test_power_reading_is_instant_where_the_driver_offers_it(monkeypatch):
+    fake_gpu.install(monkeypatch, nvml=fake_gpu.fake_pynvml(instant_power_mw=498_000))
+    from platforms.cuda import CudaPlatform
+
+    platform = CudaPlatform(0)
+    assert platform.read_telemetry()["power_w"] == 498.0
+    assert "POWER_INSTANT" in platform.static_telemetry()["power_source"]
+
+
+def test_power_reading_says_it_is_a_one_second_average_otherwise(gpu):
+    assert gpu.read_telemetry()["power_w"] == 512.0
+    assert "1 s average" in gpu.static_telemetry()["power_source"]
+
+
+def test_device_times_are_labelled_as_starting_before_the_dispatch(gpu):
+    assert "before the host has dispatched" in gpu.DEVICE_TIMES_NOTE
+    assert "DEVICE_TIMES_NOTE" in gpu.single_call_method
+
+
 def test_layers_on_the_gpu_roofline(record):  # defect 5: the overhead part includes the sync
     from results.layers import PARTS, fit_level, layer_rows
 
