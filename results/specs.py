@@ -247,6 +247,8 @@ def _rule_check(spec: Spec, info: dict) -> tuple[bool, list[str], list[str]]:
                        ("power_mode_regex", "power_mode")):
         if key not in rule:
             continue
+        if key == "model_regex" and "module_regex" in rule and info.get("module_id"):
+            continue  # the module's part number decides: a third-party carrier board names itself, not the module
         value = info.get(field)
         if not value:
             unknown.append(key)
@@ -254,6 +256,8 @@ def _rule_check(spec: Spec, info: dict) -> tuple[bool, list[str], list[str]]:
             return False, decided, unknown
         else:
             decided.append(key)
+    if spec.data.get("power_modes") and info.get("power_mode") and mode_entry(spec, info["power_mode"]) is None:
+        return False, decided, unknown  # a mode this module's firmware does not have (the sheets list nvpmodel's)
     if "power_mode_not_regex" in rule and info.get("power_mode") and \
             re.search(rule["power_mode_not_regex"], info["power_mode"], re.IGNORECASE):
         return False, decided, unknown  # e.g. a Super firmware's mode on a sheet for the original firmware
@@ -277,7 +281,7 @@ def _mode_clock_fits(spec: Spec, info: dict) -> bool | None:
     cap = info.get("gpu_clock_max_mhz")
     if not entry or not cap or not entry.get("gpu_max_mhz"):
         return None
-    return abs(float(cap) / float(entry["gpu_max_mhz"]) - 1) <= 0.03
+    return abs(float(cap) / float(entry["gpu_max_mhz"]) - 1) <= 0.01  # devfreq reports the cap exactly (612 vs 625)
 
 
 def match(info: dict, specs: list[Spec]) -> tuple[Spec | None, list[Spec], str]:
@@ -482,19 +486,27 @@ def _spec_value(spec: Spec, dtype: str) -> tuple[float | None, str, bool]:
 
 
 def mode_clock(spec: Spec, info: dict) -> tuple[float, str]:
-    """(factor, note) that scales a Jetson sheet's compute figures, computed at ``clocks.gpu_max_mhz``, to the GPU
-    clock the power mode allows: the cap the record read from devfreq, else the sheet's entry for the mode."""
+    """(factor, note) that scales a Jetson sheet's compute figures, computed for all ``gpu.sms`` SMs at
+    ``clocks.gpu_max_mhz``, to what the power mode leaves on: the GPU clock (the cap the record read from devfreq,
+    else the sheet's entry for the mode) times the SMs the mode keeps powered (nvpmodel's TPC power gating: an
+    Orin NX at 10W or 15W runs 4 of its 8 SMs), so compute scales by SMs x clock."""
     ref = (spec.data.get("clocks") or {}).get("gpu_max_mhz")
     if spec.data.get("kind") != "jetson" or not ref:
         return 1.0, ""
     mode = info.get("power_mode")
+    entry = mode_entry(spec, mode) or {}
+    full_sms = (spec.data.get("gpu") or {}).get("sms")
+    sms = entry.get("sms")
+    sm_factor, sm_note = 1.0, ""
+    if sms and full_sms and int(sms) != int(full_sms):
+        sm_factor, sm_note = float(sms) / float(full_sms), f" x {sms}/{full_sms} SMs (power mode {mode}: TPC power gating)"
     cap, which = info.get("gpu_clock_max_mhz"), "the GPU clock cap the record read (devfreq max)"
     if not cap:
-        entry = mode_entry(spec, mode) or {}
         cap, which = entry.get("gpu_max_mhz"), f"the sheet's GPU clock for power mode {mode}"
     if not cap:
-        return 1.0, f"at the sheet's {ref:g} MHz (the record has no GPU clock cap or power mode)"
-    return float(cap) / float(ref), f"x {float(cap):g}/{ref:g} MHz ({which}{', mode ' + str(mode) if mode else ''})"
+        return sm_factor, f"at the sheet's {ref:g} MHz (the record has no GPU clock cap or power mode){sm_note}"
+    return float(cap) / float(ref) * sm_factor, (f"x {float(cap):g}/{ref:g} MHz ({which}"
+                                                 f"{', mode ' + str(mode) if mode else ''}){sm_note}")
 
 
 def mode_bandwidth(spec: Spec, info: dict) -> tuple[float | None, str]:
@@ -614,9 +626,12 @@ def link_seen(record: dict, ceiling) -> tuple[int | None, int | None]:
 
 
 def pcie_rows(record: dict, spec: Spec, result: dict) -> list[dict]:
-    """Pinned host->device and device->host copies against the sheet's ``links.pcie``, per direction (the sheets
-    give both directions added, as marketed), with the link the point ran on beside the link's maximum."""
-    pcie = (spec.data.get("links") or {}).get("pcie") or {}
+    """Pinned host->device and device->host copies against the sheet's host link (``links.pcie``, or
+    ``links.nvlink_c2c`` on a Grace Hopper), per direction (the sheets give both directions added, as marketed),
+    with the PCIe link the point ran on beside the link's maximum."""
+    links = spec.data.get("links") or {}
+    link_name = "nvlink_c2c" if links.get("nvlink_c2c") else "pcie"  # a Grace Hopper's host link is NVLink-C2C
+    pcie = links.get(link_name) or {}
     per_direction = pcie.get("gb_per_s_per_direction") or (
         pcie["gb_per_s_bidirectional"] / 2 if pcie.get("gb_per_s_bidirectional") else None)
     info = record.get("platform") or {}
@@ -645,7 +660,7 @@ def pcie_rows(record: dict, spec: Spec, result: dict) -> list[dict]:
             flags.append(f"the link ran at gen{gen} x{width} during the point, below the sheet's gen{sheet_gen} "
                          f"x{sheet_width}: it did not train up (power saving, a riser, or a slot of fewer lanes)")
         rows.append({"ceiling": label, "measured": c.value, "spec": value, "ratio": ratio, "unit": "B/s",
-                     "spec_field": f"links.pcie per direction ({link})", "flags": flags})
+                     "spec_field": f"links.{link_name} per direction ({link})", "flags": flags})
     return rows
 
 

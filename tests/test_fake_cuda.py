@@ -41,7 +41,7 @@ def test_info_has_the_caches_results_needs(gpu):  # defect 1
     info = gpu.info()
     caches = {c["name"]: c for c in info["caches"]}
     assert set(caches) == {"L1", "L2"}
-    assert caches["L2"]["size_bytes"] == 50 << 20 and caches["L2"]["shared"]
+    assert caches["L2"]["size_bytes"] == 60 << 20 and caches["L2"]["shared"]
     assert caches["L1"]["size_bytes"] == 228 << 10 and caches["L1"]["instances"] == 1  # counted once, see docstring
     assert math.isclose(info["memory_bandwidth_nominal_bytes_per_s"], 2 * 3.201e9 * 6144 / 8)
     assert (info["pcie_gen_current"], info["pcie_width_current"], info["pcie_gen_max"]) == (5, 16, 5)

@@ -168,7 +168,14 @@ GiB = 2 ** 30
     ({"name": "Orin", "memory_bytes_total": 30.6 * GiB, "board_model": "Jetson AGX Orin Developer Kit",
       "module_id": "p3701-0000", "power_mode": "MAXN"}, "NVIDIA Jetson AGX Orin Developer Kit (32GB module P3701-0000)"),
     ({"name": "Orin", "memory_bytes_total": 30.6 * GiB, "board_model": "Jetson AGX Orin", "module_id": "p3701-0004",
-      "power_mode": "40W"}, "NVIDIA Jetson AGX Orin 32GB"),
+      "power_mode": "MODE_40W"}, "NVIDIA Jetson AGX Orin 32GB"),
+    # a module in a third-party carrier: the board model names the carrier, the part number the module
+    ({"name": "Orin", "memory_bytes_total": 7.4 * GiB, "board_model": "reComputer J4011", "module_id": "p3767-0001",
+      "power_mode": "MAXN"}, "NVIDIA Jetson Orin NX 8GB"),
+    ({"name": "Orin", "memory_bytes_total": 7.4 * GiB, "board_model": "Seeed J3011", "module_id": "p3767-0003",
+      "power_mode": "7W"}, "NVIDIA Jetson Orin Nano 8GB"),
+    ({"name": "Orin", "memory_bytes_total": 3.6 * GiB, "board_model": "Custom carrier", "module_id": "p3767-0004",
+      "power_mode": "7W_AI"}, "NVIDIA Jetson Orin Nano 4GB"),
     # Orin Nano 8GB on Super firmware in its default 25W mode (a mode only the Super firmware has)
     ({"name": "Orin", "memory_bytes_total": 7.4 * GiB, "board_model": "Jetson Orin Nano Developer Kit",
       "power_mode": "25W", "gpu_clock_max_mhz": 918}, "NVIDIA Jetson Orin Nano 8GB (Super mode)"),
@@ -242,3 +249,74 @@ def test_a_users_sheet_with_inconsistent_arithmetic_warns_naming_the_field(tmp_p
 def test_a_consistent_users_sheet_has_no_warnings(tmp_path):
     text = GOOD.replace("compute_tflops:", "gpu: {cuda_cores: 2500}\nclocks: {boost_mhz: 2000}\ncompute_tflops:")
     assert load_spec(_sheet(tmp_path, text)).warnings == []
+
+
+#: the mode names each module's nvpmodel configuration defines (NVIDIA's nvpmodel_<module>[_super].conf files), and
+#: the SMs (2 x TPCs not power-gated) and GPU clock cap of each
+NVPMODEL_MODES = {
+    "NVIDIA Jetson AGX Orin 32GB": {"MAXN": (14, 930), "MODE_15W": (6, 408), "MODE_30W": (8, 612),
+                                    "MODE_40W": (14, 816)},
+    "NVIDIA Jetson AGX Orin Developer Kit (32GB module P3701-0000)": {
+        "MAXN": (16, 1300), "MODE_15W": (6, 408), "MODE_30W": (8, 612), "MODE_50W": (16, 816)},
+    "NVIDIA Jetson Orin NX 16GB": {"MAXN": (8, 918), "10W": (4, 612), "15W": (4, 612), "25W": (8, 408)},
+    "NVIDIA Jetson Orin NX 16GB (Super mode)": {"MAXN_SUPER": (8, 1173), "10W": (4, 612), "15W": (4, 612),
+                                                "25W": (8, 408), "40W": (8, 1173)},
+    "NVIDIA Jetson Orin NX 8GB": {"MAXN": (8, 765), "10W": (4, 612), "15W": (4, 612), "20W": (8, 408)},
+    "NVIDIA Jetson Orin NX 8GB (Super mode)": {"MAXN_SUPER": (8, 1173), "10W": (4, 612), "15W": (4, 612),
+                                               "20W": (8, 408), "40W": (8, 1173)},
+    "NVIDIA Jetson Orin Nano 8GB": {"15W": (8, 625), "7W": (4, 408)},
+    "NVIDIA Jetson Orin Nano 8GB (Super mode)": {"15W": (8, 612), "25W": (8, 918), "MAXN_SUPER": (8, 1020)},
+    "NVIDIA Jetson Orin Nano 4GB": {"10W": (4, 625), "7W_AI": (4, 408), "7W_CPU": (4, 306)},
+    "NVIDIA Jetson Orin Nano 4GB (Super mode)": {"10W": (4, 612), "25W": (4, 1020), "MAXN_SUPER": (4, 1020)},
+}
+
+
+@pytest.mark.parametrize("sheet", sorted(NVPMODEL_MODES))
+def test_each_nvpmodel_mode_name_finds_its_entry(sheet):
+    from results.specs import mode_entry
+
+    spec = {s.name: s for s in load_all()}[sheet]
+    assert set(spec.data["power_modes"]) == set(NVPMODEL_MODES[sheet])  # no mode the firmware lacks (Nano 4GB Super: no 7W)
+    for mode, (sms, mhz) in NVPMODEL_MODES[sheet].items():
+        entry = mode_entry(spec, mode)
+        assert entry and (entry["sms"], entry["gpu_max_mhz"]) == (sms, mhz), (mode, entry)
+    assert mode_entry(spec, "NOT_A_MODE") is None
+
+
+def test_power_mode_scales_compute_by_sms_and_clock_and_caps_the_memory():
+    from results.specs import mode_bandwidth
+
+    specs = {s.name: s for s in load_all()}
+    nx = specs["NVIDIA Jetson Orin NX 8GB"]
+    factor, note = mode_clock(nx, {"power_mode": "15W"})  # 4 of 8 SMs at 612 of 765 MHz
+    assert factor == pytest.approx(4 / 8 * 612 / 765) and "4/8 SMs" in note
+    assert mode_clock(nx, {"power_mode": "MAXN"})[0] == pytest.approx(1.0)
+    bandwidth, field = mode_bandwidth(nx, {"power_mode": "10W"})  # EMC capped at 2133 of 3200 MHz
+    assert bandwidth == pytest.approx(68.3e9) and field == "power_modes.10W.bandwidth_gb_per_s"
+    agx = specs["NVIDIA Jetson AGX Orin 32GB"]
+    assert mode_clock(agx, {"power_mode": "MODE_40W"})[0] == pytest.approx(816 / 930)  # not 930: all 14 SMs
+    record = read_record(JETSON)
+    record["platform"].update(power_mode="15W", gpu_clock_max_mhz=612)
+    rows = {r["ceiling"]: r for r in validate(record, nx)}
+    assert rows["fp32"]["spec"] == pytest.approx(1.57e12 * 4 / 8 * 612 / 765) and "TPC power gating" in rows["fp32"]["spec_field"]
+
+
+@pytest.mark.parametrize("info,expect", [
+    ({"name": "NVIDIA GH200 480GB", "memory_bytes_total": 95 * GiB}, "NVIDIA GH200 96GB HBM3"),
+    ({"name": "NVIDIA GH200 144G HBM3e", "memory_bytes_total": 143 * GiB}, "NVIDIA GH200 144GB HBM3e"),
+    ({"name": "NVIDIA GeForce RTX 4090 D", "memory_bytes_total": 24 * GiB}, "NVIDIA GeForce RTX 4090 D"),
+    ({"name": "NVIDIA GeForce RTX 4090", "memory_bytes_total": 24 * GiB}, "NVIDIA GeForce RTX 4090"),
+    ({"name": "NVIDIA A100-SXM4-80GB", "memory_bytes_total": 80 * GiB, "power_limit_default_w": 500},
+     "NVIDIA A100 SXM4 80GB"),
+])
+def test_devices_that_share_a_name_with_another_sheet_find_their_own(info, expect):
+    spec, _candidates, how = match(info, load_all())
+    assert spec is not None and spec.name == expect, how
+
+
+@pytest.mark.parametrize("sheet,l2_mib", [("NVIDIA H200 SXM 141GB", 60), ("NVIDIA H200 NVL 141GB", 60),
+                                          ("NVIDIA H100 NVL 94GB", 60), ("NVIDIA H100 SXM5 80GB", 50),
+                                          ("NVIDIA H100 PCIe 80GB", 50)])
+def test_hopper_l2_sizes(sheet, l2_mib):
+    spec = {s.name: s for s in load_all()}[sheet]
+    assert spec.data["caches"]["l2_mib"] == l2_mib
