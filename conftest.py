@@ -75,7 +75,9 @@ def pytest_configure(config):
         config._roofline_platform = resolve(config.getoption("--platform"))
     except PlatformError as exc:
         raise pytest.UsageError(str(exc)) from None
-    _handle_sigterm(config)
+    from bench import signals
+
+    signals.install(config)  # Ctrl-C and SIGTERM: see bench/signals.py
     model = config.getoption("--model")
     if model or config.getoption("--input"):
         from kernels.count import CountError, parse_shape
@@ -91,75 +93,10 @@ def pytest_configure(config):
     config._roofline_suite = None
 
 
-def _handle_sigterm(config) -> None:
-    """SIGTERM (what `timeout`, CI cancellation and `kill` send) ends the run like Ctrl-C: pytest stops, the record is
-    marked "interrupted" and the summary and plot are still written. Only where SIGTERM has its default action."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        return
-    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
-        return
-
-    def on_term(signum, frame):
-        raise KeyboardInterrupt("SIGTERM")
-
-    config._roofline_sigterm = signal.signal(signal.SIGTERM, on_term)
-    _watch_signals(config)
-
-
-def _watch_signals(config) -> None:
-    """Python runs a signal's handler only between bytecodes: a SIGTERM or Ctrl-C that arrives during a long native
-    call (a BLAS GEMM, a C kernel) waits for it to return. The pipe given to ``signal.set_wakeup_fd`` gets the signal
-    number at once, in C; this thread (blocked in read, no CPU) says what the run is waiting for."""
-    import signal
-    import threading
-    import time
-
-    read_fd, write_fd = os.pipe()
-    os.set_blocking(write_fd, False)
-    try:
-        config._roofline_wakeup = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
-    except (ValueError, OSError):
-        os.close(read_fd), os.close(write_fd)
-        return
-    names = {int(signal.SIGTERM): "SIGTERM", int(signal.SIGINT): "Ctrl-C (SIGINT)"}
-    try:  # pytest captures fd 2 while tests run: write to the terminal's own stderr, which its capture keeps open
-        err_fd = os.dup(config.pluginmanager.get_plugin("capturemanager")._global_capturing.err.targetfd_save)
-    except Exception:  # no fd capture (-s) or another pytest: plain stderr
-        err_fd = os.dup(2)
-
-    def watch():
-        from bench.harness import RUNNING
-
-        while True:
-            try:
-                data = os.read(read_fd, 64)
-            except OSError:
-                return
-            if not data:
-                return
-            what, since = RUNNING["what"], RUNNING["since"]
-            name = ", ".join(names.get(b, f"signal {b}") for b in sorted(set(data)))
-            wait = (f"; waiting for the running call to return ({what}, running for {time.monotonic() - since:.1f} s)"
-                    if what and since else "")
-            os.write(err_fd, f"\nroofline: {name}: stopping{wait}; the record keeps everything finished\n".encode())
-
-    threading.Thread(target=watch, daemon=True, name="roofline-signal-watch").start()
-
-
 def pytest_unconfigure(config):
-    import signal
+    from bench import signals
 
-    previous = getattr(config, "_roofline_sigterm", None)
-    if previous is not None:
-        signal.signal(signal.SIGTERM, previous)
-    if hasattr(config, "_roofline_wakeup"):
-        try:
-            signal.set_wakeup_fd(config._roofline_wakeup)
-        except (ValueError, OSError):
-            pass
+    signals.uninstall(config)
 
 
 def pytest_collection_modifyitems(session, config, items):
@@ -321,6 +258,11 @@ def suite(pytestconfig, platform):
 
 
 def pytest_sessionfinish(session, exitstatus):
+    from bench import signals
+
+    signals.STATE["phase"] = "finish"
+    if signals.interrupted_run():  # a second signal inside pytest's own interrupt handling left it at exit status 0
+        exitstatus = session.exitstatus = pytest.ExitCode.INTERRUPTED
     progress = getattr(session.config, "_roofline_progress", None)
     if progress is not None:
         progress.close()
@@ -346,6 +288,8 @@ def pytest_sessionfinish(session, exitstatus):
         status = "nothing measured" + (f" ({'; '.join(reasons[:3])})" if reasons else " (no benchmark was selected)")
         session.exitstatus = 1
     record.data["status"] = status
+    if signals.record_note():
+        record.data["interrupt"] = signals.record_note()
     suite.plot_path = None
     if suite.save_error:
         return  # the disk refused the last save: do not pretend with plots; the summary says where the data is
@@ -353,6 +297,11 @@ def pytest_sessionfinish(session, exitstatus):
         path = record.save(final=True)
     except OSError as exc:
         suite.save_error = str(exc)
+        return
+    signals.STATE["record_saved"] = True
+    if signals.STATE["again"]:  # interrupted again: the record is what matters; the pictures can be made later
+        suite.skipped_outputs = [f"plot (python -m results plot {os.fspath(path)})",
+                                 f"report page (python -m results report {os.fspath(path)})"]
         return
     try:
         from results.plot import roofline_png
@@ -382,6 +331,28 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     suite = getattr(config, "_roofline_suite", None)
     if suite is None:
         return
+    from bench import signals
+
+    path = os.fspath(suite.record.path) if suite.record.path else None
+    signals.STATE["phase"] = "summary"
+    try:
+        if not signals.STATE["again"]:
+            _terminal_summary(terminalreporter, suite)
+    except signals.StopSummary:
+        pass
+    finally:
+        signals.STATE["phase"] = "done"
+    if signals.STATE["again"]:  # a signal while finishing (or a second one): one quiet line, no traceback
+        skipped = list(getattr(suite, "skipped_outputs", []))
+        if path:
+            skipped.append(f"summary (python -m results show {path})")
+        terminalreporter.write_line(
+            "roofline: interrupted while finishing: " + (f"the record is saved: {path}" if path and not suite.save_error
+                                                          else "RECORD NOT SAVED") + "; not written: "
+            + ("; ".join(skipped) or "nothing else"), yellow=True)
+
+
+def _terminal_summary(terminalreporter, suite) -> None:
     from results.history import comparable_runs, run_to_run
     from results.report import summary_text
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 
+from results.record import atomic_savefig
 from results.report import si
 from results.roofline import analyse
 from results.specs import spec_for_record, validate
@@ -160,6 +161,6 @@ def compare_png(records: list[dict], path: str | os.PathLike) -> str:
     ax.legend(fontsize=7, loc="lower right", framealpha=0.9)
     fig.tight_layout()
     path = os.fspath(path)
-    fig.savefig(path)
+    atomic_savefig(fig, path)
     plt.close(fig)
     return path

@@ -12,6 +12,7 @@ import math
 import os
 from typing import Any
 
+from results.record import atomic_savefig
 from results.report import si
 from results.specs import PCIE_LANE_GB_PER_S
 
@@ -380,7 +381,7 @@ def busbw_png(records: list[dict], path: str | os.PathLike, labels: list[str] | 
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    atomic_savefig(fig, path, dpi=110)
     plt.close(fig)
     return os.fspath(path)
 
@@ -412,7 +413,7 @@ def dp_png(record: dict, path: str | os.PathLike) -> str | None:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    atomic_savefig(fig, path, dpi=110)
     plt.close(fig)
     return os.fspath(path)
 

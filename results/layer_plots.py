@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 from results.layers import PARTS, layer_rows
+from results.record import atomic_savefig
 from results.report import si
 from results.roofline import analyse
 
@@ -105,7 +106,7 @@ def layers_roofline_png(record: dict, rows: list[dict], title: str, path: str) -
                  "intensity", fontsize=10)
     ax.legend(fontsize=7, loc="lower right", ncol=2, framealpha=0.9)
     fig.tight_layout()
-    fig.savefig(path)
+    atomic_savefig(fig, path)
     plt.close(fig)
     return path
 
@@ -133,7 +134,7 @@ def batch_sweep_png(record: dict, rows: list[dict], title: str, path: str) -> st
     ax.set_title(f"{title}: the same layers as the batch / token count grows", fontsize=10)
     ax.legend(fontsize=7, loc="lower right", ncol=2)
     fig.tight_layout()
-    fig.savefig(path)
+    atomic_savefig(fig, path)
     plt.close(fig)
     return path
 
@@ -157,7 +158,7 @@ def gap_bars_png(rows: list[dict], title: str, path: str, top: int = 12) -> str:
     ax.set_title(f"{title}: where the time goes (layers with the most time x multiplicity)", fontsize=10)
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
-    fig.savefig(path)
+    atomic_savefig(fig, path)
     plt.close(fig)
     return path
 

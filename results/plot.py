@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 
+from results.record import atomic_savefig
 from results.report import si, silicon_kind
 from results.roofline import analyse
-
 
 #: a compute roof below this fraction of the highest is listed in the legend but not drawn (an emulated dtype, e.g.
 #: fp8 on a CPU at 70 MFLOP/s, would stretch the intensity axis over ten more octaves and squash the rest)
@@ -94,7 +94,7 @@ def roofline_png(record: dict, path: str | os.PathLike) -> str:
                     if result.get("silicon") or result.get("memory_hw") else ""), fontsize=10)
     fig.tight_layout()
     path = os.fspath(path)
-    fig.savefig(path)
+    atomic_savefig(fig, path)
     plt.close(fig)
     return path
 

@@ -167,6 +167,21 @@ def atomic_write(path: Path, text: str) -> None:
         raise
 
 
+def atomic_savefig(fig, path, **kwargs) -> None:
+    """``fig.savefig(path)`` through a temporary file renamed over ``path``: a signal or a full disk mid-write
+    leaves the earlier PNG (or none), never a truncated one."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, format=kwargs.pop("format", path.suffix.lstrip(".") or "png"), **kwargs)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
 def claim_new_path(directory: Path, stem: str, text: str) -> Path:
     """Write ``text`` to a NEW file ``stem.json`` (or ``stem-2.json``, ...): os.link refuses to replace an
     existing name, so an earlier run is never overwritten, and the file appears complete or not at all."""

@@ -1,0 +1,80 @@
+"""Interrupts with real signals to a real run (issue 23): a double Ctrl-C, a Ctrl-C to a run started with SIGINT
+ignored (a shell's background job), a signal while the run writes its summary; and PNGs written atomically.
+The run is the GEMM file on the CPU with a stand-in whose fp64 calls last 2 s (tests/plugins/slow_standin.py), so
+a signal lands inside a known call."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _start(tmp_path, env_extra, ignore_sigint=False, args=()):
+    env = {**os.environ, "ROOFLINE_STANDIN_SLEEP_S": "2", "ROOFLINE_STANDIN_DTYPES": "fp64", **env_extra}
+    return subprocess.Popen(
+        [sys.executable, "-m", "pytest", "bench/test_gemm.py", "--platform", "cpu", "--quick", "--dtypes", "fp64",
+         "-p", "tests.plugins.slow_standin", "--results-dir", str(tmp_path), "-q", *args],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if ignore_sigint else None)
+
+
+def _wait_for(path: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert path.exists(), f"{path.name} never appeared"
+
+
+def test_double_ctrl_c_to_a_background_run_is_interrupted_not_complete(tmp_path):
+    mark = tmp_path / "slow-call-started"
+    proc = _start(tmp_path, {"ROOFLINE_STANDIN_MARK": str(mark)}, ignore_sigint=True)  # as `pytest ... &` starts
+    _wait_for(mark)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(2.2)  # the running 2 s call has returned: the second lands while the run stops and saves
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    record = json.loads(next(tmp_path.glob("2*.json")).read_text())
+    assert record["status"] == "interrupted", record["status"]
+    assert record["interrupt"]["signal"] == "Ctrl-C (SIGINT)" and record["interrupt"]["during"] == "run"
+    assert proc.returncode == 2, (proc.returncode, stderr[-2000:])
+    assert "Traceback" not in stdout + stderr, (stdout + stderr)[-3000:]
+    assert "Ctrl-C (SIGINT) again: already stopping" in stderr
+    # the summary was written, or one line says the record is saved and how to write what was not
+    assert "[interrupted]" in stdout or ("the record is saved" in stdout and "python -m results show" in stdout), stdout
+
+
+def test_a_signal_during_the_summary_ends_quietly_and_keeps_the_outputs(tmp_path):
+    mark = tmp_path / "summary-started"
+    proc = _start(tmp_path, {"ROOFLINE_STANDIN_SLEEP_S": "0", "ROOFLINE_STANDIN_SUMMARY_MARK": str(mark)},
+                  args=["--budget", "3"])
+    _wait_for(mark, timeout=120)
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=60)
+    path = next(tmp_path.glob("2*.json"))
+    record = json.loads(path.read_text())
+    assert record["status"] == "complete"  # every point had finished before the signal
+    assert "Traceback" not in stdout + stderr, (stdout + stderr)[-3000:]
+    assert "interrupted while finishing: the record is saved" in stdout
+    assert path.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # written whole before the summary
+
+
+def test_png_is_written_atomically(tmp_path):
+    import pytest
+
+    from results.record import atomic_savefig
+
+    target = tmp_path / "r.png"
+    target.write_bytes(b"earlier")
+
+    class Figure:
+        def savefig(self, path, **kwargs):
+            Path(path).write_bytes(b"\x89PNG half")
+            raise KeyboardInterrupt("SIGTERM")
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_savefig(Figure(), target)
+    assert target.read_bytes() == b"earlier" and sorted(p.name for p in tmp_path.iterdir()) == ["r.png"]
