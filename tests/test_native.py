@@ -246,3 +246,51 @@ def test_two_roofs_in_analysis_summary_and_plot(tmp_path):
     path = roofline_png(record, tmp_path / "roof.png")
     with open(path, "rb") as handle:
         assert handle.read(4) == b"\x89PNG"
+
+
+# ---- the build cache is verified, never trusted because the file exists (issue 23) --------------------------
+def test_a_damaged_cached_library_is_rebuilt_and_says_so(tmp_path, monkeypatch):
+    import warnings
+
+    from kernels import native
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    try:
+        path, info = native.build()
+    except native.Unsupported as exc:
+        pytest.skip(str(exc))
+    assert native.cached_damage(path) is None and native.build()[1]["built"] == "cached"
+    good = path.read_bytes()
+    for damage, text in ((good[: len(good) // 2], "truncated"),            # what a full disk or a kill leaves
+                         (b"garbage, not a library", "no ELF header"),    # a foreign file
+                         (good[:-1] + bytes([good[-1] ^ 1]), "sha256")):  # same size, other bytes
+        path.write_bytes(damage)
+        assert text in native.cached_damage(path)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            again, info = native.build()
+        assert again == path and info["built"].startswith("rebuilt: the cached") and text in info["built"]
+        assert any("rebuilt" in str(w.message) for w in caught)
+        assert native.cached_damage(path) is None and path.read_bytes()[:4] == b"\x7fELF"
+    native._checksum_path(path).unlink()  # a cache from before checksums: rebuilt once, then trusted
+    assert "no valid checksum" in native.build()[1]["built"] and native.build()[1]["built"] == "cached"
+
+
+def test_a_truncated_cache_no_longer_kills_the_next_process(tmp_path):
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    """The defect: ctypes.CDLL on a truncated library died with 'Fatal Python error: Bus error' (exit 135)."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path))
+    code = "from kernels import native; print(native.library().build_info['built'])"
+    first = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True, timeout=120)
+    if first.returncode:
+        pytest.skip(first.stderr[-300:])
+    so = next(tmp_path.rglob("libroofline_native.so"))
+    so.write_bytes(so.read_bytes()[:4096])
+    second = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True, timeout=120)
+    assert second.returncode == 0 and second.stdout.startswith("rebuilt: the cached"), second.stderr[-2000:]

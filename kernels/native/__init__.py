@@ -13,11 +13,14 @@ ISA without a path: :class:`Unsupported` with the reason (the point is reported 
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
+import json
 import os
 import shutil
 import subprocess
+import warnings
 from pathlib import Path
 
 from kernels.base import ArrayPool, Prepared, Unsupported, Verdict
@@ -70,8 +73,13 @@ def build(force: bool = False, source: Path | None = None) -> tuple[Path, dict]:
     target = cache_dir() / digest / f"lib{source.stem}.so"
     info = {"compiler": cc, "compiler_version": version[0] if version else "?", "flags": " ".join(FLAGS),
             "cache": str(target), "source": str(source)}
+    rebuilt = ""
     if target.exists() and not force:
-        return target, {**info, "built": "cached"}
+        damage = cached_damage(target)
+        if damage is None:
+            return target, {**info, "built": "cached"}
+        rebuilt = f"rebuilt: the cached {target.name} {damage}"  # a truncated library crashes dlopen (SIGBUS)
+        warnings.warn(f"native kernels: {rebuilt} ({target})", stacklevel=2)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(f".{os.getpid()}.tmp")
     import time
@@ -82,7 +90,54 @@ def build(force: bool = False, source: Path | None = None) -> tuple[Path, dict]:
         tmp.unlink(missing_ok=True)
         raise Unsupported(f"{Path(cc).name} could not build the native kernels ({source.name}): {done.stderr.strip()[:300]}")
     os.replace(tmp, target)  # atomic: a concurrent build never sees half a library
-    return target, {**info, "built": f"compiled in {time.perf_counter() - start:.1f} s"}
+    _write_checksum(target)
+    took = f"compiled in {time.perf_counter() - start:.1f} s"
+    return target, {**info, "built": f"{rebuilt}; {took}" if rebuilt else took}
+
+
+def _checksum_path(target: Path) -> Path:
+    return target.with_name(target.name + ".sha256")
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _write_checksum(target: Path) -> None:
+    """The library's size and sha256 beside it, written after it (atomically): the cache is trusted only when
+    they match, never because the file exists."""
+    side = _checksum_path(target)
+    tmp = side.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"sha256": _digest(target), "size": target.stat().st_size}))
+    os.replace(tmp, side)
+
+
+def cached_damage(target: Path) -> str | None:
+    """None if the cached library is the one this process's build wrote (ELF header, size and sha256 as recorded
+    beside it), else what is wrong with it."""
+    try:
+        head = target.read_bytes()[:4]
+        size = target.stat().st_size
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    if head != b"\x7fELF":
+        return "is not a shared library (no ELF header): a foreign or garbage file"
+    try:
+        recorded = json.loads(_checksum_path(target).read_text())
+        want_size, want_hash = int(recorded["size"]), str(recorded["sha256"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return "has no valid checksum beside it (an older cache, or a file put there by hand)"
+    if size != want_size:
+        return f"is {size} bytes, {want_size} when built: truncated or overwritten"
+    if _digest(target) != want_hash:
+        return "differs from what was built (its sha256 changed)"
+    return None
+
+
+def discard(path: Path) -> None:
+    for p in (path, _checksum_path(path)):
+        with contextlib.suppress(OSError):
+            p.unlink()
 
 
 def library():
@@ -93,7 +148,12 @@ def library():
             lib = ctypes.CDLL(str(path))
         except OSError as exc:
             raise Unsupported(f"the native library built but cannot be loaded: {exc}") from exc
-        _declare(lib)
+        try:
+            _declare(lib)
+        except AttributeError as exc:  # a library without our symbols: not ours; the next run builds a fresh one
+            discard(path)
+            raise Unsupported(f"the cached native library {path} lacks this version's kernels ({exc}): removed "
+                              "it; the next run rebuilds it") from exc
         info.update(isa=lib.rn_isa().decode(), vector_bytes=lib.rn_vector_bytes(), accumulators=lib.rn_accumulators(),
                     nt_stores=bool(lib.rn_nt_stores()), fma_form=lib.rn_fma_form(),
                     fma_per_iteration=lib.rn_fma_per_iteration())

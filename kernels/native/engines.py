@@ -67,7 +67,12 @@ def library():
             lib = ctypes.CDLL(str(path))
         except OSError as exc:
             raise Unsupported(f"the engines library built but cannot be loaded: {exc}") from exc
-        lib.rn_engines.restype = ctypes.c_char_p
+        try:
+            lib.rn_engines.restype = ctypes.c_char_p
+        except AttributeError as exc:  # not our library: the next run builds a fresh one
+            native.discard(path)
+            raise Unsupported(f"the cached engines library {path} lacks this version's kernels: removed it; the next "
+                              "run rebuilds it") from exc
         compiled = lib.rn_engines().decode().split()
         if compiled:
             L, I, U, cp = ctypes.c_long, ctypes.c_int, ctypes.c_uint32, ctypes.c_char_p
