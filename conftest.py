@@ -268,6 +268,11 @@ def pytest_sessionfinish(session, exitstatus):
         progress.close()
     suite = getattr(session.config, "_roofline_suite", None)
     if suite is None:
+        bench_dir = Path(__file__).resolve().parent / "bench"
+        benchmarks = [i for i in getattr(session, "items", []) if bench_dir in Path(str(i.path)).resolve().parents]
+        if int(exitstatus) == 0 and benchmarks:  # every selected benchmark skipped before measuring
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+            session.config._roofline_nothing = True
         return
     record = suite.record
     if progress is not None:
@@ -284,7 +289,8 @@ def pytest_sessionfinish(session, exitstatus):
         status = "stopped: the record could not be saved"
     elif not measured and int(exitstatus) in (0, 1):
         # nothing measured is never "complete": say why, exit non-zero
-        reasons = sorted({f"{m.get('status')}: {m.get('reason')}" for m in record.measurements})
+        reasons = sorted({f"{m.get('status')}: {m.get('reason')}" for m in record.measurements
+                          if m.get("status") != "ok"})
         status = "nothing measured" + (f" ({'; '.join(reasons[:3])})" if reasons else " (no benchmark was selected)")
         session.exitstatus = 1
     record.data["status"] = status
@@ -330,6 +336,9 @@ def pytest_sessionfinish(session, exitstatus):
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     suite = getattr(config, "_roofline_suite", None)
     if suite is None:
+        if getattr(config, "_roofline_nothing", False):
+            terminalreporter.write_line("roofline: nothing measured: every selected benchmark was skipped before it "
+                                        "could run (the skip reasons are above); no record written", red=True)
         return
     from bench import signals
 

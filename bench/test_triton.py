@@ -23,12 +23,21 @@ def pytest_generate_tests(metafunc):
     if "triton_stream_point" in metafunc.fixturenames:
         sizes = QUICK_SIZES if quick else FULL_SIZES
         order = budget_order(list(tk.STREAM), sizes, [4 * GIB], [2 * GIB]) if gpu else []
-        metafunc.parametrize("triton_stream_point", [pytest.param((k, s), id=f"{k}-{s >> 20}MiB") for k, s in order])
+        # on a CPU one point that says why there is none: a file that measures nothing must not pass as a run
+        metafunc.parametrize("triton_stream_point", [pytest.param((k, s), id=f"{k}-{s >> 20}MiB") for k, s in order]
+                             or [pytest.param(None, id="not-on-this-platform")])
     if "triton_fma_dtype" in metafunc.fixturenames:
-        metafunc.parametrize("triton_fma_dtype", ["fp32", "fp64"] if gpu else [])
+        metafunc.parametrize("triton_fma_dtype", ["fp32", "fp64"] if gpu else [None],
+                             ids=None if gpu else ["not-on-this-platform"])
+
+
+NOT_HERE = ("the Triton kernels run on a CUDA GPU (this run's platform is a CPU; its hardware roofs come from "
+            "bench/test_native.py)")
 
 
 def test_triton_stream(suite, benchmark, triton_stream_point):
+    if triton_stream_point is None:
+        suite.not_measured("missing", NOT_HERE, group="stream", kernel="triton", dtype="fp32", impl="triton")
     name, size = triton_stream_point
     if size * 4 > suite.platform.memory_bytes():
         suite.not_measured("missing", f"needs {size / 1e9:.1f} GB, more than a quarter of the free memory",
@@ -38,5 +47,7 @@ def test_triton_stream(suite, benchmark, triton_stream_point):
 
 
 def test_triton_fma_peak(suite, benchmark, triton_fma_dtype):
+    if triton_fma_dtype is None:
+        suite.not_measured("missing", NOT_HERE, group="peak", kernel="fma", dtype="fp32", impl="triton")
     suite.run(benchmark, lambda: tk.prepare_fma(triton_fma_dtype, suite.platform.device, iterations=tk.FMA_ITERATIONS),
               group="peak", kernel="fma", dtype=triton_fma_dtype, impl="triton")

@@ -86,7 +86,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.history:
             from results.history import comparable_runs, run_to_run
 
-            history = run_to_run(comparable_runs(args.history, record))
+            notes: list[str] = []
+            history = run_to_run(comparable_runs(args.history, record, notes=notes))
+            for note in notes[:5]:
+                print(f"note: run-to-run history {note}", file=sys.stderr)
+            if len(notes) > 5:
+                print(f"note: ... and {len(notes) - 5} more unreadable files in {args.history}", file=sys.stderr)
         print(dumps_ceilings(record) if args.json else summary_text(record, args.record, history=history))
     elif args.command == "plot":
         from results.layer_plots import write_layer_plots

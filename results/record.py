@@ -259,28 +259,77 @@ def read_record(path: str | os.PathLike) -> dict:
     for key, kind in (("run_id", str), ("platform", dict), ("measurements", list)):
         if not isinstance(data[key], kind):
             raise RecordError(f"{path}: field '{key}' must be a {_kind(kind)}, got {_kind(type(data[key]))}")
-    for key in ("options", "telemetry", "load_at_start"):
+    if "options" in data and not isinstance(data["options"], dict):  # this suite always writes an object
+        raise RecordError(f"{path}: field 'options' must be an object, got {_shown(data['options'])}")
+    for key in ("telemetry", "load_at_start"):
         if key in data and data[key] is not None and not isinstance(data[key], dict):
             raise RecordError(f"{path}: field '{key}' must be an object, got {_kind(type(data[key]))}")
+    for key in ("created", "finished", "host", "status", "note"):
+        if data.get(key) is not None and not isinstance(data[key], str):
+            raise RecordError(f"{path}: field '{key}' must be a string, got {_shown(data[key])}")
+    for key in ("name", "kind", "device"):
+        value = data["platform"].get(key)
+        if value is not None and not isinstance(value, str):
+            raise RecordError(f"{path}: field 'platform.{key}' must be a string, got {_shown(value)}")
     for i, row in enumerate(data["measurements"]):
-        if not isinstance(row, dict):
-            raise RecordError(f"{path}: measurements[{i}] must be an object, got {_kind(type(row))}")
-        for key in ("group", "kernel", "status"):
-            if not isinstance(row.get(key), str):
-                raise RecordError(f"{path}: measurements[{i}].{key} must be a string, got {row.get(key)!r}")
-        for key in ("extra", "telemetry", "interference"):
-            if row.get(key) is not None and not isinstance(row[key], dict):
-                raise RecordError(f"{path}: measurements[{i}].{key} must be an object, got {_kind(type(row[key]))}")
-        for key in ("best_s", "median_s", "flops", "bytes", "size_bytes"):
-            value = row.get(key)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
-                raise RecordError(f"{path}: measurements[{i}].{key} must be a number, got {value!r}")
+        _check_row(path, i, row)
     caches = data["platform"].get("caches")
     if caches is not None and (not isinstance(caches, list) or not all(
             isinstance(c, dict) and isinstance(c.get("size_bytes"), int) for c in caches)):
         raise RecordError(f"{path}: field 'platform.caches' must be a list of objects with an integer size_bytes")
     data["status"] = effective_status(data)
     return data
+
+
+#: numbers a measurement row may hold (None where not applicable), and those that must be > 0 in a row measured ok
+ROW_NUMBERS = ("best_s", "median_s", "flops", "bytes", "size_bytes", "flop_per_s", "bytes_per_s",
+               "flop_per_s_median", "bytes_per_s_median", "cv")
+ROW_POSITIVE_WHEN_OK = ("best_s", "median_s")
+
+
+def _shown(value) -> str:
+    text = json.dumps(value) if not isinstance(value, float) else repr(value)
+    return f"{_kind(type(value))} {text[:60]}"
+
+
+def _check_row(path: Path, i: int, row) -> None:
+    """One measurement row: every field a reader touches has its type, numbers are finite, an ok row has a
+    positive time (a zero best_s once removed the whole bandwidth table of a record still shown as complete)."""
+    where = f"{path}: measurements[{i}]"
+    if not isinstance(row, dict):
+        raise RecordError(f"{where} must be an object, got {_kind(type(row))}")
+    for key in ("group", "kernel", "status"):
+        if not isinstance(row.get(key), str):
+            raise RecordError(f"{where}.{key} must be a string, got {_shown(row.get(key))}")
+    for key in ("dtype", "impl", "reason"):
+        if row.get(key) is not None and not isinstance(row[key], str):
+            raise RecordError(f"{where}.{key} must be a string, got {_shown(row[key])}")
+    for key in ("extra", "telemetry", "interference"):
+        if row.get(key) is not None and not isinstance(row[key], dict):
+            raise RecordError(f"{where}.{key} must be an object, got {_kind(type(row[key]))}")
+    for key in ROW_NUMBERS:
+        value = row.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise RecordError(f"{where}.{key} must be a number, got {_shown(value)}")
+        if not math.isfinite(value):
+            raise RecordError(f"{where}.{key} must be a finite number, got {value!r}")
+    if row["status"] == "ok":
+        for key in ROW_POSITIVE_WHEN_OK:
+            if row.get(key) is not None and row[key] <= 0:
+                raise RecordError(f"{where}.{key} must be a positive number of seconds in a row measured ok, got "
+                                  f"{row[key]!r}")
+    for key in ("disturbed", "verified", "superseded"):
+        if row.get(key) is not None and not isinstance(row[key], bool):
+            raise RecordError(f"{where}.{key} must be true or false, got {_shown(row[key])}")
+    times = row.get("times_s")
+    if times is not None and (not isinstance(times, list) or not all(
+            isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t) for t in times)):
+        raise RecordError(f"{where}.times_s must be a list of finite numbers")
+    shape = row.get("shape")
+    if shape is not None and not isinstance(shape, list):
+        raise RecordError(f"{where}.shape must be a list, got {_shown(shape)}")
 
 
 def _kind(kind) -> str:
@@ -293,6 +342,10 @@ def effective_status(record: dict) -> str:
     alive or now another process) reads "did not finish (the process died)". From another host it cannot be told:
     the status stays, with that said."""
     status = str(record.get("status") or "unknown")
+    if status.startswith("complete") and not any(
+            m.get("status") == "ok" and m.get("group") not in ("sentinel", "overhead")
+            for m in record.get("measurements", [])):
+        return "nothing measured (the record holds no measured point)"  # never "complete" with nothing in it
     if status != "running":
         return status
     writer = record.get("writer") or {}

@@ -97,3 +97,77 @@ def test_unwritable_results_folder(tmp_path):
     blocker.write_text("x")
     with pytest.raises(RecordError, match="cannot be written"):
         check_writable(blocker / "runs")
+
+
+# ---- issue 23: every field a reader touches is checked where the record is read, once ------------------------
+def _good_record(tmp_path, name="20261201T000000Z-host-cpu.json"):
+    from results.record import SCHEMA, SCHEMA_VERSION
+
+    rows = [measurement(group="stream", kernel="copy", dtype="fp32", impl="torch", status="ok", verified=True,
+                        size_bytes=1 << 30, bytes=1 << 30, times_s=[0.05, 0.06]),
+            measurement(group="gemm", kernel="gemm", dtype="fp32", impl="torch", status="ok", verified=True,
+                        shape=[512, 512, 512], flops=2 * 512 ** 3, times_s=[0.01, 0.011])]
+    data = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "run_id": name[:-5], "created": "2026-12-01T00:00:00Z",
+            "status": "complete", "host": "h", "platform": {"kind": "cpu", "name": "CPU", "caches": []},
+            "options": {"quick": True}, "measurements": rows}
+    path = tmp_path / name
+    path.write_text(json.dumps(data))
+    return path, data
+
+
+@pytest.mark.parametrize("edit,field", [
+    (lambda d: d.update(options=None), "'options' must be an object, got null"),
+    (lambda d: d.update(created=20261201), "'created' must be a string"),
+    (lambda d: d["platform"].update(name=["A", "B"]), "'platform.name' must be a string, got list"),
+    (lambda d: d["measurements"][0].update(bytes_per_s="44 GB/s"), "measurements[0].bytes_per_s must be a number"),
+    (lambda d: d["measurements"][0].update(bytes_per_s=float("nan")), "measurements[0].bytes_per_s must be a finite"),
+    (lambda d: d["measurements"][1].update(best_s=0), "measurements[1].best_s must be a positive number"),
+    (lambda d: d["measurements"][1].update(best_s=-1e-3), "measurements[1].best_s must be a positive number"),
+    (lambda d: d["measurements"][0].update(disturbed="no"), "measurements[0].disturbed must be true or false"),
+    (lambda d: d["measurements"][0].update(kernel=["copy"]), "measurements[0].kernel must be a string"),
+    (lambda d: d["measurements"][0].update(times_s=[0.1, "x"]), "measurements[0].times_s must be a list of finite"),
+])
+def test_a_wrong_field_is_one_line_naming_it(tmp_path, edit, field):
+    path, data = _good_record(tmp_path)
+    edit(data)
+    path.write_text(json.dumps(data))
+    with pytest.raises(RecordError) as info:
+        read_record(path)
+    assert field in str(info.value) and str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("command", [["show"], ["validate"], ["plot"], ["report"], ["show", "--json"]])
+def test_every_reader_command_gives_the_line_not_a_traceback(tmp_path, capsys, command):
+    from results.__main__ import main
+
+    path, data = _good_record(tmp_path)
+    data["measurements"][0]["bytes_per_s"] = "44 GB/s"
+    path.write_text(json.dumps(data))
+    assert main([command[0], str(path), *command[1:]]) == 2
+    err = capsys.readouterr().err
+    assert "measurements[0].bytes_per_s must be a number" in err and "Traceback" not in err
+
+
+def test_a_stray_record_in_the_folder_is_skipped_with_a_note(tmp_path, capsys):
+    """The defect: one record with "options": null crashed the next run's summary and show --history."""
+    from results.__main__ import main
+    from results.history import comparable_runs
+
+    path, _ = _good_record(tmp_path)
+    _good_record(tmp_path, "20261202T000000Z-host-cpu.json")
+    stray, data = _good_record(tmp_path, "20261203T000000Z-host-cpu.json")
+    data["options"] = None
+    stray.write_text(json.dumps(data))
+    notes: list[str] = []
+    runs = comparable_runs(tmp_path, read_record(path), notes=notes)
+    assert len(runs) == 2 and len(notes) == 1 and str(stray) in notes[0] and "'options'" in notes[0]
+    assert main(["show", str(path), "--history", str(tmp_path)]) == 0
+    out = capsys.readouterr()
+    assert "Measured roofline" in out.out and "20261203T000000Z-host-cpu.json" in out.err
+
+
+def test_a_record_without_a_measured_point_is_never_complete(tmp_path):
+    path, data = _good_record(tmp_path)
+    data["measurements"] = []
+    path.write_text(json.dumps(data))
+    assert read_record(path)["status"].startswith("nothing measured")
