@@ -205,7 +205,12 @@ WRITE_CHECK_BYTES = 4 << 20
 
 def check_writable(directory: str | os.PathLike) -> Path:
     """Fail early (before any measurement) if the results folder cannot be written."""
+    if not str(directory).strip():  # Path("") is the current folder: records, PNGs and pages would land there
+        raise RecordError("--results-dir is empty: give a folder for the records (the default is results/runs)")
     path = Path(directory)
+    if path.exists() and not path.is_dir():
+        raise RecordError(f"results folder {path} is a file, not a folder: pass --results-dir with a folder "
+                          "(it is created if missing)")
     tmp = None
     try:
         path.mkdir(parents=True, exist_ok=True)

@@ -74,8 +74,11 @@ def load_spec(path: str | os.PathLike) -> Spec:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
         raise SpecError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from exc
+    if data is None:
+        raise SpecError(f"{path}: the file is empty; a spec sheet is a YAML mapping (the sheets in platforms/specs/ "
+                        "show the fields)")
     if not isinstance(data, dict):
-        raise SpecError(f"{path}: a spec sheet is a YAML mapping, this file holds {type(data).__name__}")
+        raise SpecError(f"{path}: a spec sheet is a YAML mapping, this file holds a YAML {type(data).__name__}")
     if data.get("schema") != SCHEMA:
         raise SpecError(f"{path}: field 'schema' must be {SCHEMA!r}, got {data.get('schema')!r}")
     _require(path, data, "name", str)

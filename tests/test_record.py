@@ -171,3 +171,24 @@ def test_a_record_without_a_measured_point_is_never_complete(tmp_path):
     data["measurements"] = []
     path.write_text(json.dumps(data))
     assert read_record(path)["status"].startswith("nothing measured")
+
+
+@pytest.mark.parametrize("directory,text", [("", "--results-dir is empty"), ("  ", "--results-dir is empty")])
+def test_an_empty_results_dir_is_refused(directory, text):
+    with pytest.raises(RecordError, match=text):
+        check_writable(directory)
+
+
+def test_a_results_dir_that_is_a_file_says_so(tmp_path):
+    target = tmp_path / "a-file"
+    target.write_text("x")
+    with pytest.raises(RecordError, match="is a file, not a folder"):
+        check_writable(target)
+
+
+def test_an_empty_spec_sheet_says_it_is_empty(tmp_path):
+    from results.specs import SpecError, load_spec
+
+    (tmp_path / "empty.yaml").write_text("")
+    with pytest.raises(SpecError, match="the file is empty"):
+        load_spec(tmp_path / "empty.yaml")
