@@ -707,5 +707,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # one line, never a traceback
+        print("python -m kernels.count: interrupted (Ctrl-C); no --csv/--json file was written, the rows printed above are complete", file=sys.stderr)
+        sys.exit(130)
 

@@ -344,4 +344,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # one line, never a traceback
+        print("python -m kernels.predict: interrupted (Ctrl-C); no prediction was written (--measure: the model timings in progress are lost, the record is untouched)", file=sys.stderr)
+        sys.exit(130)

@@ -187,4 +187,8 @@ def _png_path(text: str) -> str | None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # one line, never a traceback
+        print("python -m results: interrupted (Ctrl-C); every file this command writes is written whole or not at all, the records are untouched", file=sys.stderr)
+        sys.exit(130)

@@ -78,3 +78,35 @@ def test_png_is_written_atomically(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         atomic_savefig(Figure(), target)
     assert target.read_bytes() == b"earlier" and sorted(p.name for p in tmp_path.iterdir()) == ["r.png"]
+
+
+def _interrupt(args, timeout: float = 120):
+    """Start a command, send Ctrl-C once it has printed its first line (or after 4 s), return (rc, stderr)."""
+    import threading
+
+    proc = subprocess.Popen([sys.executable, "-u", "-m", *args], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    seen = threading.Event()
+
+    def read():
+        for _line in proc.stdout:
+            seen.set()
+    threading.Thread(target=read, daemon=True).start()
+    seen.wait(timeout=4)
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    stderr = proc.stderr.read()
+    return proc.wait(timeout=timeout), stderr
+
+
+def test_ctrl_c_in_the_counter_is_one_line():
+    rc, stderr = _interrupt(["kernels.count", "vit_b_16", "--batch-sweep", ",".join(str(b) for b in range(1, 200))])
+    assert rc == 130 and "Traceback" not in stderr and "interrupted (Ctrl-C)" in stderr, (rc, stderr[-2000:])
+    assert len(stderr.strip().splitlines()) == 1
+
+
+def test_ctrl_c_in_the_predictor_measuring_is_one_line():
+    record = next((ROOT / "results" / "examples").glob("2026-12-01_cpu_*full.json"))
+    rc, stderr = _interrupt(["kernels.predict", "--record", str(record), "resnet50", "--input", "8,3,224,224",
+                             "--measure"])
+    assert rc == 130 and "Traceback" not in stderr and "interrupted (Ctrl-C)" in stderr, (rc, stderr[-2000:])
