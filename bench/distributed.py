@@ -380,6 +380,12 @@ def count_model(name: str, shape_text: str) -> dict:
             "flop_convention": "FLOPs = 2 x MACs of matmul/conv (element-wise FLOPs not included)"}
 
 
+def _interrupted(exc: BaseException) -> str:
+    """The status of a job a signal stopped: which signal (a bare KeyboardInterrupt is Ctrl-C)."""
+    return (f"interrupted ({str(exc) or 'Ctrl-C (SIGINT)'}): torchrun passes a signal to every rank, so the job stops "
+            "as a whole; the points finished before it are kept")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
@@ -402,6 +408,9 @@ def main(argv: list[str] | None = None) -> int:
     dist.all_gather_object(gathered, world.rank_facts(device, layout))
     job.ranks = gathered
     if job.rank == 0:
+        crowded = world.oversubscription(gathered)
+        if crowded:
+            print(f"warning: {crowded}", file=sys.stderr, flush=True)
         signal.signal(signal.SIGTERM, _on_sigterm)
         try:
             job.record = _new_record(job, args, layout, backend)
@@ -418,7 +427,7 @@ def main(argv: list[str] | None = None) -> int:
             job.barrier_latency()
             job.dp_compute()
         except KeyboardInterrupt as exc:
-            status, code = f"interrupted ({exc or 'Ctrl-C'}: torchrun stops every rank when one fails)", 130
+            status, code = _interrupted(exc), 130
         except Exception as exc:  # a timeout, a rank gone, a failed verification
             if job.rank == 0:  # measuring is over: torchrun's SIGTERM must not cut the write-down short
                 signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -439,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
         # an interrupt (Ctrl-C, or a SIGTERM in the instant before the handler above ignores it) or an error while
         # a failure was being written down: keep the failure's status, and say what cut its write-down short
         if not code:
-            status, code = f"interrupted ({exc or 'Ctrl-C'}: torchrun stops every rank when one fails)", 130
+            status, code = _interrupted(exc), 130
         elif not isinstance(exc, KeyboardInterrupt):
             status += f" (then, writing it down: {type(exc).__name__}: {str(exc)[:200]})"
     if job.rank == 0:

@@ -34,6 +34,9 @@ def pytest_generate_tests(metafunc):
     if "layer_point" in metafunc.fixturenames:
         points = []
         for spec in _specs(config):
+            if spec.missing:
+                points.append(pytest.param((spec, None, None), id=f"{spec.key}-missing"))
+                continue
             *_, cases, _counts, error = _extracted(spec, device)
             if error:
                 points.append(pytest.param((spec, None, error), id=f"{spec.key}-build"))
@@ -54,6 +57,8 @@ def _gemm_maker(case, dtype, device):
 def test_layer(suite, benchmark, layer_point):
     spec, case, error = layer_point
     fields = dict(group="layer", kernel=f"{spec.name}:{case.path if case else '(build)'}", dtype=spec.dtype)
+    if spec.missing:
+        suite.not_measured("missing", f"model {spec.source}: {spec.missing}", **fields)
     if error:  # a model that cannot run forward is a failure of the run, not a point to skip
         suite.not_measured("failed", f"model {spec.source} could not be built or traced: {error}", **fields)
     device = suite.platform.device
@@ -69,8 +74,10 @@ def test_layer(suite, benchmark, layer_point):
 
 def test_model(suite, benchmark, model_point):
     spec = model_point
-    model, inputs, _cases, counts, error = _extracted(spec, suite.platform.device)
     fields = dict(group="model", kernel=spec.name, dtype=spec.dtype)
+    if spec.missing:
+        suite.not_measured("missing", f"model {spec.source}: {spec.missing}", **fields)
+    model, inputs, _cases, counts, error = _extracted(spec, suite.platform.device)
     if error:
         suite.not_measured("failed", f"model {spec.source} could not be built or traced: {error}", **fields)
 

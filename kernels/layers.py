@@ -213,6 +213,7 @@ class ModelSpec:
     batch_tag: str = ""  # what varies in a batch sweep ("tokens=16", "batch=8")
     largest: int | None = None  # time only the N largest distinct layers
     note: str = ""
+    missing: str = ""  # why this model cannot run here (a package absent): listed as missing, never dropped
 
     @property
     def key(self) -> str:
@@ -270,13 +271,15 @@ def layer_specs(kind: str, quick: bool, user_model: str | None = None, user_inpu
              for t in tokens]
     specs += [ModelSpec("resnet50-layer1-conv3x3", "resnet50-layer1-conv3x3", (1, 64, 56, 56), dtype),
               ModelSpec("mobilenet_v2-dw3x3", "mobilenet_v2-dw3x3", (1, 144, 56, 56), dtype)]
-    if have_torchvision and not quick:
-        specs += [ModelSpec(name, name, (1, 3, 224, 224), dtype, batch_tag="batch=1")
+    missing = "" if have_torchvision else "torchvision is not installed (pip install torchvision): not timed"
+    if not quick:
+        specs += [ModelSpec(name, name, (1, 3, 224, 224), dtype, batch_tag="batch=1", missing=missing)
                   for name in ("resnet50", "mobilenet_v2", "vit_b_16")]
-        specs.append(ModelSpec("resnet50-b8", "resnet50", (8, 3, 224, 224), dtype, batch_tag="batch=8", largest=12))
-    elif have_torchvision:
+        specs.append(ModelSpec("resnet50-b8", "resnet50", (8, 3, 224, 224), dtype, batch_tag="batch=8", largest=12,
+                               missing=missing))
+    else:
         specs.append(ModelSpec("resnet50", "resnet50", (1, 3, 224, 224), dtype, batch_tag="batch=1", largest=4,
-                               note="quick: the 4 distinct layers with the most FLOPs only"))
+                               note="quick: the 4 distinct layers with the most FLOPs only", missing=missing))
     if not quick:
         other = "bf16" if dtype == "fp32" else "fp32"
         specs += [ModelSpec(s.name, s.source, s.input_shape, other, s.batch_tag, s.largest, s.note)

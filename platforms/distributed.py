@@ -98,13 +98,38 @@ def backend_version(backend: str) -> str:
     return f"bundled with torch {torch.__version__}"
 
 
+def _cpus() -> int:
+    """CPUs this process may run on (affinity, else the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def oversubscription(ranks: list[dict]) -> str | None:
+    """A warning where the CPU ranks of a node ask for more threads than the node has CPUs: 3 gloo ranks on 2 cores
+    wait for each other's time slices, and latency and bandwidth then measure the scheduler, not the link."""
+    by_host: dict[str, list[dict]] = {}
+    for r in ranks:
+        if not str(r.get("device", "cpu")).startswith("cuda"):
+            by_host.setdefault(str(r.get("host")), []).append(r)
+    for host, rs in by_host.items():
+        threads = sum(int(r.get("torch_threads") or 1) for r in rs)
+        cpus = min(int(r.get("cpus") or 0) for r in rs) or None
+        if cpus and threads > cpus:
+            return (f"OVERSUBSCRIBED: {len(rs)} ranks x {rs[0].get('torch_threads')} torch threads on {host}'s {cpus} "
+                    f"CPUs: ranks wait for each other's time slices, so latencies and bandwidths measure the scheduler "
+                    f"as much as the link; use at most {cpus} ranks (or fewer threads per rank)")
+    return None
+
+
 def rank_facts(device, layout: dict) -> dict[str, Any]:
     """What this rank knows of itself (gathered on rank 0)."""
     import torch
 
     facts = {"rank": layout["rank"], "local_rank": layout["local_rank"], "node_rank": layout["node_rank"],
              "host": socket.gethostname(), "pid": os.getpid(), "device": str(device),
-             "torch_threads": torch.get_num_threads()}
+             "torch_threads": torch.get_num_threads(), "cpus": _cpus()}
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
         facts.update(gpu=props.name, gpu_uuid=str(getattr(props, "uuid", "")) or None)

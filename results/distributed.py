@@ -228,6 +228,11 @@ def summary_text(record: dict, record_path: str | None = None, plot_paths: list[
     lines.append("  steering environment: " + (", ".join(f"{k}={v}" for k, v in env.items()) or "none set"))
     threads = sorted({r.get("torch_threads") for r in world.get("ranks", [])})
     lines.append(f"  torch threads per rank: {', '.join(map(str, threads))}")
+    from platforms.distributed import oversubscription
+
+    crowded = oversubscription(world.get("ranks", []))
+    if crowded:
+        lines.append(f"  ! {crowded}")
     lines.append(f"  convention: {record.get('convention', '')}")
     rate, what = link_rate(record)
     lines.append(f"  link: {si(rate, 'B/s') + ' ' + what if rate else what}")

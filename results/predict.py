@@ -315,8 +315,13 @@ class DeviceModel:
     def predict(self, model: str, ops: Iterable[Op], module_calls: int, dtype: str) -> Prediction:
         ops = list(ops)
         if dtype not in self.dtypes():
-            raise PredictError(f"{self.name or 'the record'} has no measured points in {dtype} (it has "
-                               f"{', '.join(self.dtypes()) or 'none'}): measure it with --dtypes {dtype}")
+            groups = sorted({str(m.get("group")) for m in self.record.get("measurements", [])
+                             if m.get("status") == "ok" and m.get("dtype") == dtype})
+            had = (f"its {dtype} points are {' and '.join(groups)} points only, " if groups else
+                   f"it has GEMM/operator points in {', '.join(self.dtypes()) or 'no dtype'}, ")
+            raise PredictError(f"{self.name or 'the record'} cannot price {dtype} operators: {had}and the predictor "
+                               f"needs {dtype} GEMM and operator points; make a record with pytest "
+                               f"bench/test_gemm.py bench/test_stream.py bench/test_opsweep.py --dtypes {dtype}")
         notes = []
         if self.module_call_s is None:
             notes.append("the record has no module-call cost: container modules are counted as free")

@@ -294,7 +294,13 @@ def blas_lines(info: dict, result: dict) -> list[str]:
         lines.append(f"  torch: {info['blas']}; CPU capability {info.get('torch_cpu_capability')}")
     for lib in libs:
         arch = str(lib.get("architecture") or "")
-        if lib.get("internal_api") == "openblas" and "OPENBLAS_CORETYPE" in env:
+        chosen = env.get("OPENBLAS_CORETYPE", "")
+        if lib.get("internal_api") == "openblas" and chosen and arch and chosen.strip().lower() != arch.lower():
+            # OpenBLAS ignores a core type it does not know and picks its own: the variable did not choose the kernel
+            lines.append(f"  ! OPENBLAS_CORETYPE={chosen} is set, but numpy's OpenBLAS runs its {arch} kernel, its own "
+                         "choice: the value names no kernel it knows (or this build cannot switch), so it was ignored. "
+                         "The suite does not change your environment")
+        elif lib.get("internal_api") == "openblas" and "OPENBLAS_CORETYPE" in env:
             wide = "avx512f" in flags and "skylakex" not in arch.lower() and "cooperlake" not in arch.lower() \
                 and "sapphire" not in arch.lower() and "zen" not in arch.lower()
             lines.append(f"  ! numpy's OpenBLAS runs its {arch or '?'} kernel because OPENBLAS_CORETYPE="

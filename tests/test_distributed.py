@@ -360,3 +360,20 @@ def test_not_under_torchrun_is_one_line(tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "torchrun --nproc-per-node" in proc.stderr
+
+
+def test_more_cpu_ranks_than_cores_is_called_oversubscribed():
+    from platforms.distributed import oversubscription
+
+    ranks = [{"host": "h", "device": "cpu", "torch_threads": 1, "cpus": 2} for _ in range(3)]
+    warning = oversubscription(ranks)
+    assert warning and "3 ranks x 1 torch threads on h's 2 CPUs" in warning
+    assert oversubscription(ranks[:2]) is None
+    assert oversubscription([{**r, "device": "cuda:0"} for r in ranks]) is None  # GPU ranks do not share cores
+
+
+def test_a_bare_ctrl_c_names_itself():
+    from bench.distributed import _interrupted
+
+    assert _interrupted(KeyboardInterrupt()).startswith("interrupted (Ctrl-C (SIGINT))")
+    assert _interrupted(KeyboardInterrupt("SIGTERM")).startswith("interrupted (SIGTERM)")

@@ -215,6 +215,12 @@ def test_blas_capture_and_the_explanation():
     text = "\n".join(blas_lines(info, {}))
     assert "runs its Haswell kernel because OPENBLAS_CORETYPE=Haswell is set" in text and "AVX-512" in text
     assert "OPENBLAS_L2_SIZE=1048576" in text
+    # a value OpenBLAS does not know is ignored: it is not the reason for the kernel it chose
+    info["environment"]["OPENBLAS_CORETYPE"] = "Bogus"
+    info["blas_libraries"][0]["architecture"] = "SkylakeX"
+    text = "\n".join(blas_lines(info, {}))
+    assert "OPENBLAS_CORETYPE=Bogus is set, but numpy's OpenBLAS runs its SkylakeX kernel, its own choice" in text
+    assert "because OPENBLAS_CORETYPE" not in text
 
 
 def test_two_roofs_in_analysis_summary_and_plot(tmp_path):
@@ -294,3 +300,21 @@ def test_a_truncated_cache_no_longer_kills_the_next_process(tmp_path):
     so.write_bytes(so.read_bytes()[:4096])
     second = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True, timeout=120)
     assert second.returncode == 0 and second.stdout.startswith("rebuilt: the cached"), second.stderr[-2000:]
+
+
+def test_an_unwritable_build_cache_names_xdg_cache_home(tmp_path, monkeypatch):
+    import os
+
+    from kernels import native
+
+    if os.geteuid() == 0:  # root writes through permissions: point the cache below a file instead
+        blocker = tmp_path / "a-file"
+        blocker.write_text("x")
+        monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
+    else:
+        tmp_path.chmod(0o500)
+        monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    if native._compiler() is None:
+        pytest.skip("no C compiler")
+    with pytest.raises(native.Unsupported, match="set XDG_CACHE_HOME to a writable folder"):
+        native.build(force=True)

@@ -294,3 +294,21 @@ def test_the_hand_made_jetson_record_in_the_several_record_table(capsys):
     out = capsys.readouterr().out
     assert "fastest first" in out and "Orin" in out and "AMD EPYC" in out
     assert "cannot predict" in out and "--dtypes fp16" in out  # the CPU record has no fp16: said, the rest goes on
+
+
+def test_a_stream_only_record_says_what_it_lacks_not_that_fp32_was_not_measured():
+    """The defect: a stream-only fp32 record got "no measured points in fp32: measure it with --dtypes fp32"."""
+    from results.record import SCHEMA, SCHEMA_VERSION, measurement
+
+    record = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "run_id": "r", "platform": {"kind": "cpu"},
+              "measurements": [measurement(group="stream", kernel="copy", dtype="fp32", impl="torch", status="ok",
+                                           verified=True, size_bytes=1 << 30, bytes=1 << 30, times_s=[0.05])]}
+    try:
+        device = DeviceModel(record)
+    except PredictError as exc:  # refusing the record outright is as good, if it says why
+        assert "stream" in str(exc) or "GEMM" in str(exc)
+        return
+    with pytest.raises(PredictError) as info:
+        device.predict("m", [Op("b", "aten.mm", "fp32", 1, 1, "linear", (8, 8, 8, 1))], 0, "fp32")
+    text = str(info.value)
+    assert "stream points only" in text and "bench/test_gemm.py" in text and "no measured points" not in text

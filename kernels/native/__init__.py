@@ -80,7 +80,14 @@ def build(force: bool = False, source: Path | None = None) -> tuple[Path, dict]:
             return target, {**info, "built": "cached"}
         rebuilt = f"rebuilt: the cached {target.name} {damage}"  # a truncated library crashes dlopen (SIGBUS)
         warnings.warn(f"native kernels: {rebuilt} ({target})", stacklevel=2)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        probe = target.parent / f".write-test.{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise Unsupported(f"the native kernels' build cache {target.parent} cannot be written ({exc.strerror or exc}): "
+                          "set XDG_CACHE_HOME to a writable folder (a read-only HOME needs it)") from exc
     tmp = target.with_suffix(f".{os.getpid()}.tmp")
     import time
 
