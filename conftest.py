@@ -344,9 +344,12 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
 
     path = os.fspath(suite.record.path) if suite.record.path else None
     signals.STATE["phase"] = "summary"
+    from results.roofline import analysed_once
+
     try:
         if not signals.STATE["again"]:
-            _terminal_summary(terminalreporter, suite)
+            with analysed_once():  # the record is final here
+                _terminal_summary(terminalreporter, suite)
     except signals.StopSummary:
         pass
     finally:

@@ -9,6 +9,13 @@ from results.record import RecordError, read_record
 
 
 def main(argv: list[str] | None = None) -> int:
+    from results.roofline import analysed_once
+
+    with analysed_once():  # a command reads its records and never changes them: each is analysed once
+        return _main(argv)
+
+
+def _main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m results", description="Read run records of the roofline suite.")
     sub = parser.add_subparsers(dest="command", required=True)
     show = sub.add_parser("show", help="print the summary of a record")

@@ -388,8 +388,8 @@ def _models(record: dict, result: dict, prefix: str, rows: list[dict]) -> list[d
 def record_context(record: dict, path: str | None, index: int = 0) -> dict:
     """Everything the page shows of one record."""
     from results.layers import layer_rows, model_rows
-    from results.report import (blas_lines, hardware_memory_lines, load_lines, sentinel_lines, silicon_lines,
-                                summary_text, telemetry_lines, threads_lines)
+    from results.report import (blas_lines, hardware_memory_lines, load_lines, repeat_lines, sentinel_lines,
+                                silicon_lines, summary_text, telemetry_lines, threads_lines)
     from results.roofline import analyse
 
     prefix = f"r{index}"
@@ -402,7 +402,8 @@ def record_context(record: dict, path: str | None, index: int = 0) -> dict:
                "name": f"{info.get('name')} [{info.get('device')}]", "stack": stack_items(record),
                "roof_lines": threads_lines(info) + silicon_lines(result) + hardware_memory_lines(record, result)
                + sentinel_lines(record, result) + blas_lines(info, result),
-               "load_lines": load_lines(record, result), "telemetry_lines": telemetry_lines(record),
+               "load_lines": repeat_lines(record) + load_lines(record, result),
+               "telemetry_lines": telemetry_lines(record),
                "telemetry": telemetry_svg(record, f"{prefix}tel"),
                "roofline": roofline_svg(record, result, f"{prefix}roof"),
                "ceilings": ceilings_rows(record, result), "problems": problem_rows(record),
@@ -491,6 +492,9 @@ def write_report(records: list[dict], paths: list[str | None], output: str | os.
     """Render and write atomically (a reader never sees half a page)."""
     from results.record import atomic_write
 
+    from results.roofline import analysed_once
+
     output = Path(output)
-    atomic_write(output, render(records, paths))
+    with analysed_once():
+        atomic_write(output, render(records, paths))
     return os.fspath(output)

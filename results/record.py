@@ -283,6 +283,7 @@ def read_record(path: str | os.PathLike) -> dict:
             isinstance(c, dict) and isinstance(c.get("size_bytes"), int) for c in caches)):
         raise RecordError(f"{path}: field 'platform.caches' must be a list of objects with an integer size_bytes")
     data["status"] = effective_status(data)
+    data["repeated_rows"] = repeated_rows(data["measurements"])
     return data
 
 
@@ -297,44 +298,63 @@ def _shown(value) -> str:
     return f"{_kind(type(value))} {text[:60]}"
 
 
+_NUMBERS = frozenset(ROW_NUMBERS)
+_INF = float("inf")
+
+
 def _check_row(path: Path, i: int, row) -> None:
     """One measurement row: every field a reader touches has its type, numbers are finite, an ok row has a
-    positive time (a zero best_s once removed the whole bandwidth table of a record still shown as complete)."""
+    positive time (a zero best_s once removed the whole bandwidth table of a record still shown as complete).
+    Written for speed (a long run's record holds ten thousand rows): only the keys present are looked at."""
+    if type(row) is not dict:
+        raise RecordError(f"{path}: measurements[{i}] must be an object, got {_kind(type(row))}")
     where = f"{path}: measurements[{i}]"
-    if not isinstance(row, dict):
-        raise RecordError(f"{where} must be an object, got {_kind(type(row))}")
+    get = row.get
     for key in ("group", "kernel", "status"):
-        if not isinstance(row.get(key), str):
-            raise RecordError(f"{where}.{key} must be a string, got {_shown(row.get(key))}")
-    for key in ("dtype", "impl", "reason"):
-        if row.get(key) is not None and not isinstance(row[key], str):
-            raise RecordError(f"{where}.{key} must be a string, got {_shown(row[key])}")
-    for key in ("extra", "telemetry", "interference"):
-        if row.get(key) is not None and not isinstance(row[key], dict):
-            raise RecordError(f"{where}.{key} must be an object, got {_kind(type(row[key]))}")
-    for key in ROW_NUMBERS:
-        value = row.get(key)
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if type(get(key)) is not str:
+            raise RecordError(f"{where}.{key} must be a string, got {_shown(get(key))}")
+    for key in _NUMBERS.intersection(row):
+        value = row[key]
+        kind = type(value)
+        if kind is float:
+            if value != value or value == _INF or value == -_INF:
+                raise RecordError(f"{where}.{key} must be a finite number, got {value!r}")
+        elif kind is not int and value is not None:
             raise RecordError(f"{where}.{key} must be a number, got {_shown(value)}")
-        if not math.isfinite(value):
-            raise RecordError(f"{where}.{key} must be a finite number, got {value!r}")
     if row["status"] == "ok":
         for key in ROW_POSITIVE_WHEN_OK:
-            if row.get(key) is not None and row[key] <= 0:
+            value = get(key)
+            if value is not None and value <= 0:
                 raise RecordError(f"{where}.{key} must be a positive number of seconds in a row measured ok, got "
-                                  f"{row[key]!r}")
-    for key in ("disturbed", "verified", "superseded"):
-        if row.get(key) is not None and not isinstance(row[key], bool):
-            raise RecordError(f"{where}.{key} must be true or false, got {_shown(row[key])}")
-    times = row.get("times_s")
-    if times is not None and (not isinstance(times, list) or not all(
-            isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t) for t in times)):
+                                  f"{value!r}")
+    for key, kinds in (("dtype", str), ("impl", str), ("reason", str), ("extra", dict), ("telemetry", dict),
+                       ("interference", dict), ("disturbed", bool), ("verified", bool), ("superseded", bool),
+                       ("shape", list)):
+        value = get(key)
+        if value is not None and type(value) is not kinds:
+            what = {str: "a string", dict: "an object", bool: "true or false", list: "a list"}[kinds]
+            raise RecordError(f"{where}.{key} must be {what}, got {_shown(value)}")
+    times = get("times_s")
+    if times is not None and (type(times) is not list or not all(type(t) in (int, float) for t in times)
+                              or not math.isfinite(sum(times))):  # a NaN or an infinity makes the sum one too
         raise RecordError(f"{where}.times_s must be a list of finite numbers")
-    shape = row.get("shape")
-    if shape is not None and not isinstance(shape, list):
-        raise RecordError(f"{where}.shape must be a list, got {_shown(shape)}")
+
+
+def repeated_rows(rows: list[dict]) -> int:
+    """Rows that repeat an earlier row exactly (same point, same times): a record appended to itself or merged
+    twice. Flagged, not removed: the best and median of a point do not change."""
+    seen, repeats = set(), 0
+    for row in rows:
+        times = row.get("times_s")
+        if not times:
+            continue
+        key = (row["group"], row["kernel"], row.get("dtype"), row.get("impl"), repr(row.get("shape")),
+               row.get("size_bytes"), tuple(times))
+        if key in seen:
+            repeats += 1
+        else:
+            seen.add(key)
+    return repeats
 
 
 def _kind(kind) -> str:

@@ -121,6 +121,14 @@ def history_text(spreads: dict[str, dict]) -> list[str]:
     return lines
 
 
+def repeat_lines(record: dict) -> list[str]:
+    n = record.get("repeated_rows") or 0
+    if not n:
+        return []
+    return [f"  ! {n} of {len(record['measurements'])} rows repeat an earlier row exactly (same point, same times): "
+            "the record was appended to itself or merged twice; a repeat changes no best or median"]
+
+
 def summary_text(record: dict, record_path: str | None = None, plot_path: str | None = None,
                  history: dict[str, dict] | None = None) -> str:
     import pandas as pd
@@ -131,6 +139,7 @@ def summary_text(record: dict, record_path: str | None = None, plot_path: str | 
              f" [{record.get('status')}]"]
     if record.get("options", {}).get("quick"):
         lines.append("  --quick run: a short sweep; ceilings are lower bounds of a full run")
+    lines += repeat_lines(record)
     lines += threads_lines(info)
     lines.append(f"  timing: {record.get('timing_method', '')}")
     if record.get("single_call_method") and any(m.get("group") == "layer" for m in record["measurements"]):
@@ -253,9 +262,15 @@ def hardware_memory_lines(record: dict, result: dict) -> list[str]:
                      + ("  ! DISTURBED" if c.disturbed else ""))
     scaling = [m for m in record["measurements"] if m.get("group") == "scaling" and m.get("status") == "ok"]
     for kernel, unit in (("copy_nt", "B/s"), ("gemm", "FLOP/s")):
-        points = sorted(((m.get("extra") or {}).get("threads"), m) for m in scaling if m["kernel"] == kernel)
+        rate = "bytes_per_s" if unit == "B/s" else "flop_per_s"
+        per_threads: dict = {}  # one point per thread count (the best, should a record repeat one)
+        for m in scaling:
+            threads = (m.get("extra") or {}).get("threads")
+            if m["kernel"] == kernel and isinstance(threads, int) and m.get(rate):
+                if threads not in per_threads or m[rate] > per_threads[threads][rate]:
+                    per_threads[threads] = m
+        points = sorted(per_threads.items(), key=lambda item: item[0])
         if len(points) >= 2:
-            rate = "bytes_per_s" if unit == "B/s" else "flop_per_s"
             base = points[0][1][rate]
             lines.append(f"  thread scaling, {'DRAM copy (native, non-temporal)' if unit == 'B/s' else 'fp32 GEMM 1024^3'}: "
                          + ", ".join(f"{t} thr {si(m[rate], unit)} ({m[rate] / base:.2f}x)" for t, m in points))

@@ -8,6 +8,7 @@
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import asdict, dataclass
 
 from platforms.base import effective_capacities  # noqa: F401  (cache capacities are platform knowledge)
@@ -264,8 +265,37 @@ def best_curve(rows: list[dict]) -> tuple[list[int], list[float]]:
     return sizes, [best[s] for s in sizes]
 
 
+#: within :func:`analysed_once`: id(record) -> (record, analysis); None outside (every call computes)
+_MEMO: dict | None = None
+
+
+@contextlib.contextmanager
+def analysed_once():
+    """Within this block ``analyse`` computes each record's analysis once: for readers that do not change the
+    record while they read it (a summary, a page, its plots and spec check each asked for it, up to seven times
+    for one page, which a record of ten thousand rows turns into seconds)."""
+    global _MEMO
+    outer = _MEMO
+    _MEMO = {} if outer is None else outer
+    try:
+        yield
+    finally:
+        _MEMO = outer
+
+
 def analyse(record: dict) -> dict:
     """Everything derived from a record: ceilings, ridge points against DRAM, detected plateaus."""
+    if _MEMO is not None:
+        hit = _MEMO.get(id(record))
+        if hit is not None and hit[0] is record:  # the record is held in the memo, so its id is not reused
+            return hit[1]
+        result = _analyse(record)
+        _MEMO[id(record)] = (record, result)
+        return result
+    return _analyse(record)
+
+
+def _analyse(record: dict) -> dict:
     rows = record["measurements"]
     caches = record.get("platform", {}).get("caches") or []
     compute = compute_ceilings(rows)
