@@ -33,6 +33,9 @@ FALLBACK = {"conv": ["conv_grouped", "linear", "bmm"], "conv_grouped": ["conv", 
             "bmm": ["linear", "attention", "conv"], "attention": ["bmm", "linear", "conv"]}
 MIN_SPREAD = 0.15
 NEIGHBOURS = 4
+#: an op with this many times less work than every probe of its family is priced from the GEMM sweep where the
+#: sweep reaches its size, and the family's fastest probe is no floor for it
+SMALLER_THAN_PROBES = 8
 
 
 class PredictError(ValueError):
@@ -250,16 +253,30 @@ class DeviceModel:
         if not pts:
             raise PredictError(f"the record has no measured {family} points (nor {', '.join(FALLBACK.get(family, []))}) "
                                f"in {dtype}: run the suite with --dtypes {dtype} on that device")
+        smallest = min(p.flops for p in pts)
+        if op.flops * SMALLER_THAN_PROBES < smallest:
+            # the family was probed only at larger sizes (a --quick record holds a few large dense convolutions):
+            # the GEMM sweep, where it reaches this size, prices the op better than extrapolated large probes
+            for other in ("linear", "bmm"):
+                cand = self.points.get((other, dtype), [])
+                if other != family and cand and min(p.flops for p in cand) <= op.flops * SMALLER_THAN_PROBES:
+                    widened = (f"{smallest / max(op.flops, 1):.0f}x less work than the smallest {family} probe: "
+                               f"priced from the {other} (GEMM) points of its size (range x2)")
+                    pts = cand
+                    break
         q = [math.log(max(v, 1)) for v in op.gemm]
         scored = sorted(((sum((a - b) ** 2 for a, b in zip(q, [math.log(max(v, 1)) for v in p.key])), p) for p in pts),
                         key=lambda s: s[0])[:NEIGHBOURS]
         weights = [1.0 / (d + 1e-3) for d, _p in scored]
         log_rate = sum(w * math.log(p.rate) for w, (_d, p) in zip(weights, scored)) / sum(weights)
         rate = math.exp(log_rate)
-        # the floor: a family probed at small sizes (3+ points) has its fastest call as the least any call costs
-        # (dispatch, setup); with fewer points only a point with no more work than this op bounds it from below
-        floor = min(p.time_s for p in pts) if len(pts) >= 3 else \
-            min((p.time_s for p in pts if p.flops <= op.flops), default=0.0)
+        # the floor: a family probed at this op's size (3+ points, one with at most SMALLER_THAN_PROBES x its work)
+        # has its fastest call as the least any call costs (dispatch, setup); else only a point with no more work
+        # than this op bounds it from below, and failing that the record's dispatch cost. (The fastest of a few
+        # large probes is no floor: a --quick record's 1.45 ms dense conv once priced every small conv at 1.45 ms.)
+        near = [p for p in pts if p.flops <= op.flops * SMALLER_THAN_PROBES]
+        floor = min(p.time_s for p in pts) if len(pts) >= 3 and near else \
+            min((p.time_s for p in pts if p.flops <= op.flops), default=self.dispatch_s or 0.0)
         time_s = max(op.flops / rate, floor)
         nearest = math.sqrt(scored[0][0])
         rates = [p.rate for _d, p in scored]
@@ -325,6 +342,11 @@ class DeviceModel:
         notes = []
         if self.module_call_s is None:
             notes.append("the record has no module-call cost: container modules are counted as free")
+        if (self.record.get("options") or {}).get("quick") and any(o.family.startswith("conv") for o in ops):
+            notes.append("a --quick record: its convolution probes are a few large dense shapes, so smaller "
+                         "convolutions are priced from the GEMM sweep or by extrapolation (wider range); a record "
+                         "from pytest bench/test_gemm.py bench/test_stream.py bench/test_opsweep.py without --quick "
+                         "probes them")
         if not any(f == "conv" for f, _d in self.points) and any(o.family.startswith("conv") for o in ops):
             notes.append("the record has no convolution probes (a run before bench/test_opsweep.py): convolutions "
                          "lean on GEMM points, expect a wide error")

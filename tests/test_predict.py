@@ -312,3 +312,23 @@ def test_a_stream_only_record_says_what_it_lacks_not_that_fp32_was_not_measured(
         device.predict("m", [Op("b", "aten.mm", "fp32", 1, 1, "linear", (8, 8, 8, 1))], 0, "fp32")
     text = str(info.value)
     assert "stream points only" in text and "bench/test_gemm.py" in text and "no measured points" not in text
+
+
+def test_a_quick_records_large_conv_probes_are_no_floor_for_small_convs():
+    """The defect (issue 23): a --quick record holds four large dense conv probes; with three or more, their fastest
+    call (1.45 ms there) was taken as the least any conv costs, so every small conv of MobileNetV2 cost 1.45 ms."""
+    big = [probe_row(f"conv-{c}", "conv", gemm={"m": 12544, "n": c, "k": 9 * c, "batch": 1},
+                     flops=2 * 12544 * c * 9 * c, time_s=2 * 12544 * c * 9 * c / 100e9) for c in (64, 128, 256, 512)]
+    rec = record(gemm_row(64, 64, 64, 5e9), gemm_row(256, 256, 256, 40e9), gemm_row(1024, 1024, 1024, 100e9),
+                 *big, row("overhead", "dispatch", median_s=5e-6))
+    rec["options"] = {"quick": True}
+    device = DeviceModel(rec)
+    fastest_probe = min(r["median_s"] for r in big)
+    small = Op("pw", "aten.convolution", "fp32", flops=2 * 784 * 32 * 16, bytes=1, family="conv",
+               gemm=(784, 32, 16, 1))  # a MobileNet-sized pointwise conv, 0.8 MFLOP
+    p = device.predict_op(small)
+    assert p.time_s < fastest_probe / 10, (p.time_s, fastest_probe)
+    assert "less work than the smallest conv probe" in p.widened and "GEMM" in p.widened
+    assert p.time_s >= 5e-6  # never below the record's dispatch cost
+    prediction = device.predict("m", [small], 0, "fp32")
+    assert any("--quick record" in n and "bench/test_opsweep.py" in n for n in prediction.notes)
