@@ -103,6 +103,9 @@ def pytest_collection_modifyitems(session, config, items):
     bench_items = [item for item in items if "suite" in getattr(item, "fixturenames", ())]
     if not bench_items:
         return
+    if not config.pluginmanager.hasplugin("benchmark"):  # pytest-benchmark's entry-point name
+        raise pytest.UsageError("the suite times through pytest-benchmark, which is disabled here (-p no:benchmark): "
+                                "leave it enabled (--benchmark-disable is fine: the suite then times each call itself)")
     from results.record import RecordError, check_writable
 
     try:
@@ -411,12 +414,14 @@ def _dram_sentinel(request):
         suite.sentinel(f"end of {request.module.__name__}")
 
 
+@pytest.hookimpl(optionalhook=True)  # pytest-benchmark's hook: absent with -p no:benchmark
 def pytest_benchmark_update_machine_info(config, machine_info):
     platform = getattr(config, "_roofline_platform", None)
     if platform is not None:
         machine_info["roofline_platform"] = platform.info()
 
 
+@pytest.hookimpl(optionalhook=True)  # pytest-benchmark's hook: absent with -p no:benchmark
 def pytest_benchmark_update_json(config, benchmarks, output_json):
     suite = getattr(config, "_roofline_suite", None)
     if suite is not None and suite.record.path is not None:

@@ -3,6 +3,7 @@ report RECORD [RECORD ...] [-o report.html] | export RECORD [--dir results/examp
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from results.record import RecordError, read_record
@@ -94,6 +95,8 @@ def _main(argv: list[str] | None = None) -> int:
             from results.history import comparable_runs, run_to_run
 
             notes: list[str] = []
+            if not os.path.isdir(args.history):
+                notes.append(f"--history {args.history}: no such folder (no earlier runs to compare with)")
             history = run_to_run(comparable_runs(args.history, record, notes=notes))
             for note in notes[:5]:
                 print(f"note: run-to-run history {note}", file=sys.stderr)
@@ -126,6 +129,11 @@ def _compare(args) -> int:
     if output is None:
         return 2
     records = [read_record(path) for path in args.records]
+    twice = sorted({p for p in args.records if args.records.count(p) > 1})
+    if twice:
+        print(f"note: {', '.join(twice)} given more than once: its columns are the same run", file=sys.stderr)
+    if len(records) < 2:
+        print("note: one record: compare shows it alone (give two or more to compare)", file=sys.stderr)
     table = compare_table(records)
     with pd.option_context("display.max_rows", None, "display.width", 250, "display.max_colwidth", 40):
         print(table.to_string())

@@ -280,8 +280,9 @@ def read_record(path: str | os.PathLike) -> dict:
         _check_row(path, i, row)
     caches = data["platform"].get("caches")
     if caches is not None and (not isinstance(caches, list) or not all(
-            isinstance(c, dict) and isinstance(c.get("size_bytes"), int) for c in caches)):
-        raise RecordError(f"{path}: field 'platform.caches' must be a list of objects with an integer size_bytes")
+            isinstance(c, dict) and type(c.get("size_bytes")) is int and c["size_bytes"] > 0 for c in caches)):
+        raise RecordError(f"{path}: field 'platform.caches' must be a list of objects with a positive integer "
+                          "size_bytes")
     data["status"] = effective_status(data)
     data["repeated_rows"] = repeated_rows(data["measurements"])
     return data

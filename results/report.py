@@ -340,6 +340,10 @@ def threads_lines(info: dict) -> list[str]:
     lines = [f"  threads: torch uses {threads} of {cores} physical cores ({info.get('logical_cores')} logical"
              + (f", {allowed} allowed by affinity" if allowed else "") + ")"
              + (f"; environment: {', '.join(f'{k}={v}' for k, v in env.items())}" if env else "")]
+    for key, value in env.items():
+        if key.endswith("_NUM_THREADS") and not str(value).strip().isdigit():
+            lines.append(f"  ! {key}={value} is not a whole number: the libraries ignore it (or stop on it); the "
+                         "thread count above is what torch used")
     if threads < cores:
         why = f" ({', '.join(f'{k}={env[k]}' for k in ('OMP_NUM_THREADS', 'MKL_NUM_THREADS') if k in env)})" \
             if any(k in env for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")) else ""

@@ -95,7 +95,8 @@ def build(force: bool = False, source: Path | None = None) -> tuple[Path, dict]:
     done = subprocess.run([cc, *FLAGS, str(source), "-o", str(tmp)], capture_output=True, text=True)
     if done.returncode:
         tmp.unlink(missing_ok=True)
-        raise Unsupported(f"{Path(cc).name} could not build the native kernels ({source.name}): {done.stderr.strip()[:300]}")
+        said = done.stderr.strip()[:300] or f"it exited with status {done.returncode} and printed nothing"
+        raise Unsupported(f"{Path(cc).name} could not build the native kernels ({source.name}): {said}")
     os.replace(tmp, target)  # atomic: a concurrent build never sees half a library
     _write_checksum(target)
     took = f"compiled in {time.perf_counter() - start:.1f} s"
