@@ -8,8 +8,9 @@ during the end-of-run summary it stops the summary quietly, saying what was not 
 writes it; a third signal once the record is on disk ends the process at once (exit 130).
 
 SIGINT is taken over even where the process started with it ignored (a shell's background job: `pytest ... &`
-ignores SIGINT, and a `kill -INT` was then lost while the run went on to "complete"); SIGTERM only where it has its
-default action (another handler is somebody's choice).
+ignores SIGINT, and a `kill -INT` was then lost while the run went on to "complete"); SIGTERM and SIGHUP (the
+terminal closed: the run died with its record marked "running") only where they have their default action
+(another handler, or nohup's ignoring, is somebody's choice).
 
 Python runs a signal's handler only between bytecodes: a signal that arrives during a long native call (a BLAS
 GEMM, a C kernel) waits for it to return. The pipe given to ``signal.set_wakeup_fd`` gets the signal number at
@@ -22,7 +23,7 @@ import signal
 import threading
 import time
 
-NAMES = {int(signal.SIGTERM): "SIGTERM", int(signal.SIGINT): "Ctrl-C (SIGINT)"}
+NAMES = {int(signal.SIGTERM): "SIGTERM", int(signal.SIGINT): "Ctrl-C (SIGINT)", int(signal.SIGHUP): "SIGHUP"}
 #: phase: "run" (points), "finish" (saving the record, plots, page), "summary" (the terminal summary), "done"
 STATE = {"count": 0, "phase": "run", "first_phase": None, "record_saved": False, "again": False, "err_fd": 2}
 
@@ -76,7 +77,7 @@ def install(config) -> None:
         return
     reset()
     previous = {}
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # SIGHUP: the terminal closed (nohup ignores it)
         current = signal.getsignal(sig)
         ours = current in (signal.SIG_DFL, signal.SIG_IGN, signal.default_int_handler) if sig == signal.SIGINT \
             else current is signal.SIG_DFL

@@ -13,7 +13,16 @@ def main(argv: list[str] | None = None) -> int:
     from results.roofline import analysed_once
 
     with analysed_once():  # a command reads its records and never changes them: each is analysed once
-        return _main(argv)
+        try:
+            return _main(argv)
+        except BrokenPipeError:  # `... | head`: the reader has what it wanted
+            sys.stderr.close()
+            return 0
+        except OSError as exc:
+            if exc.filename is None:  # writing the output itself failed (a full disk behind > FILE)
+                print(f"error: cannot write the output: {exc.strerror or exc}", file=sys.stderr)
+                return 2
+            raise
 
 
 def _main(argv: list[str] | None = None) -> int:

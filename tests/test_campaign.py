@@ -53,3 +53,18 @@ def test_a_compiler_that_fails_silently_is_named(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     with pytest.raises(native.Unsupported, match="exited with status 1 and printed nothing"):
         native.build(force=True)
+
+
+def test_output_to_a_full_disk_is_one_line(monkeypatch, capsys):
+    import errno
+    import io
+
+    from results.__main__ import main
+
+    class Full(io.StringIO):
+        def write(self, text):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(sys, "stdout", Full())
+    assert main(["show", str(EXAMPLE)]) == 2
+    assert "cannot write the output: No space left on device" in capsys.readouterr().err

@@ -110,3 +110,13 @@ def test_ctrl_c_in_the_predictor_measuring_is_one_line():
     rc, stderr = _interrupt(["kernels.predict", "--record", str(record), "resnet50", "--input", "8,3,224,224",
                              "--measure"])
     assert rc == 130 and "Traceback" not in stderr and "interrupted (Ctrl-C)" in stderr, (rc, stderr[-2000:])
+
+
+def test_a_closed_terminal_sighup_saves_the_record_as_interrupted(tmp_path):
+    mark = tmp_path / "slow-call-started"
+    proc = _start(tmp_path, {"ROOFLINE_STANDIN_MARK": str(mark)})
+    _wait_for(mark)
+    proc.send_signal(signal.SIGHUP)
+    proc.communicate(timeout=60)
+    record = json.loads(next(tmp_path.glob("2*.json")).read_text())
+    assert record["status"] == "interrupted" and record["interrupt"]["signal"] == "SIGHUP"  # was: died "running"
