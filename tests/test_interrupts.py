@@ -49,8 +49,9 @@ def test_double_ctrl_c_to_a_background_run_is_interrupted_not_complete(tmp_path)
 
 def test_a_signal_during_the_summary_ends_quietly_and_keeps_the_outputs(tmp_path):
     mark = tmp_path / "summary-started"
-    proc = _start(tmp_path, {"ROOFLINE_STANDIN_SLEEP_S": "0", "ROOFLINE_STANDIN_SUMMARY_MARK": str(mark)},
-                  args=["--budget", "3"])
+    proc = _start(tmp_path, {"ROOFLINE_STANDIN_SLEEP_S": "0", "ROOFLINE_STANDIN_SUMMARY_MARK": str(mark),
+                             "ROOFLINE_STANDIN_SUMMARY_S": "1"},
+                  args=["--budget", "3", "-k", "square-512x512x512"])  # one point: the test is about the end
     _wait_for(mark, timeout=120)
     proc.send_signal(signal.SIGTERM)
     stdout, stderr = proc.communicate(timeout=60)
@@ -100,7 +101,7 @@ def _interrupt(args, timeout: float = 120):
 
 
 def test_ctrl_c_in_the_counter_is_one_line():
-    rc, stderr = _interrupt(["kernels.count", "vit_b_16", "--batch-sweep", ",".join(str(b) for b in range(1, 200))])
+    rc, stderr = _interrupt(["kernels.count", "vit_b_16", "--batch-sweep", ",".join(str(b) for b in range(1, 5000))])
     assert rc == 130 and "Traceback" not in stderr and "interrupted (Ctrl-C)" in stderr, (rc, stderr[-2000:])
     assert len(stderr.strip().splitlines()) == 1
 
