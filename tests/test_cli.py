@@ -93,14 +93,16 @@ def test_results_show_reprints_the_summary(quick_run):
 
 def test_gpu_only_files_on_a_cpu_measure_nothing_and_say_so(tmp_path):
     """The defect: these files exited 0 on a CPU ("got empty parameter set", "2 skipped") with no record."""
+    # with tf32, which a CPU has no path for: nothing at all is measured, and the run says so
     out = subprocess.run([sys.executable, "-m", "pytest", "bench/test_triton.py", "bench/test_transfer.py",
-                          "--platform", "cpu", "--quick", "--results-dir", str(tmp_path)], cwd=ROOT,
-                         capture_output=True, text=True, timeout=300)
+                          "bench/test_gemm.py", "--dtypes", "tf32", "--platform", "cpu", "--quick",
+                          "--results-dir", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode == 1, out.stdout[-2000:]
     record = json.loads(next(tmp_path.glob("2*.json")).read_text())
     assert record["status"].startswith("nothing measured") and "ok: " not in record["status"]
     missing = {m["group"] for m in record["measurements"] if m["status"] == "missing" and "CUDA" in m["reason"]}
     assert missing == {"stream", "peak", "transfer"}
+    assert any(m["group"] == "gemm" and "TF32" in m["reason"] for m in record["measurements"])
     listed = subprocess.run([sys.executable, "-m", "pytest", "bench/test_gemm.py", "--platform", "cpu", "--co", "-q"],
                             cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert listed.returncode == 0 and "nothing measured" not in listed.stdout  # listing is not measuring

@@ -167,6 +167,7 @@ def test_option_errors(tmp_path):
     assert ids and len(ids) == len(set(ids))
 
 
+@pytest.mark.slow  # the default run checks the same in tests/test_cli.py (GPU-only files and tf32 in one run)
 def test_nothing_measured_is_not_complete(tmp_path):
     out = run("-m", "pytest", "bench/test_gemm.py", "--platform", "cpu", "--quick", "--dtypes", "tf32",
               "--results-dir", str(tmp_path), "-q")

@@ -96,6 +96,7 @@ def test_quick_runs_cut_a_dtype_with_no_fast_path_after_one_shape(suite):
     assert suite.slow_path_cut("bf16") is None  # nothing to compare with: measure
 
 
+@pytest.mark.slow  # the default run's interrupt tests (tests/test_interrupts.py) check the same and more
 def test_ctrl_c_keeps_what_finished(tmp_path):
     # A shell runs background jobs with SIGINT ignored, and Python then installs no KeyboardInterrupt handler:
     # give the child the default disposition so Ctrl-C means what it means at a terminal.

@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -43,6 +45,8 @@ def test_double_ctrl_c_to_a_background_run_is_interrupted_not_complete(tmp_path)
     assert proc.returncode == 2, (proc.returncode, stderr[-2000:])
     assert "Traceback" not in stdout + stderr, (stdout + stderr)[-3000:]
     assert "Ctrl-C (SIGINT) again: already stopping" in stderr
+    assert all(m["status"] in ("ok", "missing", "skipped", "cut") for m in record["measurements"])
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]  # no half-written file left behind
     # the summary was written, or one line says the record is saved and how to write what was not
     assert "[interrupted]" in stdout or ("the record is saved" in stdout and "python -m results show" in stdout), stdout
 
@@ -100,19 +104,41 @@ def _interrupt(args, timeout: float = 120):
     return proc.wait(timeout=timeout), stderr
 
 
-def test_ctrl_c_in_the_counter_is_one_line():
-    rc, stderr = _interrupt(["kernels.count", "vit_b_16", "--batch-sweep", ",".join(str(b) for b in range(1, 5000))])
-    assert rc == 130 and "Traceback" not in stderr and "interrupted (Ctrl-C)" in stderr, (rc, stderr[-2000:])
-    assert len(stderr.strip().splitlines()) == 1
+def test_ctrl_c_in_the_counter_and_the_predictor_is_one_line():
+    from concurrent.futures import ThreadPoolExecutor
 
-
-def test_ctrl_c_in_the_predictor_measuring_is_one_line():
     record = next((ROOT / "results" / "examples").glob("2026-12-01_cpu_*full.json"))
-    rc, stderr = _interrupt(["kernels.predict", "--record", str(record), "resnet50", "--input", "8,3,224,224",
-                             "--measure"])
-    assert rc == 130 and "Traceback" not in stderr and "interrupted (Ctrl-C)" in stderr, (rc, stderr[-2000:])
+    commands = [["kernels.count", "vit_b_16", "--batch-sweep", ",".join(str(b) for b in range(1, 5000))],
+                ["kernels.predict", "--record", str(record), "resnet50", "--input", "8,3,224,224", "--measure"]]
+    with ThreadPoolExecutor(2) as pool:  # side by side: neither is a benchmark
+        results = list(pool.map(_interrupt, commands))
+    for rc, stderr in results:
+        assert rc == 130 and "Traceback" not in stderr and "interrupted (Ctrl-C)" in stderr, (rc, stderr[-2000:])
+        assert len(stderr.strip().splitlines()) == 1
 
 
+def test_sighup_is_handled_like_sigterm_where_it_has_its_default_action():
+    import types
+
+    from bench import signals
+
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    config = types.SimpleNamespace(pluginmanager=types.SimpleNamespace(get_plugin=lambda name: None))
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    try:
+        signals.install(config)
+        assert signal.getsignal(signal.SIGHUP) is signals.on_signal
+        signals.uninstall(config)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # nohup: somebody's choice, kept
+        signals.install(config)
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+        signals.uninstall(config)
+    finally:
+        for s, handler in before.items():
+            signal.signal(s, handler)
+
+
+@pytest.mark.slow  # a real SIGHUP to a real run; the default run checks the handler above
 def test_a_closed_terminal_sighup_saves_the_record_as_interrupted(tmp_path):
     mark = tmp_path / "slow-call-started"
     proc = _start(tmp_path, {"ROOFLINE_STANDIN_MARK": str(mark)})
