@@ -38,58 +38,21 @@ _CONFIG = None  # the session's config, for the progress hooks that pytest calls
 def pytest_configure(config):
     global _CONFIG
     _CONFIG = config
-    from kernels.base import ALL_GEMM_DTYPES
+    from bench import options, signals
     from platforms import PlatformError, resolve
 
-    # options that need no torch are checked first: a typo is answered at once, not after torch has loaded
-    dtypes = config.getoption("--dtypes")
-    chosen = list(dict.fromkeys(d.strip() for d in dtypes.split(",") if d.strip())) if dtypes is not None \
-        else list(ALL_GEMM_DTYPES)  # dict.fromkeys: fp32,fp32 runs once
-    if not chosen:
-        raise pytest.UsageError(f"--dtypes {dtypes!r} names no dtype; give a comma-separated list from "
-                                f"{', '.join(ALL_GEMM_DTYPES)}, or leave the option out for all")
-    unknown = [d for d in chosen if d not in ALL_GEMM_DTYPES]
-    if unknown:
-        raise pytest.UsageError(f"--dtypes: unknown {', '.join(unknown)}; choose from {', '.join(ALL_GEMM_DTYPES)}")
-    config._roofline_dtypes = chosen
-    budget = config.getoption("--budget")
-    if budget is not None:
+    try:  # options that need no torch first: a typo is answered at once, not after torch has loaded
+        config._roofline_dtypes = options.dtypes(config.getoption("--dtypes"))
+        config._roofline_budget_s = options.budget(config.getoption("--budget"))
+        options.spec(config.getoption("--spec"))
         try:
-            config._roofline_budget_s = float(budget)
-            if not 0 < config._roofline_budget_s < 1e7:
-                raise ValueError
-        except ValueError:
-            raise pytest.UsageError(f"--budget {budget!r}: give the run's time budget in seconds, a positive number "
-                                    "(e.g. --budget 120)") from None
-    else:
-        config._roofline_budget_s = None
-    spec = config.getoption("--spec")
-    if spec:
-        from results.specs import SpecError, load_spec
-
-        try:
-            load_spec(spec)  # a malformed sheet fails now, before anything is measured
-        except SpecError as exc:
-            raise pytest.UsageError(f"--spec: {exc}") from None
-    try:
-        config._roofline_platform = resolve(config.getoption("--platform"))
-    except PlatformError as exc:
+            config._roofline_platform = resolve(config.getoption("--platform"))
+        except PlatformError as exc:
+            raise options.OptionError(str(exc)) from None
+        signals.install(config)  # Ctrl-C, SIGTERM and SIGHUP: see bench/signals.py
+        options.model(config.getoption("--model"), config.getoption("--input"))
+    except options.OptionError as exc:
         raise pytest.UsageError(str(exc)) from None
-    from bench import signals
-
-    signals.install(config)  # Ctrl-C and SIGTERM: see bench/signals.py
-    model = config.getoption("--model")
-    if model or config.getoption("--input"):
-        from kernels.count import CountError, parse_shape
-        from kernels.layers import check_model_name
-
-        try:
-            if not model:
-                raise CountError("--input needs --model (the model whose layers to time)")
-            parse_shape(config.getoption("--input") or "1,3,224,224")
-            check_model_name(model)  # unknown names fail here, before any timing
-        except CountError as exc:
-            raise pytest.UsageError(f"--model/--input: {exc}") from None
     config._roofline_suite = None
 
 
