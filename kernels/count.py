@@ -18,6 +18,7 @@ import contextlib
 import difflib
 import importlib
 import json
+import os
 import re
 import sys
 from collections import Counter
@@ -711,5 +712,10 @@ if __name__ == "__main__":
         sys.exit(main())
     except KeyboardInterrupt:  # one line, never a traceback
         print("python -m kernels.count: interrupted (Ctrl-C); no --csv/--json file was written, the rows printed above are complete", file=sys.stderr)
-        sys.exit(130)
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except OSError:
+                pass
+        os._exit(130)  # at once: a second Ctrl-C during the interpreter's teardown must not turn into a traceback
 

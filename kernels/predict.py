@@ -20,7 +20,15 @@ import sys
 import time
 from pathlib import Path
 
-from kernels.count import DTYPES, CountError, build_model, check_output_path, count_model, make_input, parse_input
+from kernels.count import (
+    DTYPES,
+    CountError,
+    build_model,
+    check_output_path,
+    count_model,
+    make_input,
+    parse_input,
+)
 from results.predict import DeviceModel, Op, PredictError, Prediction, compare_table
 from results.stats import summarise
 
@@ -107,7 +115,8 @@ def parse_records(records: list[str], models: list[str]) -> tuple[list[str], lis
 
 
 def read_record(path: str) -> dict:
-    from results.record import RecordError, read_record as read
+    from results.record import RecordError
+    from results.record import read_record as read
 
     try:
         return read(path)
@@ -348,4 +357,9 @@ if __name__ == "__main__":
         sys.exit(main())
     except KeyboardInterrupt:  # one line, never a traceback
         print("python -m kernels.predict: interrupted (Ctrl-C); no prediction was written (--measure: the model timings in progress are lost, the record is untouched)", file=sys.stderr)
-        sys.exit(130)
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except OSError:
+                pass
+        os._exit(130)  # at once: a second Ctrl-C during the interpreter's teardown must not turn into a traceback

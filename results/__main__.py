@@ -80,7 +80,8 @@ def _main(argv: list[str] | None = None) -> int:
             return 2
         return 0
     if args.command == "show" and record.get("distributed"):
-        from results.distributed import dumps, summary_text as distributed_text
+        from results.distributed import dumps
+        from results.distributed import summary_text as distributed_text
 
         print(dumps(record) if args.json else distributed_text(record, args.record))
         return 0
@@ -215,4 +216,9 @@ if __name__ == "__main__":
         sys.exit(main())
     except KeyboardInterrupt:  # one line, never a traceback
         print("python -m results: interrupted (Ctrl-C); every file this command writes is written whole or not at all, the records are untouched", file=sys.stderr)
-        sys.exit(130)
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except OSError:
+                pass
+        os._exit(130)  # at once: a second Ctrl-C during the interpreter's teardown must not turn into a traceback
