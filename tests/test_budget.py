@@ -75,6 +75,7 @@ def test_a_kernel_1000x_slower_keeps_the_run_within_its_budget(tmp_path):
     assert any(r.get("dtype") == "fp64" and r.get("status") == "ok" for r in rows if r.get("group") == "gemm")
 
 
+@pytest.mark.slow  # the default run checks the same answer in tests/test_interrupts.py (SIGTERM, then Ctrl-C)
 def test_sigterm_is_handled_like_ctrl_c_and_says_what_it_waits_for(tmp_path):
     import os
     import signal

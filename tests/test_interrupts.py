@@ -31,19 +31,27 @@ def _wait_for(path: Path, timeout: float = 60) -> None:
     assert path.exists(), f"{path.name} never appeared"
 
 
-def test_double_ctrl_c_to_a_background_run_is_interrupted_not_complete(tmp_path):
+@pytest.mark.parametrize("first", [pytest.param(signal.SIGINT, marks=pytest.mark.slow, id="ctrl-c-twice"),
+                                   pytest.param(signal.SIGTERM, id="sigterm-then-ctrl-c")])
+def test_a_second_interrupt_to_a_background_run_is_interrupted_not_complete(tmp_path, first):
+    """The default run sends SIGTERM then Ctrl-C to a run started with SIGINT ignored: the SIGTERM answer, the
+    taken-over SIGINT and the second signal in one run; Ctrl-C twice is the slow variant."""
     mark = tmp_path / "slow-call-started"
     proc = _start(tmp_path, {"ROOFLINE_STANDIN_MARK": str(mark)}, ignore_sigint=True)  # as `pytest ... &` starts
     _wait_for(mark)
-    proc.send_signal(signal.SIGINT)
-    time.sleep(2.2)  # the running 2 s call has returned: the second lands while the run stops and saves
+    time.sleep(0.5)  # inside the fp64 probe's first 2 s call
+    proc.send_signal(first)
+    time.sleep(1.9)  # the running call has returned: the second lands while the run stops and saves
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=60)
+    name = "Ctrl-C (SIGINT)" if first == signal.SIGINT else "SIGTERM"
     record = json.loads(next(tmp_path.glob("2*.json")).read_text())
     assert record["status"] == "interrupted", record["status"]
-    assert record["interrupt"]["signal"] == "Ctrl-C (SIGINT)" and record["interrupt"]["during"] == "run"
+    assert record["interrupt"]["signal"] == name and record["interrupt"]["during"] == "run"
     assert proc.returncode == 2, (proc.returncode, stderr[-2000:])
     assert "Traceback" not in stdout + stderr, (stdout + stderr)[-3000:]
+    # the first signal is answered at once with what the run waits for, the second as a repeat
+    assert f"{name}: stopping; waiting for the running call to return (gemm fp64 probe" in stderr, stderr[-2000:]
     assert "Ctrl-C (SIGINT) again: already stopping" in stderr
     assert all(m["status"] in ("ok", "missing", "skipped", "cut") for m in record["measurements"])
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]  # no half-written file left behind
