@@ -279,7 +279,8 @@ def pytest_sessionfinish(session, exitstatus):
     try:
         from results.plot import roofline_png
 
-        suite.plot_path = roofline_png(record.data, path.with_suffix(".png"))
+        # nothing measured, nothing to draw (matplotlib would spend a second or two on an empty roofline)
+        suite.plot_path = roofline_png(record.data, path.with_suffix(".png")) if measured else None
         from results.layer_plots import layer_rows, write_layer_plots
 
         if not suite.budget.quick:
