@@ -103,6 +103,3 @@ def test_gpu_only_files_on_a_cpu_measure_nothing_and_say_so(tmp_path):
     missing = {m["group"] for m in record["measurements"] if m["status"] == "missing" and "CUDA" in m["reason"]}
     assert missing == {"stream", "peak", "transfer"}
     assert any(m["group"] == "gemm" and "TF32" in m["reason"] for m in record["measurements"])
-    listed = subprocess.run([sys.executable, "-m", "pytest", "bench/test_gemm.py", "--platform", "cpu", "--co", "-q"],
-                            cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert listed.returncode == 0 and "nothing measured" not in listed.stdout  # listing is not measuring

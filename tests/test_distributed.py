@@ -253,7 +253,8 @@ def _only_record(tmp_path) -> dict:
 
 
 def test_two_rank_quick_job_gives_a_valid_record(tmp_path):
-    proc, seconds = _torchrun(tmp_path, 2, "--max-bytes", "1MiB", "--model", "resnet18")
+    # a small model from tests/data: torchvision's import (3 s per rank) is not what this test is about
+    proc, seconds = _torchrun(tmp_path, 2, "--max-bytes", "1MiB", "--model", "tests.data.tiny_cnn:build")
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     record = _only_record(tmp_path)
     assert record["status"] == "complete"
@@ -272,7 +273,7 @@ def test_two_rank_quick_job_gives_a_valid_record(tmp_path):
     pairs = {(m["extra"]["src"], m["extra"]["dst"]) for m in rows if m["group"] == "p2p"}
     assert pairs == {(0, 1), (1, 0)}
     assert any(m["group"] == "reference" for m in rows) and any(m["group"] == "barrier" for m in rows)
-    assert world_block["dp_model"]["name"] == "resnet18"
+    assert world_block["dp_model"]["name"] == "tests.data.tiny_cnn:build"
     assert "Communication roof: 2 ranks" in proc.stdout and "compute = communication at" in proc.stdout
     for png in tmp_path.glob("*.png"):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
