@@ -37,7 +37,9 @@ def test_a_second_interrupt_to_a_background_run_is_interrupted_not_complete(tmp_
     """The default run sends SIGTERM then Ctrl-C to a run started with SIGINT ignored: the SIGTERM answer, the
     taken-over SIGINT and the second signal in one run; Ctrl-C twice is the slow variant."""
     mark = tmp_path / "slow-call-started"
-    proc = _start(tmp_path, {"ROOFLINE_STANDIN_MARK": str(mark)}, ignore_sigint=True)  # as `pytest ... &` starts
+    # the end of the run lasts 3 s longer (a slow summary hook), so the second signal finds the process alive
+    proc = _start(tmp_path, {"ROOFLINE_STANDIN_MARK": str(mark), "ROOFLINE_STANDIN_SUMMARY_MARK": str(tmp_path / "s"),
+                             "ROOFLINE_STANDIN_SUMMARY_S": "3"}, ignore_sigint=True)  # as `pytest ... &` starts
     _wait_for(mark)
     time.sleep(0.5)  # inside the fp64 probe's first 2 s call
     proc.send_signal(first)
