@@ -100,8 +100,11 @@ def _interrupt(args, timeout: float = 120):
     """Start a command, send Ctrl-C once it has printed its first line (or after 4 s), return (rc, stderr)."""
     import threading
 
+    # Ctrl-C as at a terminal: the default disposition (a test run started from a script may have SIGINT ignored,
+    # which the child would inherit, and a Python started so never raises KeyboardInterrupt)
     proc = subprocess.Popen([sys.executable, "-u", "-m", *args], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     seen = threading.Event()
 
     def read():
