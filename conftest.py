@@ -66,6 +66,9 @@ def pytest_collection_modifyitems(session, config, items):
     bench_items = [item for item in items if "suite" in getattr(item, "fixturenames", ())]
     if not bench_items:
         return
+    from bench import signals
+
+    signals.STATE["bench"] = True  # from here on a signal stops a run that has a record to keep
     if not config.pluginmanager.hasplugin("benchmark"):  # pytest-benchmark's entry-point name
         raise pytest.UsageError("the suite times through pytest-benchmark, which is disabled here (-p no:benchmark): "
                                 "leave it enabled (--benchmark-disable is fine: the suite then times each call itself)")

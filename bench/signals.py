@@ -25,7 +25,8 @@ import time
 
 NAMES = {int(signal.SIGTERM): "SIGTERM", int(signal.SIGINT): "Ctrl-C (SIGINT)", int(signal.SIGHUP): "SIGHUP"}
 #: phase: "run" (points), "finish" (saving the record, plots, page), "summary" (the terminal summary), "done"
-STATE = {"count": 0, "phase": "run", "first_phase": None, "record_saved": False, "again": False, "err_fd": 2}
+STATE = {"count": 0, "phase": "run", "first_phase": None, "record_saved": False, "again": False, "err_fd": 2,
+         "bench": False}  # bench: this session runs benchmarks (set at collection); other pytest runs keep Ctrl-C
 
 
 class StopSummary(BaseException):
@@ -33,7 +34,7 @@ class StopSummary(BaseException):
 
 
 def reset() -> None:
-    STATE.update(count=0, phase="run", first_phase=None, record_saved=False, again=False)
+    STATE.update(count=0, phase="run", first_phase=None, record_saved=False, again=False, bench=False)
 
 
 def record_note() -> dict | None:
@@ -56,8 +57,10 @@ def _say(text: str) -> None:
 
 
 def on_signal(signum, frame):
-    STATE["count"] += 1
     name = NAMES.get(int(signum), f"signal {signum}")
+    if not STATE["bench"]:  # a pytest run without benchmarks (the test suite): every signal stops it, as ever
+        raise KeyboardInterrupt(name)
+    STATE["count"] += 1
     if STATE["first_phase"] is None:
         STATE.update(first_phase=STATE["phase"], first_name=name)
     if STATE["count"] == 1 and STATE["phase"] == "run":
@@ -122,6 +125,8 @@ def _watch(config) -> None:
                 return
             if not data:
                 return
+            if not STATE["bench"]:
+                continue
             seen["n"] += len(data)
             name = ", ".join(NAMES.get(b, f"signal {b}") for b in sorted(set(data)))
             if seen["n"] == len(data):

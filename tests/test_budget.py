@@ -65,7 +65,9 @@ def test_a_kernel_1000x_slower_keeps_the_run_within_its_budget(tmp_path):
     assert out.returncode in (0, 1), out.stdout[-3000:] + out.stderr[-2000:]
     record = json.loads(next(tmp_path.glob("2*.json")).read_text())
     clock = record["time_budget"]
-    assert clock["run_s"] == budget and clock["elapsed_s"] <= 1.5 * budget, clock
+    # the bound: 1.5 x the budget, plus at most one call already running when it ran out (the CPU's quick call cap,
+    # 0.6 s; on a loaded machine the stand-in's calls stretch)
+    assert clock["run_s"] == budget and clock["elapsed_s"] <= 1.5 * budget + 2 * 0.6, clock
     assert wall < 1.5 * budget + 45  # + python, torch and the end-of-run summary, page and plot
     rows = record["measurements"]
     fp32 = [r for r in rows if r.get("group") == "gemm" and r.get("dtype") == "fp32" and r.get("impl") == "torch"]
