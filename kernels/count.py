@@ -18,7 +18,6 @@ import contextlib
 import difflib
 import importlib
 import json
-import os
 import re
 import sys
 from collections import Counter
@@ -708,14 +707,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:  # one line, never a traceback
-        print("python -m kernels.count: interrupted (Ctrl-C); no --csv/--json file was written, the rows printed above are complete", file=sys.stderr)
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except OSError:
-                pass
-        os._exit(130)  # at once: a second Ctrl-C during the interpreter's teardown must not turn into a traceback
+    from results.cli import run
 
+    run(main, "python -m kernels.count", "no --csv/--json file was written, the rows printed above are complete")

@@ -353,13 +353,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:  # one line, never a traceback
-        print("python -m kernels.predict: interrupted (Ctrl-C); no prediction was written (--measure: the model timings in progress are lost, the record is untouched)", file=sys.stderr)
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except OSError:
-                pass
-        os._exit(130)  # at once: a second Ctrl-C during the interpreter's teardown must not turn into a traceback
+    from results.cli import run
+
+    run(main, "python -m kernels.predict", "no prediction was written (--measure: the model timings in progress are lost, the record is untouched)")

@@ -212,13 +212,6 @@ def _png_path(text: str) -> str | None:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:  # one line, never a traceback
-        print("python -m results: interrupted (Ctrl-C); every file this command writes is written whole or not at all, the records are untouched", file=sys.stderr)
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except OSError:
-                pass
-        os._exit(130)  # at once: a second Ctrl-C during the interpreter's teardown must not turn into a traceback
+    from results.cli import run
+
+    run(main, "python -m results", "every file this command writes is written whole or not at all, the records are untouched")
