@@ -253,8 +253,9 @@ def pytest_sessionfinish(session, exitstatus):
     record.data["finished"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     status = {0: "complete", 1: "finished with failures (see the failed points)", 2: "interrupted"}.get(
         int(exitstatus), f"ended with pytest exit status {int(exitstatus)}")
-    measured = [m for m in record.measurements if m.get("status") == "ok"
-                and m.get("group") not in ("sentinel", "overhead")]  # checks of the machine are not the run's figures
+    from results.record import measured_rows
+
+    measured = measured_rows(record.measurements)  # checks of the machine are not the run's figures
     if suite.save_error:
         status = "stopped: the record could not be saved"
     elif not measured and int(exitstatus) in (0, 1):

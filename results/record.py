@@ -363,14 +363,21 @@ def _kind(kind) -> str:
             type(None): "null"}.get(kind, kind.__name__)
 
 
+#: rows that check the machine (the DRAM sentinel, the dispatch cost), not figures of the run
+MACHINE_CHECKS = ("sentinel", "overhead")
+
+
+def measured_rows(rows: list[dict]) -> list[dict]:
+    """The rows that measured a figure of the run (ok, and not a check of the machine)."""
+    return [m for m in rows if m.get("status") == "ok" and m.get("group") not in MACHINE_CHECKS]
+
+
 def effective_status(record: dict) -> str:
     """The record's status, except that a record still "running" whose writer has died (same host, its pid no longer
     alive or now another process) reads "did not finish (the process died)". From another host it cannot be told:
     the status stays, with that said."""
     status = str(record.get("status") or "unknown")
-    if status.startswith("complete") and not any(
-            m.get("status") == "ok" and m.get("group") not in ("sentinel", "overhead")
-            for m in record.get("measurements", [])):
+    if status.startswith("complete") and not measured_rows(record.get("measurements", [])):
         return "nothing measured (the record holds no measured point)"  # never "complete" with nothing in it
     if status != "running":
         return status

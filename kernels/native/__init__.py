@@ -114,10 +114,9 @@ def _digest(path: Path) -> str:
 def _write_checksum(target: Path) -> None:
     """The library's size and sha256 beside it, written after it (atomically): the cache is trusted only when
     they match, never because the file exists."""
-    side = _checksum_path(target)
-    tmp = side.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"sha256": _digest(target), "size": target.stat().st_size}))
-    os.replace(tmp, side)
+    from results.record import atomic_write
+
+    atomic_write(_checksum_path(target), json.dumps({"sha256": _digest(target), "size": target.stat().st_size}))
 
 
 def cached_damage(target: Path) -> str | None:
