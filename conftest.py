@@ -215,7 +215,7 @@ def suite(pytestconfig, platform):
     s.progress = getattr(pytestconfig, "_roofline_progress", None)
     pytestconfig._roofline_suite = s
     from platforms.load import machine_load
-    from results.report import threads_lines
+    from results.summary import threads_lines
 
     record.data["load_at_start"] = machine_load(gpu_processes=platform.other_device_processes())
     record.save()
@@ -280,16 +280,19 @@ def pytest_sessionfinish(session, exitstatus):
         suite.skipped_outputs = [f"plot (python -m results plot {os.fspath(path)})",
                                  f"report page (python -m results report {os.fspath(path)})"]
         return
+    from results.analysis import analyse
+
+    suite.analysis = analyse(record.data)  # the record is final: analysed once for the plots, page and summary
     try:
         from results.plot import roofline_png
 
         # nothing measured, nothing to draw (matplotlib would spend a second or two on an empty roofline)
-        suite.plot_path = roofline_png(record.data, path.with_suffix(".png")) if measured else None
-        from results.layer_plots import layer_rows, write_layer_plots
+        suite.plot_path = roofline_png(suite.analysis, path.with_suffix(".png")) if measured else None
+        from results.layer_plots import write_layer_plots
 
         if not suite.budget.quick:
-            suite.layer_plots = write_layer_plots(record.data, path.with_suffix(""))
-        elif layer_rows(record.data):
+            suite.layer_plots = write_layer_plots(suite.analysis, path.with_suffix(""))
+        elif suite.analysis.layers:
             # matplotlib needs ~0.5 s a figure (4-5 s of a --quick run on a slow CPU); the report page below draws
             # the same figures in a fraction of that
             suite.layer_plots_note = (f"Layer figures: in the report page (a --quick run draws no layer PNGs; "
@@ -297,9 +300,9 @@ def pytest_sessionfinish(session, exitstatus):
     except Exception as exc:  # a plot failure must not lose the record
         suite.plot_error = f"{type(exc).__name__}: {exc}"
     try:
-        from results.html import write_report
+        from results.page import write_report
 
-        suite.report_path = write_report([record.data], [os.fspath(path)], path.with_suffix(".html"))
+        suite.report_path = write_report([suite.analysis], [os.fspath(path)], path.with_suffix(".html"))
     except Exception as exc:  # nor a report failure
         suite.report_error = f"{type(exc).__name__}: {exc}"
 
@@ -316,12 +319,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
 
     path = os.fspath(suite.record.path) if suite.record.path else None
     signals.STATE["phase"] = "summary"
-    from results.roofline import analysed_once
-
     try:
         if not signals.STATE["again"]:
-            with analysed_once():  # the record is final here
-                _terminal_summary(terminalreporter, suite)
+            _terminal_summary(terminalreporter, suite)
     except signals.StopSummary:
         pass
     finally:
@@ -337,15 +337,16 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
 
 
 def _terminal_summary(terminalreporter, suite) -> None:
+    from results.analysis import analyse
     from results.history import comparable_runs, run_to_run
-    from results.report import summary_text
+    from results.summary import summary_text
 
     notes: list[str] = []
     history = run_to_run(comparable_runs(suite.record.directory, suite.record.data, notes=notes))
     terminalreporter.section("measured roofline")
     path = os.fspath(suite.record.path) if suite.record.path else None
-    terminalreporter.write_line(summary_text(suite.record.data, None if suite.save_error else path, suite.plot_path,
-                                             history))
+    analysis = getattr(suite, "analysis", None) or analyse(suite.record.data)  # not yet made where the save failed
+    terminalreporter.write_line(summary_text(analysis, None if suite.save_error else path, suite.plot_path, history))
     if suite.save_error:
         terminalreporter.write_line(f"RECORD NOT SAVED: {suite.save_error}", red=True, bold=True)
     for extra in getattr(suite, "layer_plots", []):
@@ -394,6 +395,8 @@ def pytest_benchmark_update_machine_info(config, machine_info):
 def pytest_benchmark_update_json(config, benchmarks, output_json):
     suite = getattr(config, "_roofline_suite", None)
     if suite is not None and suite.record.path is not None:
-        from results.report import ceilings_json
+        from results.analysis import analyse
+        from results.summary import ceilings_json
 
-        output_json["roofline"] = {"record": os.fspath(suite.record.path), **ceilings_json(suite.record.data)}
+        analysis = getattr(suite, "analysis", None) or analyse(suite.record.data)
+        output_json["roofline"] = {"record": os.fspath(suite.record.path), **ceilings_json(analysis)}

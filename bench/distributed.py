@@ -25,10 +25,10 @@ import time
 from typing import Any, Callable
 
 from kernels import collectives as coll
-from results.distributed import size_text
-from results.report import si
-from platforms.base import PlatformError
 from platforms import distributed as world
+from platforms.base import PlatformError
+from results.distributed import size_text
+from results.units import si
 
 DEFAULT_MAX = {"cpu": 256 << 20, "cuda": 1 << 30}
 QUICK_MAX = {"cpu": 64 << 20, "cuda": 1 << 30}
@@ -533,9 +533,10 @@ def _finish(job: Job, args, status: str) -> None:
     try:
         for plot in write_plots(record.data, path.with_suffix("")):
             print(f"Plot:   {plot}", flush=True)
-        from results.html import write_report
+        from results.analysis import analyse
+        from results.page import write_report
 
-        report = write_report([record.data], [str(path)], path.with_suffix(".html"))
+        report = write_report([analyse(record.data)], [str(path)], path.with_suffix(".html"))
         print(f"Report: {report} (one self-contained page; open it in a browser)", flush=True)
     except KeyboardInterrupt:
         print("plots/report not written: the job was stopped (the record above is complete)", file=sys.stderr)

@@ -18,8 +18,9 @@ import pytest
 from kernels.base import Prepared, Unsupported, is_out_of_memory
 from platforms.load import LoadMonitor, describe_processes, top_processes
 from results.record import RecordSaveError, measurement
+from results.roofline import rate_unit
 from results.stats import summarise
-
+from results.units import si
 
 #: pytest's own outcomes (skip, fail, exit) pass through the harness's error handling untouched
 PASS_THROUGH = (pytest.skip.Exception, pytest.fail.Exception, pytest.exit.Exception)
@@ -638,8 +639,6 @@ def _short(exc: BaseException) -> str:
 
 
 def _progress(row: dict) -> str:
-    from results.report import si
-
     what = f"{row['group']} {row['kernel']} {row['dtype']}"
     if row["group"] in ("layer", "model"):
         warm = (row.get("extra") or {}).get("warm_median_s")
@@ -656,12 +655,8 @@ def _progress(row: dict) -> str:
 
 def _headline(row: dict, suite: "Suite") -> str:
     """The figure a person watching wants beside the group's line: the best so far, or the last layer's time."""
-    from results.report import si
-
     group = row.get("group")
     if group == "gemm" and suite.best_rate.get(row["dtype"]):
-        from results.roofline import rate_unit
-
         return f"best {si(suite.best_rate[row['dtype']], rate_unit(row['dtype']))}"
     if group == "stream" and row.get("bytes_per_s"):
         dram = 4 * suite.platform.llc_bytes()

@@ -5,7 +5,13 @@ import importlib.util
 import pytest
 
 from kernels import gemm
-from kernels.layers import build_spec, extract_layers, layer_specs, prepare_layer, prepare_model
+from kernels.layers import (
+    build_spec,
+    extract_layers,
+    layer_specs,
+    prepare_layer,
+    prepare_model,
+)
 
 _CACHE: dict = {}
 

@@ -5,24 +5,32 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
-from results.record import RecordError, read_record
+from results.analysis import analyse
+from results.compare import compare_png, compare_table, unique_labels
+from results.distributed import busbw_png, dumps, write_plots
+from results.distributed import summary_text as distributed_text
+from results.history import comparable_runs, run_to_run
+from results.layer_plots import write_layer_plots
+from results.page import write_report
+from results.plot import roofline_png
+from results.record import RecordError, export_record, read_record
+from results.specs import SpecError
+from results.summary import dumps_ceilings, summary_text, validation_text
 
 
 def main(argv: list[str] | None = None) -> int:
-    from results.roofline import analysed_once
-
-    with analysed_once():  # a command reads its records and never changes them: each is analysed once
-        try:
-            return _main(argv)
-        except BrokenPipeError:  # `... | head`: the reader has what it wanted
-            sys.stderr.close()
-            return 0
-        except OSError as exc:
-            if exc.filename is None:  # writing the output itself failed (a full disk behind > FILE)
-                print(f"error: cannot write the output: {exc.strerror or exc}", file=sys.stderr)
-                return 2
-            raise
+    try:
+        return _main(argv)
+    except BrokenPipeError:  # `... | head`: the reader has what it wanted
+        sys.stderr.close()
+        return 0
+    except OSError as exc:
+        if exc.filename is None:  # writing the output itself failed (a full disk behind > FILE)
+            print(f"error: cannot write the output: {exc.strerror or exc}", file=sys.stderr)
+            return 2
+        raise
 
 
 def _main(argv: list[str] | None = None) -> int:
@@ -60,8 +68,6 @@ def _main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.command == "export":
-        from results.record import export_record
-
         try:
             for path in export_record(args.record, record, args.dir):
                 print(path)
@@ -70,24 +76,16 @@ def _main(argv: list[str] | None = None) -> int:
             return 2
         return 0
     if args.command == "validate":
-        from results.report import validation_text
-        from results.specs import SpecError
-
         try:
-            print(validation_text(record, args.spec))
+            print(validation_text(analyse(record, args.spec)))
         except SpecError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         return 0
     if args.command == "show" and record.get("distributed"):
-        from results.distributed import dumps
-        from results.distributed import summary_text as distributed_text
-
         print(dumps(record) if args.json else distributed_text(record, args.record))
         return 0
     if args.command == "plot" and record.get("distributed"):
-        from results.distributed import write_plots
-
         stem = args.output.rsplit(".png", 1)[0] if args.output else args.record.rsplit(".json", 1)[0]
         try:
             for path in write_plots(record, stem):
@@ -98,12 +96,8 @@ def _main(argv: list[str] | None = None) -> int:
             return 2
         return 0
     if args.command == "show":
-        from results.report import dumps_ceilings, summary_text
-
         history = None
         if args.history:
-            from results.history import comparable_runs, run_to_run
-
             notes: list[str] = []
             if not os.path.isdir(args.history):
                 notes.append(f"--history {args.history}: no such folder (no earlier runs to compare with)")
@@ -112,17 +106,16 @@ def _main(argv: list[str] | None = None) -> int:
                 print(f"note: run-to-run history {note}", file=sys.stderr)
             if len(notes) > 5:
                 print(f"note: ... and {len(notes) - 5} more unreadable files in {args.history}", file=sys.stderr)
-        print(dumps_ceilings(record) if args.json else summary_text(record, args.record, history=history))
+        result = analyse(record)
+        print(dumps_ceilings(result) if args.json else summary_text(result, args.record, history=history))
     elif args.command == "plot":
-        from results.layer_plots import write_layer_plots
-        from results.plot import roofline_png
-
         out = _png_path(args.output) if args.output else args.record.rsplit(".json", 1)[0] + ".png"
         if out is None:
             return 2
+        result = analyse(record)
         try:
-            print(roofline_png(record, out))
-            for path in write_layer_plots(record, out.rsplit(".png", 1)[0]):
+            print(roofline_png(result, out))
+            for path in write_layer_plots(result, out.rsplit(".png", 1)[0]):
                 print(path)
         except OSError as exc:
             print(f"error: cannot write {out}: {exc.strerror or exc}; pass -o with a writable path", file=sys.stderr)
@@ -133,7 +126,6 @@ def _main(argv: list[str] | None = None) -> int:
 def _compare(args) -> int:
     import pandas as pd
 
-    from results.compare import compare_png, compare_table
 
     output = _png_path(args.output)
     if output is None:
@@ -144,18 +136,16 @@ def _compare(args) -> int:
         print(f"note: {', '.join(twice)} given more than once: its columns are the same run", file=sys.stderr)
     if len(records) < 2:
         print("note: one record: compare shows it alone (give two or more to compare)", file=sys.stderr)
-    table = compare_table(records)
+    analyses = [analyse(r) for r in records]
+    table = compare_table(analyses)
     with pd.option_context("display.max_rows", None, "display.width", 250, "display.max_colwidth", 40):
         print(table.to_string())
     try:
-        plain = [r for r in records if not r.get("distributed")]
+        plain = [a for a in analyses if not a.record.get("distributed")]
         spread = [r for r in records if r.get("distributed")]
         if plain:
             print(f"\nPlot: {compare_png(plain, output)}")
         if spread:
-            from results.compare import unique_labels
-            from results.distributed import busbw_png
-
             labels = [label for r, label in zip(records, unique_labels(records)) if r.get("distributed")]
             target = output if not plain else output.rsplit(".png", 1)[0] + ".collectives.png"
             print(f"Plot: {busbw_png(spread, target, labels)}")
@@ -167,9 +157,6 @@ def _compare(args) -> int:
 
 
 def _report(args) -> int:
-    from pathlib import Path
-
-    from results.html import write_report
 
     records = [read_record(path) for path in args.records]
     if args.output:
@@ -185,7 +172,7 @@ def _report(args) -> int:
         print(f"error: -o {args.output}: folder {out.parent} does not exist", file=sys.stderr)
         return 2
     try:
-        print(write_report(records, list(args.records), out))
+        print(write_report([analyse(r) for r in records], list(args.records), out))
     except OSError as exc:
         print(f"error: cannot write {out}: {exc.strerror or exc}; pass -o with a writable path", file=sys.stderr)
         return 2
@@ -195,7 +182,6 @@ def _report(args) -> int:
 def _png_path(text: str) -> str | None:
     """-o as given if it ends in .png; a bare name gets .png added (the printed path is the one written); any other
     suffix, or a folder that does not exist, is a one-line error (None)."""
-    from pathlib import Path
 
     path = Path(text)
     if path.is_dir():

@@ -3,10 +3,9 @@ from __future__ import annotations
 
 import os
 
+from results.distributed import curves, dp_model, fits, link_rate, ok_rows
 from results.record import atomic_savefig
-from results.report import si
-from results.roofline import analyse
-from results.specs import spec_for_record, validate
+from results.units import si
 
 
 def _label(record: dict) -> str:
@@ -40,38 +39,37 @@ def _power_w(record: dict, ceiling) -> float | None:
     return None
 
 
-def compare_table(records: list[dict]):
-    """Rows: ceilings, ridge points, measured/spec, performance per watt, layer/model times; one column per record."""
+def compare_table(analyses: list):
+    """Rows: ceilings, ridge points, measured/spec, performance per watt, layer/model times; one column per record
+    (``analyses``: results.analysis.Analysis, one per record)."""
     import pandas as pd
 
+    records = [a.record for a in analyses]
     labels = unique_labels(records)
     rows: dict[tuple[str, str], dict[str, str]] = {}
 
     def put(section, name, label, text):
         rows.setdefault((section, name), {})[label] = text
 
-    for record, label in zip(records, labels):
+    for result, label in zip(analyses, labels):
+        record = result.record
         if record.get("distributed"):
             _distributed_rows(record, label, put)
             continue
-        result = analyse(record)
-        for dtype, c in result["compute"].items():
+        for dtype, c in result.compute.items():
             put("peak compute (best)", dtype, label, si(c.value, c.unit))
             power = _power_w(record, c)
             if power:
                 put("per watt (measured power)", dtype, label, si(c.value / power, c.unit + "/W") + f" @ {power:.0f} W")
-        for level, c in list(result["memory"].items()) + list(result["transfer"].items()):
+        for level, c in list(result.memory.items()) + list(result.transfer.items()):
             put("bandwidth (best)", level, label, si(c.value, "B/s"))
-        for dtype, ridge in result["ridge_flop_per_byte"].items():
-            put(f"ridge vs {result['dram_level']}", dtype, label, f"{ridge:.1f} FLOP/B")
-        try:
-            spec, how = spec_for_record(record, (record.get("options") or {}).get("spec"))
-            checks = validate(record, spec)
-            put("measured / spec", "sheet", label, spec.name if spec else how.split(":")[0][:40])
-        except Exception as exc:  # a bad sheet must not hide the comparison
-            checks = []
-            put("measured / spec", "error", label, str(exc)[:60])
-        for check in checks:
+        for dtype, ridge in result.ridge_flop_per_byte.items():
+            put(f"ridge vs {result.dram_level}", dtype, label, f"{ridge:.1f} FLOP/B")
+        if result.spec_error is None:
+            put("measured / spec", "sheet", label, result.spec.name if result.spec else result.spec_how.split(":")[0][:40])
+        else:  # a bad sheet must not hide the comparison
+            put("measured / spec", "error", label, str(result.spec_error)[:60])
+        for check in result.validation:
             put("measured / spec", check["ceiling"], label, f"{100 * check['ratio']:.0f}%" + (" !" if check["flags"] else ""))
         for m in record["measurements"]:
             if m.get("group") in ("layer", "model") and m.get("status") == "ok" and m.get("median_s") \
@@ -95,8 +93,6 @@ def compare_table(records: list[dict]):
 def _distributed_rows(record: dict, label: str, put) -> None:
     """A distributed record's column: the job, best bus bandwidth, fitted latency and bandwidth per collective, the
     p2p fits, barrier and the data-parallel crossover."""
-    from results.distributed import curves, dp_model, fits, link_rate, ok_rows
-
     world = record["distributed"]
     put("job", "ranks x nodes", label, f"{world['world_size']} x {world['nodes']}")
     put("job", "backend", label, f"{world['backend']} {world['backend_version']}"[:40])
@@ -121,7 +117,7 @@ def _distributed_rows(record: dict, label: str, put) -> None:
         put("data-parallel step", "compute = comm at batch/rank", label, f"{dp['crossover_batch_per_rank']:.3g}")
 
 
-def compare_png(records: list[dict], path: str | os.PathLike) -> str:
+def compare_png(analyses: list, path: str | os.PathLike) -> str:
     """Overlaid measured rooflines: each platform's DRAM roof and its compute roofs, one colour per platform."""
     import matplotlib
 
@@ -131,18 +127,18 @@ def compare_png(records: list[dict], path: str | os.PathLike) -> str:
 
     sns.set_theme(style="whitegrid")
     fig, ax = plt.subplots(figsize=(10, 6.5), dpi=120)
-    colors = sns.color_palette("bright", len(records))
+    colors = sns.color_palette("bright", len(analyses))
     lo_i, hi_i = 1 / 16, 4096.0
     styles = ["-", "--", ":", "-."]
-    for record, color, name in zip(records, colors, unique_labels(records)):
-        result = analyse(record)
-        dram = result["memory"].get(result["dram_level"]) if result["dram_level"] else None
-        peaks = sorted(result["compute"].values(), key=lambda c: -c.value)
+    for result, color, name in zip(analyses, colors, unique_labels([a.record for a in analyses])):
+        record = result.record
+        dram = result.memory.get(result.dram_level) if result.dram_level else None
+        peaks = sorted(result.compute.values(), key=lambda c: -c.value)
         top = peaks[0].value if peaks else None
         if dram:
             xs = [lo_i * (hi_i / lo_i) ** (i / 200) for i in range(201)]
             ax.plot(xs, [min(top or 1e30, dram.value * x) for x in xs], color=color, lw=2.2,
-                    label=f"{name}: {result['dram_level']} {si(dram.value, 'B/s')}")
+                    label=f"{name}: {result.dram_level} {si(dram.value, 'B/s')}")
         for ceiling, style in zip(peaks[:4], styles):
             start = ceiling.value / dram.value if dram else lo_i
             ax.plot([start, hi_i], [ceiling.value] * 2, color=color, lw=1.6, ls=style,

@@ -13,8 +13,10 @@ import os
 from typing import Any
 
 from results.record import atomic_savefig
-from results.report import si
-from results.specs import PCIE_LANE_GB_PER_S
+from results.speccheck import PCIE_LANE_GB_PER_S
+from results.specs import spec_for_record
+from results.units import binary_size, si
+from results.units import us as units_us
 
 #: DDP's default gradient bucket (torch.nn.parallel.DistributedDataParallel bucket_cap_mb=25): the all_reduce
 #: messages a data-parallel step sends are this size, plus one remainder
@@ -180,8 +182,6 @@ def link_rate(record: dict) -> tuple[float | None, str]:
         return None, "no link rate: gloo on one host moves data through shared memory/loopback, not a rated link"
     links, spec = {}, None
     try:
-        from results.specs import spec_for_record
-
         spec, _ = spec_for_record(record)
         links = (spec.data.get("links") or {}) if spec else {}
     except Exception:  # a broken sheet must not hide the measurements
@@ -202,17 +202,8 @@ def link_rate(record: dict) -> tuple[float | None, str]:
 
 
 # ---- text ----------------------------------------------------------------------------------------------------
-def size_text(n: float | None) -> str:
-    if n is None:
-        return "-"
-    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if n >= scale:
-            return f"{n / scale:.3g} {unit}"
-    return f"{n:.0f} B"
-
-
-def _us(seconds: float | None) -> str:
-    return "-" if seconds is None else f"{seconds * 1e6:.3g} us"
+size_text = binary_size
+_us = units_us
 
 
 def summary_text(record: dict, record_path: str | None = None, plot_paths: list[str] | None = None) -> str:

@@ -5,8 +5,8 @@ import os
 import statistics
 from pathlib import Path
 
+from results.analysis import analyse
 from results.record import RecordError, read_record
-from results.roofline import analyse
 
 
 def _key(record: dict) -> tuple:
@@ -48,7 +48,7 @@ def run_to_run(records: list[dict]) -> dict[str, dict]:
         except Exception:  # an old or odd record must never break this run's summary
             continue
         for kind in ("compute", "memory"):
-            for name, ceiling in result[kind].items():
+            for name, ceiling in getattr(result, kind).items():
                 values.setdefault(f"{kind}:{name}", []).append(ceiling.value)
     out = {}
     for key, vals in values.items():

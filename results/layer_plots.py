@@ -6,10 +6,9 @@ import os
 import re
 from pathlib import Path
 
-from results.layers import PARTS, layer_rows
+from results.layers import PARTS
 from results.record import atomic_savefig
-from results.report import si
-from results.roofline import analyse
+from results.units import si
 
 PART_LABELS = {"roof": "roofline time (DRAM)", "overhead": "dispatch overhead", "gemm_shortfall": "GEMM shortfall",
                "layer_vs_gemm": "layer vs plain GEMM", "unexplained": "unexplained"}
@@ -26,23 +25,22 @@ def _plt():
     return plt, sns
 
 
-def _slug(text: str) -> str:
+def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()
 
 
-def _roof(ax, record: dict, dtype: str, lo: float, hi: float) -> None:
-    result = analyse(record)
-    compute = result["compute"].get(dtype)
-    for name, level in result["memory"].items():
+def _roof(ax, result, dtype: str, lo: float, hi: float) -> None:
+    compute = result.compute.get(dtype)
+    for name, level in result.memory.items():
         top = compute.value if compute else level.value * hi
         xs = [lo * (hi / lo) ** (i / 100) for i in range(101)]
-        dram = name == result["dram_level"]
+        dram = name == result.dram_level
         ax.plot(xs, [min(top, level.value * x) for x in xs], color="black" if dram else "grey",
                 lw=1.8 if dram else 0.9, ls="-" if dram else ":", label=f"{name} {si(level.value, 'B/s')}")
     if compute:
         ax.axhline(compute.value, color="black", lw=1.8)
         ax.text(hi / 1.2, compute.value * 1.08, f"{dtype} peak {si(compute.value, compute.unit)}", ha="right", fontsize=8)
-        dram = result["memory"].get(result["dram_level"]) if result["dram_level"] else None
+        dram = result.memory.get(result.dram_level) if result.dram_level else None
         if dram:
             ridge = compute.value / dram.value
             ax.plot([ridge], [compute.value], "kD", ms=6)
@@ -79,12 +77,12 @@ def label_points(ax, labels: list[tuple[str, float, float]], fontsize: float = 7
         ax.annotate(text, (x, y), xytext=(5, dy), textcoords="offset points", fontsize=fontsize, **moved)
 
 
-def layers_roofline_png(record: dict, rows: list[dict], title: str, path: str) -> str:
+def layers_roofline_png(result, rows: list[dict], title: str, path: str) -> str:
     plt, sns = _plt()
     fig, ax = plt.subplots(figsize=(10, 6.5), dpi=120)
     intens = [r["intensity"] for r in rows]
     lo, hi = min(intens + [0.1]) / 4, max(intens + [100]) * 4
-    _roof(ax, record, rows[0]["dtype"], lo, hi)
+    _roof(ax, result, rows[0]["dtype"], lo, hi)
     types = sorted({r["type"] for r in rows})
     palette = dict(zip(types, sns.color_palette("tab10", len(types))))
     total = sum(r["time_s"] * r["multiplicity"] for r in rows) or 1.0
@@ -111,12 +109,12 @@ def layers_roofline_png(record: dict, rows: list[dict], title: str, path: str) -
     return path
 
 
-def batch_sweep_png(record: dict, rows: list[dict], title: str, path: str) -> str:
+def batch_sweep_png(result, rows: list[dict], title: str, path: str) -> str:
     plt, sns = _plt()
     fig, ax = plt.subplots(figsize=(10, 6.5), dpi=120)
     intens = [r["intensity"] for r in rows]
     lo, hi = min(intens) / 4, max(intens) * 4
-    _roof(ax, record, rows[0]["dtype"], lo, hi)
+    _roof(ax, result, rows[0]["dtype"], lo, hi)
     layers = sorted({r["layer"] for r in rows})
     palette = dict(zip(layers, sns.color_palette("tab10", len(layers))))
     for layer in layers:
@@ -188,17 +186,17 @@ def sweep_groups(rows: list[dict]) -> dict[tuple[str, str], list[dict]]:
     return out
 
 
-def write_layer_plots(record: dict, stem: str | os.PathLike) -> list[str]:
-    """All layer pictures of a record, named after ``stem``; returns their paths."""
-    rows = layer_rows(record)
+def write_layer_plots(result, stem: str | os.PathLike) -> list[str]:
+    """All layer pictures of the analysis ``result``, named after ``stem``; returns their paths."""
+    record, rows = result.record, result.layers
     stem = Path(stem)
     paths = []
     for (model, dtype), mine in model_groups(rows).items():
         title = f"{model} [{dtype}] on the measured roofline of {record['platform'].get('name')}"
-        paths.append(layers_roofline_png(record, mine, title, f"{stem}.layers-{_slug(model)}-{dtype}.png"))
+        paths.append(layers_roofline_png(result, mine, title, f"{stem}.layers-{slug(model)}-{dtype}.png"))
         if len(mine) >= 2:
-            paths.append(gap_bars_png(mine, f"{model} [{dtype}]", f"{stem}.gap-{_slug(model)}-{dtype}.png"))
+            paths.append(gap_bars_png(mine, f"{model} [{dtype}]", f"{stem}.gap-{slug(model)}-{dtype}.png"))
     for (source, dtype), chosen in sweep_groups(rows).items():
-        paths.append(batch_sweep_png(record, chosen, f"{source} [{dtype}]",
-                                     f"{stem}.sweep-{_slug(source)}-{dtype}.png"))
+        paths.append(batch_sweep_png(result, chosen, f"{source} [{dtype}]",
+                                     f"{stem}.sweep-{slug(source)}-{dtype}.png"))
     return paths

@@ -18,7 +18,10 @@ For every timed layer of a record (cold-cache median time t, counted FLOPs F and
 """
 from __future__ import annotations
 
-from results.roofline import analyse, effective_capacities, rate_unit
+import pandas as pd
+
+from results.roofline import effective_capacities, rate_unit
+from results.units import si
 
 PARTS = ("roof", "overhead", "gemm_shortfall", "layer_vs_gemm", "unexplained")
 
@@ -69,12 +72,13 @@ def _headline(row: dict) -> str:
     return f"{bound}; largest named gap: {labels[worst]}"
 
 
-def layer_rows(record: dict) -> list[dict]:
-    """One row per timed layer with its roofline position and gap breakdown."""
-    result = analyse(record)
+def layer_rows(result) -> list[dict]:
+    """One row per timed layer of the analysis ``result`` (its ceilings are all this reads of it) with its roofline
+    position and gap breakdown; an ``Analysis`` holds these as ``layers``."""
+    record = result.record
     caches = record.get("platform", {}).get("caches") or []
-    dram = result["memory"].get(result["dram_level"]) if result["dram_level"] else None
-    dispatch = result["dispatch_overhead_s"] or 0.0
+    dram = result.memory.get(result.dram_level) if result.dram_level else None
+    dispatch = result.dispatch_overhead_s or 0.0
     models = {m["kernel"]: m for m in record["measurements"]
               if m.get("group") == "model" and m.get("status") == "ok" and not m.get("superseded")}
     rows = []
@@ -82,7 +86,7 @@ def layer_rows(record: dict) -> list[dict]:
         if m.get("group") != "layer" or m.get("status") != "ok" or not m.get("median_s") or m.get("superseded"):
             continue
         extra = m.get("extra") or {}
-        compute = result["compute"].get(m["dtype"])
+        compute = result.compute.get(m["dtype"])
         t, flops, nbytes = m["median_s"], m["flops"], m["bytes"]
         peak = compute.value if compute else None
         beta = dram.value if dram else None
@@ -102,10 +106,10 @@ def layer_rows(record: dict) -> list[dict]:
         else:
             row.update({"attainable_flop_per_s": None, "efficiency": None, "ridge": float("nan"),
                         "bound": "unknown (no ceiling for this dtype)"})
-        level = result["memory"].get(row["fits"])
+        level = result.memory.get(row["fits"])
         row["fits_bandwidth"] = level.value if level else None
         parts = gap_breakdown(t, flops, nbytes, peak or 0.0, beta or 0.0, row["n_ops"], dispatch, extra.get("gemm"),
-                              result["sync_latency_s"])
+                              result.sync_latency_s)
         for name, seconds in parts.items():
             row[f"gap_{name}_s"] = seconds
         gemm = extra.get("gemm") or {}
@@ -124,11 +128,11 @@ def layer_rows(record: dict) -> list[dict]:
     return rows
 
 
-def model_rows(record: dict, rows: list[dict] | None = None) -> list[dict]:
-    """Whole-model time against the sum of its timed layers (warm and cold, x multiplicity)."""
-    rows = layer_rows(record) if rows is None else rows
+def model_rows(result, rows) -> list[dict]:
+    """Whole-model time against the sum of its timed ``rows`` (warm and cold, x multiplicity); an ``Analysis``
+    holds these as ``models``."""
     out = []
-    for m in record["measurements"]:
+    for m in result.record["measurements"]:
         if m.get("group") != "model" or m.get("status") != "ok" or m.get("superseded"):
             continue
         mine = [r for r in rows if r["model"] == m["kernel"] and r["dtype"] == m["dtype"]]
@@ -141,31 +145,27 @@ def model_rows(record: dict, rows: list[dict] | None = None) -> list[dict]:
     return out
 
 
-def headroom_lines(record: dict, dtypes: set[str]) -> list[str]:
+def headroom_lines(result, dtypes: set[str]) -> list[str]:
     """Torch layers are placed against torch's roofs; this names how far the hardware's roofs sit above them."""
-    result = analyse(record)
     parts = []
     for dtype in sorted(dtypes):
-        gemm, silicon = result["compute"].get(dtype), (result.get("silicon") or {}).get(dtype)
+        gemm, silicon = result.compute.get(dtype), result.silicon.get(dtype)
         if gemm and silicon:
             parts.append(f"{dtype} silicon {silicon.value / gemm.value:.2f}x the GEMM peak")
-    dram, hw = result["memory"].get("DRAM"), (result.get("memory_hw") or {}).get("DRAM")
+    dram, hw = result.memory.get("DRAM"), result.memory_hw.get("DRAM")
     if dram and hw:
         parts.append(f"hardware DRAM {hw.value / dram.value:.2f}x torch's")
     return [f"  (placed against torch's roofs; headroom above them: {'; '.join(parts)})"] if parts else []
 
 
-def layers_text(record: dict, top: int = 8) -> str:
-    import pandas as pd
-
-    from results.report import si
-
-    rows = layer_rows(record)
+def layers_text(result, top: int = 8) -> str:
+    """The layers' part of the text summary, from the analysis ``result``."""
+    rows = result.layers
     if not rows:
         return ""
     lines = ["", "Layers on the measured roofline (time = median of cold-cache calls; attainable vs DRAM; the gap "
                  "parts add up to the time):"]
-    lines += headroom_lines(record, {r["dtype"] for r in rows})
+    lines += headroom_lines(result, {r["dtype"] for r in rows})
     by_model: dict[tuple, list[dict]] = {}
     for r in rows:
         by_model.setdefault((r["model"], r["dtype"]), []).append(r)
@@ -184,7 +184,7 @@ def layers_text(record: dict, top: int = 8) -> str:
                   table.to_string(index=False)]
         for r in mine[:3]:
             lines.append(f"  {r['layer']}: {r['attribution']}")
-    for m in model_rows(record, rows):
+    for m in result.models:
         lines.append(f"  model {m['model']} [{m['dtype']}]: {m['model_time_s'] * 1e3:.3g} ms (median); its "
                      f"{m['distinct_layers']} distinct layers sum to {m['layers_warm_sum_s'] * 1e3:.3g} ms warm / "
                      f"{m['layers_cold_sum_s'] * 1e3:.3g} ms cold (x multiplicity) = "

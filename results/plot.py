@@ -5,24 +5,24 @@ from __future__ import annotations
 import os
 
 from results.record import atomic_savefig
-from results.report import si, silicon_kind
-from results.roofline import analyse
+from results.summary import silicon_kind
+from results.units import si
 
 #: a compute roof below this fraction of the highest is listed in the legend but not drawn (an emulated dtype, e.g.
 #: fp8 on a CPU at 70 MFLOP/s, would stretch the intensity axis over ten more octaves and squash the rest)
 UNDRAWN_FRACTION = 1e-3
 
 
-def roofline_png(record: dict, path: str | os.PathLike) -> str:
-    """Draw the measured roofline of ``record`` to ``path`` (layer points: results.layer_plots)."""
+def roofline_png(result, path: str | os.PathLike) -> str:
+    """Draw the measured roofline of the analysis ``result`` to ``path`` (layer points: results.layer_plots)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    result = analyse(record)
-    compute, memory = result["compute"], result["memory"]
+    record = result.record
+    compute, memory = result.compute, result.memory
     sns.set_theme(style="whitegrid", context="notebook")
     fig, ax = plt.subplots(figsize=(10, 6.5), dpi=120)
     if not compute and not memory:
@@ -37,7 +37,7 @@ def roofline_png(record: dict, path: str | os.PathLike) -> str:
         lo_i = min(lo_i, peaks[0].value / max(m.value for m in memory.values()) / 64)
     xs = [lo_i * (hi_i / lo_i) ** (i / 200) for i in range(201)]
     mem_colors = sns.color_palette("dark", 10)[::-1]
-    dram_name = result["dram_level"]
+    dram_name = result.dram_level
     for (name, ceiling), color in zip(memory.items(), mem_colors):
         ys = [ceiling.value * x if top is None else min(top, ceiling.value * x) for x in xs]
         ax.plot(xs, ys, color=color, lw=2.2 if name == dram_name else 1.4, ls="-" if name == dram_name else "--",
@@ -55,8 +55,8 @@ def roofline_png(record: dict, path: str | os.PathLike) -> str:
             ax.annotate(f"{ridge:.1f}", (ridge, ceiling.value), textcoords="offset points", xytext=(5, -12),
                         fontsize=8, color=color)
     # the roofs above torch's (issue: silicon vs BLAS, hardware vs torch): dashed, labelled, drawn where they exist
-    hw_dram = (result.get("memory_hw") or {}).get("DRAM")
-    silicon = result.get("silicon") or {}
+    hw_dram = result.memory_hw.get("DRAM")
+    silicon = result.silicon
     roof_top = max([top or 0] + [c.value for c in silicon.values()]) or None
     if hw_dram:
         ys = [min(roof_top or 1e30, hw_dram.value * x) for x in xs]
@@ -91,7 +91,7 @@ def roofline_png(record: dict, path: str | os.PathLike) -> str:
                  f"peaks = best GEMM per dtype; bandwidth = best torch stream kernel per level (STREAM bytes); "
                  f"{record['created'][:10]}"
                  + ("\ndashed: the hardware's roofs (native C: register-only FMA and engine chains, cached/non-temporal stores)"
-                    if result.get("silicon") or result.get("memory_hw") else ""), fontsize=10)
+                    if result.silicon or result.memory_hw else ""), fontsize=10)
     fig.tight_layout()
     path = os.fspath(path)
     atomic_savefig(fig, path)

@@ -5,13 +5,16 @@
 * Memory ceiling per level: stream points whose working set sits well inside that level (from the cache sizes the
   platform read from the machine), best over kernels; DRAM only from working sets >= 4x the last-level cache.
 * Ridge point I_max = pi / beta, attainable(I) = min(pi, beta x I).
+
+The functions here each derive one kind of figure from the record's rows; results/analysis.py calls them once per
+record and holds the outcome (with the layer rows and the spec check) in one immutable ``Analysis``.
 """
 from __future__ import annotations
 
-import contextlib
 from dataclasses import asdict, dataclass
 
 from platforms.base import effective_capacities  # noqa: F401  (cache capacities are platform knowledge)
+from results.units import binary_size
 
 #: a stream point whose best time is below this many dispatch costs is "overhead bound" and not a ceiling
 OVERHEAD_FACTOR = 10.0
@@ -19,7 +22,7 @@ OVERHEAD_FACTOR = 10.0
 DRAM_FACTOR = 4
 
 
-@dataclass
+@dataclass(frozen=True)
 class Ceiling:
     kind: str  # "compute" (GEMM) | "silicon" (register-only FMA) | "memory" | "transfer"
     name: str  # dtype for compute, level for memory, direction for transfer
@@ -166,10 +169,7 @@ def level_windows(caches: list[dict]) -> list[tuple[str, int, int | None, str]]:
 
 
 def _size(n: int) -> str:
-    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if n >= scale:
-            return f"{n / scale:g} {unit}"
-    return f"{n} B"
+    return binary_size(n, "g")
 
 
 #: implementations that measure the hardware, not torch: their points make the "hardware" roofs
@@ -263,54 +263,3 @@ def best_curve(rows: list[dict]) -> tuple[list[int], list[float]]:
         rows, "stream", "bytes_per_s", lambda row: row["size_bytes"], keep=lambda row: not is_hardware(row)).items()}
     sizes = sorted(best)
     return sizes, [best[s] for s in sizes]
-
-
-#: within :func:`analysed_once`: id(record) -> (record, analysis); None outside (every call computes)
-_MEMO: dict | None = None
-
-
-@contextlib.contextmanager
-def analysed_once():
-    """Within this block ``analyse`` computes each record's analysis once: for readers that do not change the
-    record while they read it (a summary, a page, its plots and spec check each asked for it, up to seven times
-    for one page, which a record of ten thousand rows turns into seconds)."""
-    global _MEMO
-    outer = _MEMO
-    _MEMO = {} if outer is None else outer
-    try:
-        yield
-    finally:
-        _MEMO = outer
-
-
-def analyse(record: dict) -> dict:
-    """Everything derived from a record: ceilings, ridge points against DRAM, detected plateaus."""
-    if _MEMO is not None:
-        hit = _MEMO.get(id(record))
-        if hit is not None and hit[0] is record:  # the record is held in the memo, so its id is not reused
-            return hit[1]
-        result = _analyse(record)
-        _MEMO[id(record)] = (record, result)
-        return result
-    return _analyse(record)
-
-
-def _analyse(record: dict) -> dict:
-    rows = record["measurements"]
-    caches = record.get("platform", {}).get("caches") or []
-    compute = compute_ceilings(rows)
-    memory = memory_ceilings(rows, caches)
-    silicon = silicon_ceilings(rows)
-    below = silicon_below_gemm(silicon, compute)
-    for dtype in below:
-        del silicon[dtype]
-    memory_hw = memory_ceilings(rows, caches, hardware=True) if any(is_hardware(r) for r in rows) else {}
-    transfer = transfer_ceilings(rows)
-    dram = memory.get("DRAM") or memory.get("largest")
-    ridges = {dtype: ridge_point(c.value, dram.value) for dtype, c in compute.items()} if dram else {}
-    sizes, values = best_curve(rows)
-    return {"compute": compute, "memory": memory, "transfer": transfer, "silicon": silicon, "memory_hw": memory_hw,
-            "silicon_below_gemm": below,
-            "ridge_flop_per_byte": ridges,
-            "dram_level": dram.name if dram else None, "plateaus": detect_plateaus(sizes, values) if sizes else [],
-            "dispatch_overhead_s": dispatch_overhead_s(rows), "sync_latency_s": sync_latency_s(rows)}

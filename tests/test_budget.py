@@ -106,8 +106,8 @@ def test_sigterm_is_handled_like_ctrl_c_and_says_what_it_waits_for(tmp_path):
 
 def test_a_run_disturbed_as_a_whole_says_so_once_and_stops_retrying():
     from bench.harness import WHOLE_MIN_POINTS, Budget, Suite
-    from results.report import load_lines
-    from results.roofline import analyse
+    from results.analysis import analyse
+    from results.summary import load_lines
 
     class Record:
         data = {}
@@ -118,4 +118,4 @@ def test_a_run_disturbed_as_a_whole_says_so_once_and_stops_retrying():
     assert "disturbed as a whole: 12 of the first 12" in suite.disturbed_whole and not suite._may_retry()
     record = {"platform": {}, "measurements": [], "load_at_start": {"sentence": "quiet"},
               "disturbed_whole": suite.disturbed_whole}
-    assert sum("disturbed as a whole" in line for line in load_lines(record, analyse(record))) == 1
+    assert sum("disturbed as a whole" in line for line in load_lines(analyse(record))) == 1

@@ -39,7 +39,7 @@ def test_history_of_a_missing_folder_and_a_record_compared_with_itself_say_so(tm
 
 
 def test_a_thread_variable_that_is_not_a_number_is_flagged():
-    from results.report import threads_lines
+    from results.summary import threads_lines
 
     lines = threads_lines({"torch_threads": 2, "physical_cores": 2, "logical_cores": 2,
                            "environment": {"OMP_NUM_THREADS": "abc"}})

@@ -18,6 +18,7 @@ from kernels import collectives as coll
 from platforms import distributed as world
 from platforms.base import PlatformError
 from results import distributed as rd
+from results.analysis import analyse
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -295,7 +296,7 @@ def test_three_rank_job_and_compare(tmp_path):
     assert all(m["size_bytes"] % 12 == 0 for m in ag)  # 3 equal fp32 chunks
     from results.compare import compare_table
 
-    table = compare_table([record, _record([_row("collective", "all_reduce", 1024, 1e-4)])])
+    table = compare_table([analyse(record), analyse(_record([_row("collective", "all_reduce", 1024, 1e-4)]))])
     assert ("busbw (best)", "all_reduce") in table.index
 
 

@@ -4,13 +4,14 @@ and a synthetic H200-shaped record pushed through results/. Each test names the 
 import math
 import time
 
+import fake_gpu
 import pytest
 import torch
 
-import fake_gpu
 from kernels import gemm, stream, transfer
 from kernels.base import Prepared, Unsupported, Verdict
 from platforms import throttle
+from results.analysis import analyse
 
 
 @pytest.fixture
@@ -182,15 +183,15 @@ def test_a_slow_first_call_never_cuts_larger_shapes(tmp_path):  # defect 7
 
 # ---- a synthetic H200 record through results/ -------------------------------------------------------------------
 def test_synthetic_record_gets_l2_and_dram_ceilings(record):  # defects 1, 2
-    from results.roofline import analyse
+    from results.analysis import analyse
 
     result = analyse(record)
-    assert {"L1", "L2", "DRAM"} <= set(result["memory"]) and "largest" not in result["memory"]
-    assert result["dram_level"] == "DRAM"
-    assert math.isclose(result["memory"]["L2"].value, fake_gpu.RATES["L2"], rel_tol=1e-6)
-    assert math.isclose(result["memory"]["DRAM"].value, fake_gpu.RATES["DRAM"], rel_tol=1e-6)
-    bf16 = result["compute"]["bf16"].value
-    assert math.isclose(result["ridge_flop_per_byte"]["bf16"], bf16 / fake_gpu.RATES["DRAM"])
+    assert {"L1", "L2", "DRAM"} <= set(result.memory) and "largest" not in result.memory
+    assert result.dram_level == "DRAM"
+    assert math.isclose(result.memory["L2"].value, fake_gpu.RATES["L2"], rel_tol=1e-6)
+    assert math.isclose(result.memory["DRAM"].value, fake_gpu.RATES["DRAM"], rel_tol=1e-6)
+    bf16 = result.compute["bf16"].value
+    assert math.isclose(result.ridge_flop_per_byte["bf16"], bf16 / fake_gpu.RATES["DRAM"])
 
 
 def test_old_call_size_would_hide_l2(gpu):
@@ -202,18 +203,18 @@ def test_old_call_size_would_hide_l2(gpu):
 
 
 def test_fp8_peak_names_its_accumulation_mode(record):  # defect 4
-    from results.roofline import analyse
+    from results.analysis import analyse
 
-    fp8 = analyse(record)["compute"]["fp8"]
+    fp8 = analyse(record).compute["fp8"]
     assert fp8.impl == gemm.FP8_FAST_ACCUM and "use_fast_accum=True" in fp8.note
     plain = [m for m in record["measurements"] if m["dtype"] == "fp8" and m["impl"] == "torch" and m["status"] == "ok"]
     assert plain, "the default-accumulation points stay in the record"
 
 
 def test_summary_of_the_synthetic_record(record):  # defects 1, 10, 11
-    from results.report import summary_text
+    from results.summary import summary_text
 
-    text = summary_text(record)
+    text = summary_text(analyse(record))
     int8 = next(line for line in text.splitlines() if line.strip().startswith("int8") and "/s" in line)
     assert "OP/s" in int8 and "FLOP/s" not in int8
     assert "ridge vs DRAM" in text
@@ -224,11 +225,12 @@ def test_summary_of_the_synthetic_record(record):  # defects 1, 10, 11
 
 
 def test_validation_compares_hbm_with_the_sheet(record):  # defects 1, 10, 11
-    from results.specs import spec_for_record, validate
+    from results.speccheck import validate
+    from results.specs import spec_for_record
 
     spec, how = spec_for_record(record)
     assert spec is not None and "H200" in spec.name, how
-    rows = {r["ceiling"]: r for r in validate(record, spec)}
+    rows = {r["ceiling"]: r for r in validate(analyse(record), spec)}
     assert rows["DRAM"]["spec"] == 4.8e12 and math.isclose(rows["DRAM"]["ratio"], fake_gpu.RATES["DRAM"] / 4.8e12)
     assert rows["int8"]["unit"] == "OP/s" and rows["bf16"]["unit"] == "FLOP/s"
     below = [f for f in rows["bf16"]["flags"] if f.startswith("telemetry")]
@@ -237,33 +239,35 @@ def test_validation_compares_hbm_with_the_sheet(record):  # defects 1, 10, 11
 
 # ---- issue 22: the link during the point, the power reading's kind, the device-time label -------------------
 def test_pinned_copies_are_validated_per_direction_with_the_link_they_ran_on(record):
-    from results.specs import spec_for_record, validate
+    from results.speccheck import validate
+    from results.specs import spec_for_record
 
     spec, _how = spec_for_record(record)
-    rows = {r["ceiling"]: r for r in validate(record, spec)}
+    rows = {r["ceiling"]: r for r in validate(analyse(record), spec)}
     for label, rate in (("h2d pinned", 52e9), ("d2h pinned", 50e9)):
         row = rows[label]
         assert row["unit"] == "B/s" and row["spec"] == 64e9 and math.isclose(row["ratio"], rate / 64e9)
         # the samples read gen1 (idle) then gen5: the point ran on gen5, beside the link's maximum
         assert "during the point gen5 x16" in row["spec_field"] and "maximum gen5 x16" in row["spec_field"]
         assert not row["flags"], row["flags"]
-    from results.report import validation_text
+    from results.summary import validation_text
 
-    assert "h2d pinned: measured" in validation_text(record)
+    assert "h2d pinned: measured" in validation_text(analyse(record))
 
 
 def test_a_link_that_did_not_train_up_is_flagged(record):
-    from results.specs import spec_for_record, validate
+    from results.speccheck import validate
+    from results.specs import spec_for_record
 
     for m in record["measurements"]:
         if m["group"] == "transfer":
             m["telemetry"] = {"pcie_gen": {"min": 3, "median": 3, "max": 3, "n": 3},
                               "pcie_width": {"min": 16, "median": 16, "max": 16, "n": 3}}
     spec, _how = spec_for_record(record)
-    row = {r["ceiling"]: r for r in validate(record, spec)}["h2d pinned"]
+    row = {r["ceiling"]: r for r in validate(analyse(record), spec)}["h2d pinned"]
     assert any("ran at gen3 x16 during the point, below the sheet's gen5" in f for f in row["flags"]), row["flags"]
     record["platform"]["pcie_gen_max"] = 4  # a gen4 host: the sheet's gen5 figure cannot be reached
-    row = {r["ceiling"]: r for r in validate(record, spec)}["h2d pinned"]
+    row = {r["ceiling"]: r for r in validate(analyse(record), spec)}["h2d pinned"]
     assert any("tops out at gen4" in f for f in row["flags"]), row["flags"]
 
 
@@ -297,9 +301,9 @@ def test_device_times_are_labelled_as_starting_before_the_dispatch(gpu):
 
 
 def test_layers_on_the_gpu_roofline(record):  # defect 5: the overhead part includes the sync
-    from results.layers import PARTS, fit_level, layer_rows
+    from results.layers import PARTS, fit_level
 
-    rows = {r["layer"]: r for r in layer_rows(record)}
+    rows = {r["layer"]: r for r in analyse(record).layers}
     up, norm = rows["mlp.up"], rows["norm"]
     for r in (up, norm):
         assert math.isclose(sum(r[f"gap_{p}_s"] for p in PARTS), r["time_s"])
@@ -316,27 +320,27 @@ def test_plots_and_compare_of_synthetic_records(gpu, record, tmp_path):
     from results.layer_plots import write_layer_plots
     from results.plot import roofline_png
 
-    for path in [roofline_png(record, tmp_path / "roof.png"), *write_layer_plots(record, tmp_path / "r"),
-                 compare_png([record, fake_gpu.h200_record(gpu, run_id="b")], tmp_path / "cmp.png")]:
+    for path in [roofline_png(analyse(record), tmp_path / "roof.png"), *write_layer_plots(analyse(record), tmp_path / "r"),
+                 compare_png([analyse(record), analyse(fake_gpu.h200_record(gpu, run_id="b"))], tmp_path / "cmp.png")]:
         with open(path, "rb") as handle:
             assert handle.read(8) == b"\x89PNG\r\n\x1a\n", path
     # the same machine and day twice (a before/after pair): distinct columns, no crash
     later = fake_gpu.h200_record(gpu, run_id="c", created="2026-12-01T01:00:00+00:00")
-    table = compare_table([record, later])
+    table = compare_table([analyse(record), analyse(later)])
     assert len(set(table.columns)) == 2
-    assert len(set(compare_table([record, record]).columns)) == 2
+    assert len(set(compare_table([analyse(record), analyse(record)]).columns)) == 2
 
 
 def test_record_round_trip_and_json(record, tmp_path):
     import json
 
     from results.record import read_record
-    from results.report import ceilings_json
+    from results.summary import ceilings_json
 
     path = tmp_path / "r.json"
     path.write_text(json.dumps(record))
     back = read_record(path)
-    out = ceilings_json(back)
+    out = ceilings_json(analyse(back))
     assert set(out["memory_bytes_per_s"]) >= {"L2", "DRAM"} and out["ridge_against"] == "DRAM"
 
 

@@ -9,7 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from results.record import RecordError, RunRecord, check_writable, measurement, read_record
+from results.record import (
+    RecordError,
+    RunRecord,
+    check_writable,
+    measurement,
+    read_record,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 

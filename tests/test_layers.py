@@ -9,7 +9,8 @@ from torch import nn
 
 from kernels.layers import extract_layers, implicit_gemm, layer_specs, prepare_layer
 from kernels.models import DecoderBlock, DecoderConfig
-from results.layers import PARTS, fit_level, gap_breakdown, layer_rows, model_rows
+from results.analysis import analyse
+from results.layers import PARTS, fit_level, gap_breakdown
 from results.record import measurement
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -107,7 +108,7 @@ def _record_with_layers():
 
 def test_layer_report_on_a_synthetic_record():
     record = _record_with_layers()
-    rows = {r["layer"]: r for r in layer_rows(record)}
+    rows = {r["layer"]: r for r in analyse(record).layers}
     conv, dw = rows["conv"], rows["dw"]
     assert conv["bound"] == "compute" and conv["intensity"] == 50  # ridge 200e9 / 50e9 = 4 FLOP/B
     assert dw["bound"] == "memory" and dw["attribution"].startswith("memory/cache")
@@ -115,14 +116,14 @@ def test_layer_report_on_a_synthetic_record():
     for r in rows.values():
         assert sum(r[f"gap_{p}_s"] for p in PARTS) == pytest.approx(r["time_s"], rel=0.01)
     assert conv["share_of_model"] == pytest.approx(1.4e-3 * 2 / 4e-3)
-    model = model_rows(record)[0]
+    model = analyse(record).models[0]
     assert model["layers_warm_sum_s"] == pytest.approx(1.4e-3 * 2 + 2e-4)
 
 
 def test_layer_plots_are_pngs(tmp_path):
     from results.layer_plots import write_layer_plots
 
-    paths = write_layer_plots(_record_with_layers(), tmp_path / "run")
+    paths = write_layer_plots(analyse(_record_with_layers()), tmp_path / "run")
     assert paths and all(Path(p).read_bytes()[:4] == b"\x89PNG" for p in paths)
 
 

@@ -6,6 +6,7 @@ import sys
 import pytest
 
 from platforms.load import MIN_OTHER_S, Snapshot, interference, machine_load
+from results.analysis import analyse
 
 BUSY = "import time\nend = time.time() + {seconds}\nwhile time.time() < end:\n    pass\n"
 
@@ -43,7 +44,7 @@ def test_a_busy_process_is_detected_named_and_flagged(busy, tmp_path):
     from kernels import stream
     from platforms.cpu import CpuPlatform
     from results.record import RunRecord
-    from results.report import summary_text
+    from results.summary import summary_text
 
     start = machine_load(window_s=0.5)
     assert start["busy"] and f"pid {busy.pid}" in start["sentence"]
@@ -59,7 +60,7 @@ def test_a_busy_process_is_detected_named_and_flagged(busy, tmp_path):
     row = suite.run(Bench(), lambda: stream.prepare("triad", 1 << 20, "cpu"))
     assert row["disturbed"] and row["interference"]["attempts"] == 2
     assert f"pid {busy.pid}" in row["interference"]["evidence"]
-    text = summary_text(record.data)
+    text = summary_text(analyse(record.data))
     assert "machine busy" in text and "1 of 1 points stayed disturbed" in text
     assert "DISTURBED" in text  # the L-level ceiling made from it says so
 

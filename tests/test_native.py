@@ -7,8 +7,10 @@ import pytest
 
 from kernels import native
 from kernels.base import Unsupported
+from platforms.cores import core_model
 from platforms.cpu import read_cpuinfo
-from results.specs import core_model, cpu_theoretical
+from results.analysis import analyse
+from results.speccheck import cpu_theoretical
 
 needs_cc = pytest.mark.skipif(shutil.which("gcc") is None and shutil.which("cc") is None, reason="no C compiler")
 
@@ -161,7 +163,7 @@ def test_a_documented_clock_sets_the_peak_and_above_it_is_flagged():
 
 def test_cpu_validation_holds_no_ratio_by_construction():
     from results.record import measurement
-    from results.specs import validate
+    from results.speccheck import validate
 
     info = {"kind": "cpu", "vendor": "AuthenticAMD", "cpu_family": 26, "cpu_model": 2, "simd_flags": ["avx512f"],
             "physical_cores": 2, "torch_threads": 2, "freq_mhz_current": 2596, "caches": []}
@@ -173,7 +175,7 @@ def test_cpu_validation_holds_no_ratio_by_construction():
 
     record = {"platform": info, "measurements": [row("peak", "fp32", 524e9), row("peak", "fp64", 263e9),
                                                   row("gemm", "fp32", 248e9)]}
-    rows = {r["ceiling"]: r for r in validate(record)}
+    rows = {r["ceiling"]: r for r in validate(analyse(record))}
     peak32 = 2 * 64 * 2596e6
     assert rows["fp32 GEMM"]["ratio"] == pytest.approx(248e9 / peak32)
     assert rows["fp32 FMA"]["ratio"] == pytest.approx(524e9 / peak32)  # not 100% by construction
@@ -184,9 +186,9 @@ def test_cpu_validation_holds_no_ratio_by_construction():
 
 
 def test_a_silicon_figure_below_its_gemm_is_not_a_roof():
+    from results.analysis import analyse
     from results.record import measurement
-    from results.report import summary_text
-    from results.roofline import analyse
+    from results.summary import summary_text
 
     info = {"kind": "cpu", "name": "Intel(R) Xeon(R) Processor", "vendor": "GenuineIntel", "cpu_family": 6,
             "simd_flags": ["avx512f"], "physical_cores": 2, "torch_threads": 2, "freq_mhz_current": 2100,
@@ -197,14 +199,14 @@ def test_a_silicon_figure_below_its_gemm_is_not_a_roof():
                         times_s=[1.0], impl="torch", shape=[1, 8, 8, 8])]
     record = {"platform": info, "measurements": rows, "run_id": "x", "status": "complete", "options": {}}
     result = analyse(record)
-    assert "fp64" not in result["silicon"] and "not a roof" in result["silicon_below_gemm"]["fp64"]["reason"]
-    text = summary_text(record)
+    assert "fp64" not in result.silicon and "not a roof" in result.silicon_below_gemm["fp64"]["reason"]
+    text = summary_text(analyse(record))
     assert "no silicon roof" in text
 
 
 def test_blas_capture_and_the_explanation():
     from platforms.cpu import blas_libraries, steering_environment
-    from results.report import blas_lines
+    from results.summary import blas_lines
 
     libs = blas_libraries()
     assert any(lib.get("user_api") == "blas" for lib in libs)  # numpy's BLAS, whatever it is
@@ -212,22 +214,22 @@ def test_blas_capture_and_the_explanation():
     info = {"simd_flags": ["avx2", "avx512f"], "environment": {"OPENBLAS_CORETYPE": "Haswell", "OPENBLAS_L2_SIZE": "1048576"},
             "blas_libraries": [{"user_api": "blas", "internal_api": "openblas", "architecture": "Haswell",
                                 "prefix": "libopenblas", "version": "0.3.31", "num_threads": 2}]}
-    text = "\n".join(blas_lines(info, {}))
+    text = "\n".join(blas_lines(info))
     assert "runs its Haswell kernel because OPENBLAS_CORETYPE=Haswell is set" in text and "AVX-512" in text
     assert "OPENBLAS_L2_SIZE=1048576" in text
     # a value OpenBLAS does not know is ignored: it is not the reason for the kernel it chose
     info["environment"]["OPENBLAS_CORETYPE"] = "Bogus"
     info["blas_libraries"][0]["architecture"] = "SkylakeX"
-    text = "\n".join(blas_lines(info, {}))
+    text = "\n".join(blas_lines(info))
     assert "OPENBLAS_CORETYPE=Bogus is set, but numpy's OpenBLAS runs its SkylakeX kernel, its own choice" in text
     assert "because OPENBLAS_CORETYPE" not in text
 
 
 def test_two_roofs_in_analysis_summary_and_plot(tmp_path):
+    from results.analysis import analyse
     from results.plot import roofline_png
     from results.record import measurement
-    from results.report import summary_text
-    from results.roofline import analyse
+    from results.summary import summary_text
 
     caches = [{"name": "L1", "size_bytes": 32 << 10, "instances": 1}, {"name": "L2", "size_bytes": 1 << 20}]
 
@@ -245,11 +247,11 @@ def test_two_roofs_in_analysis_summary_and_plot(tmp_path):
                                                                            "kind": "cpu", "caches": caches},
               "measurements": rows}
     result = analyse(record)
-    assert result["memory"]["DRAM"].value == 40e9 and result["memory_hw"]["DRAM"].value == 50e9  # torch's stays torch's
-    assert result["silicon"]["fp32"].value == 500e9 and result["compute"]["fp32"].value == 250e9
-    text = summary_text(record)
+    assert result.memory["DRAM"].value == 40e9 and result.memory_hw["DRAM"].value == 50e9  # torch's stays torch's
+    assert result.silicon["fp32"].value == 500e9 and result.compute["fp32"].value == 250e9
+    text = summary_text(analyse(record))
     assert "= 0.50 of it" in text and "torch's 40 GB/s (copy) = 0.80 of it" in text
-    path = roofline_png(record, tmp_path / "roof.png")
+    path = roofline_png(analyse(record), tmp_path / "roof.png")
     with open(path, "rb") as handle:
         assert handle.read(4) == b"\x89PNG"
 

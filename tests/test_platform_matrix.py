@@ -10,9 +10,9 @@ import pytest
 
 from kernels import native, stream
 from kernels.native import engines
-from platforms.cores import engine_rates
+from platforms.cores import core_model, engine_rates
 from platforms.cpu import read_cpuinfo, read_sysfs_caches
-from results.specs import core_model, cpu_theoretical
+from results.speccheck import cpu_theoretical
 from tests.data.cpu_fingerprints import FINGERPRINTS
 
 DATA = Path(__file__).resolve().parent / "data"

@@ -1,11 +1,10 @@
 import pytest
 import torch
 
-from platforms import PlatformError, resolve
+from platforms import PlatformError, jetson, resolve
 from platforms.base import summarise_samples
 from platforms.cpu import parse_size, read_cpuinfo, read_sysfs_caches
 from platforms.cuda import decode_throttle_reasons
-from platforms import jetson
 
 
 def test_unknown_platform_lists_the_valid_ones():

@@ -5,7 +5,13 @@ import types
 import pytest
 
 import results
-from results.record import RecordError, RunRecord, check_writable, measurement, read_record
+from results.record import (
+    RecordError,
+    RunRecord,
+    check_writable,
+    measurement,
+    read_record,
+)
 from results.stats import summarise
 
 

@@ -1,4 +1,4 @@
-"""The HTML report (results/html.py): structure of the page for the committed example records, one and several,
+"""The HTML report (results/page.py): structure of the page for the committed example records, one and several,
 a distributed one; self-contained (no network); ids unique; every inline SVG well-formed; results imports without
 torch; the CLI's errors; and, where Debian's chromium is installed, a real headless browser that must load the page
 without a console error or a missing figure (a screenshot is saved). Plus the progress view (bench/progress.py)."""
@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from results.html import render, write_report
+from results.analysis import analyse
+from results.page import render, write_report
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "results" / "examples"
@@ -30,7 +31,7 @@ def _load(path: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def full_page() -> str:
-    return render([_load(FULL)], [str(FULL)])
+    return render([analyse(_load(FULL))], [str(FULL)])
 
 
 def _svgs(page: str) -> list[str]:
@@ -38,10 +39,9 @@ def _svgs(page: str) -> list[str]:
 
 
 def test_full_record_page_has_every_section(full_page):
-    from results.layers import layer_rows
 
     record = _load(FULL)
-    rows = layer_rows(record)
+    rows = analyse(record).layers
     models = {(r["model"], r["dtype"]) for r in rows}
     for heading in ("Device and software stack", "Telemetry through the run", "Measured roofline", "Measured / spec",
                     "Models (whole forward)",
@@ -75,7 +75,7 @@ def test_page_is_self_contained_and_well_formed(full_page):
 
 def test_compare_page_for_two_records_and_a_handmade_one():
     records = [_load(FULL), _load(RECENT), _load(JETSON)]
-    page = render(records, [str(FULL), str(RECENT), str(JETSON)])
+    page = render([analyse(r) for r in records], [str(FULL), str(RECENT), str(JETSON)])
     assert '<section id="compare">' in page and "Measured rooflines compared" in page
     assert "HAND-MADE" in page  # the invented Jetson figures stay labelled
     head = re.search(r'<section id="compare">.*?</thead>', page, re.S).group(0)
@@ -86,7 +86,7 @@ def test_compare_page_for_two_records_and_a_handmade_one():
 
 
 def test_distributed_record_page():
-    page = render([_load(DIST)], [str(DIST)])
+    page = render([analyse(_load(DIST))], [str(DIST)])
     assert "Collectives: bus bandwidth vs message size" in page
     assert "Data-parallel resnet50" in page and "Point-to-point bandwidth matrix" in page
     kinds = ("all_reduce", "all_gather", "reduce_scatter", "all_to_all", "broadcast")
@@ -95,9 +95,9 @@ def test_distributed_record_page():
 
 def test_results_import_no_torch(tmp_path):
     code = ("import sys; sys.modules['torch'] = None\n"
-            "import json; from results.html import write_report\n"
+            "import json; from results.page import write_report; from results.analysis import analyse\n"
             f"r = json.load(open({str(FULL)!r}))\n"
-            f"write_report([r], [None], {str(tmp_path / 'r.html')!r})\n")
+            f"write_report([analyse(r)], [None], {str(tmp_path / 'r.html')!r})\n")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
     assert (tmp_path / "r.html").stat().st_size > 100_000
@@ -132,7 +132,7 @@ def _chromium(*args: str) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize("name,records", [("one", [FULL]), ("compare", [FULL, RECENT]), ("distributed", [DIST])])
 def test_report_in_a_real_browser(tmp_path, name, records):
     page = tmp_path / f"report-{name}.html"
-    write_report([_load(p) for p in records], [str(p) for p in records], page)
+    write_report([analyse(_load(p)) for p in records], [str(p) for p in records], page)
     dom = _chromium("--dump-dom", page.as_uri())
     console = [line for line in dom.stderr.splitlines() if ":CONSOLE" in line]
     assert not console, console[:5]  # no script error, and the page's own check found no missing figure

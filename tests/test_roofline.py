@@ -1,8 +1,15 @@
 import pytest
 
 from results.record import measurement
-from results.roofline import (attainable, bound, compute_ceilings, detect_plateaus, level_windows,
-                              memory_ceilings, ridge_point)
+from results.roofline import (
+    attainable,
+    bound,
+    compute_ceilings,
+    detect_plateaus,
+    level_windows,
+    memory_ceilings,
+    ridge_point,
+)
 
 
 def test_attainable_and_ridge_by_hand():

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from results.analysis import analyse
 from results.compare import compare_table
 from results.record import read_record
-from results.specs import (FIGURE_KEYS, SpecError, cpu_theoretical, flags_for, load_all, load_spec, match, mode_clock,
-                           validate)
+from results.speccheck import cpu_theoretical, flags_for, validate
+from results.specs import FIGURE_KEYS, SpecError, load_all, load_spec, match, mode_clock
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "results/examples/2026-11-29_cpu_amd-epyc-2core-vm.json"
@@ -99,7 +100,7 @@ def test_low_ratio_cites_the_telemetry(tmp_path):
         m["telemetry"] = {"sm_clock_mhz": {"min": 900, "median": 1100, "max": 1200, "n": 9},
                           "power_w": {"min": 300, "median": 690, "max": 700, "n": 9},
                           "throttle_mask": {"min": 4, "median": 4, "max": 4, "n": 9}}
-    rows = validate(record, load_spec(_sheet(tmp_path, GOOD.replace("dense: 10", "dense: 20"))))
+    rows = validate(analyse(record), load_spec(_sheet(tmp_path, GOOD.replace("dense: 10", "dense: 20"))))
     fp32 = next(r for r in rows if r["ceiling"] == "fp32")
     text = " ".join(fp32["flags"])
     assert "BELOW 70%" in text and "SM clock median 1100 of max 1980" in text and "software power cap" in text
@@ -120,7 +121,7 @@ def test_cpu_theoretical_peak_by_hand():
 
 
 def test_compare_two_records_table_and_png(tmp_path):
-    table = compare_table([read_record(EXAMPLE), read_record(JETSON)])
+    table = compare_table([analyse(read_record(EXAMPLE)), analyse(read_record(JETSON))])
     assert table.shape[1] == 2 and ("bandwidth (best)", "DRAM") in table.index
     assert "GFLOP/s/W" in table.loc[("per watt (measured power)", "fp32")].iloc[1]
     start = time.time()
@@ -215,7 +216,7 @@ def test_jetson_validation_uses_the_power_modes_clock_and_gpu_only_figures():
     assert factor == pytest.approx(900 / 1020) and "devfreq" in note
     record = read_record(JETSON)
     record["platform"]["power_mode"], record["platform"]["gpu_clock_max_mhz"] = "25W", 918
-    rows = {r["ceiling"]: r for r in validate(record, nano)}
+    rows = {r["ceiling"]: r for r in validate(analyse(record), nano)}
     assert rows["fp32"]["spec"] == pytest.approx(2.09e12 * 918 / 1020)
     assert rows["DRAM"]["spec_field"] == "power_modes.25W.bandwidth_gb_per_s"
     if "int8" in rows:  # the GPU-only dense figure, not the module's sparse headline
@@ -241,9 +242,9 @@ def test_a_users_sheet_with_inconsistent_arithmetic_warns_naming_the_field(tmp_p
     spec = load_spec(_sheet(tmp_path, text))
     assert any(w.startswith(field) for w in spec.warnings), spec.warnings
     record = read_record(JETSON)
-    from results.report import validation_text
+    from results.summary import validation_text
 
-    assert field in validation_text(record, str(_sheet(tmp_path, text)))
+    assert field in validation_text(analyse(record, str(_sheet(tmp_path, text))))
 
 
 def test_a_consistent_users_sheet_has_no_warnings(tmp_path):
@@ -297,7 +298,7 @@ def test_power_mode_scales_compute_by_sms_and_clock_and_caps_the_memory():
     assert mode_clock(agx, {"power_mode": "MODE_40W"})[0] == pytest.approx(816 / 930)  # not 930: all 14 SMs
     record = read_record(JETSON)
     record["platform"].update(power_mode="15W", gpu_clock_max_mhz=612)
-    rows = {r["ceiling"]: r for r in validate(record, nx)}
+    rows = {r["ceiling"]: r for r in validate(analyse(record), nx)}
     assert rows["fp32"]["spec"] == pytest.approx(1.57e12 * 4 / 8 * 612 / 765) and "TPC power gating" in rows["fp32"]["spec_field"]
 
 

@@ -15,21 +15,49 @@ import re
 import time
 from pathlib import Path
 
+import jinja2
+
+from results.analysis import Analysis
+from results.compare import compare_table, unique_labels
+from results.distributed import curves, dp_model, link_rate
+from results.distributed import summary_text as distributed_summary_text
+from results.layer_plots import (
+    PART_LABELS,
+    model_groups,
+    point_groups,
+    slug,
+    sweep_groups,
+)
+from results.layers import PARTS
+from results.record import atomic_write
+from results.summary import (
+    blas_lines,
+    hardware_memory_lines,
+    load_lines,
+    repeat_lines,
+    sentinel_lines,
+    silicon_kind,
+    silicon_lines,
+    summary_text,
+    telemetry_lines,
+    threads_lines,
+)
+from results.svgplot import PALETTE, LogLog, bytes_tick, panels, stacked_bars
+from results.units import si
+
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 #: the terminal's text, shown in the page too, so nothing the summary says is lost
 SUMMARY_NOTE = "the terminal summary of this record, as `python -m results show` prints it"
 
 
 # ---- figures (results/svgplot.py; matplotlib draws the PNGs) ---------------------------------------------------
-def roofline_svg(record: dict, result: dict, prefix: str) -> str:
+def roofline_svg(result: Analysis, prefix: str) -> str:
     """The run's measured roofline: every memory level's roof, every dtype's GEMM roof with its ridge point against
     DRAM, and the hardware's roofs (register-only FMA, native DRAM) dashed above torch's; each roof in the legend
     with its value and kernel."""
-    from results.report import si, silicon_kind
-    from results.svgplot import PALETTE, LogLog
-
-    compute, memory = result["compute"], result["memory"]
-    silicon, hw = result.get("silicon") or {}, (result.get("memory_hw") or {}).get("DRAM")
+    record = result.record
+    compute, memory = result.compute, result.memory
+    silicon, hw = result.silicon, result.memory_hw.get("DRAM")
     tops = [c.value for c in compute.values()] + [c.value for c in silicon.values()]
     top = max(tops, default=None)
     lo, hi = 1 / 64, 4096.0
@@ -44,10 +72,10 @@ def roofline_svg(record: dict, result: dict, prefix: str) -> str:
                   "arithmetic intensity I [FLOP/byte]", "attainable [FLOP/s; OP/s for int8]")
     plot.subtitle = ("peaks = best GEMM per dtype; bandwidth = best torch stream kernel per level (STREAM bytes); "
                      "dots: ridge points vs DRAM" + ("; dashed: the hardware's roofs" if silicon or hw else ""))
-    dram = memory.get(result["dram_level"]) if result["dram_level"] else None
+    dram = memory.get(result.dram_level) if result.dram_level else None
     roof_top = top or highest
     for i, (name, c) in enumerate(memory.items()):
-        is_dram = name == result["dram_level"]
+        is_dram = name == result.dram_level
         ridge = roof_top / c.value
         xs = [lo] + ([ridge] if lo < ridge < hi else []) + [hi]
         plot.line(xs, [min(roof_top, c.value * x) for x in xs], "#000" if is_dram else "#667",
@@ -64,7 +92,7 @@ def roofline_svg(record: dict, result: dict, prefix: str) -> str:
         plot.line([start, hi], [c.value] * 2, colour, 2.0, "",
                   f"{c.name}: {si(c.value, c.unit)} (GEMM {shape}" + (f", {c.impl})" if c.impl not in ("", "torch") else ")"))
         if dram:
-            plot.dot(start, c.value, colour, 4, f"{c.name} ridge point: {start:.3g} FLOP/B against {result['dram_level']}")
+            plot.dot(start, c.value, colour, 4, f"{c.name} ridge point: {start:.3g} FLOP/B against {result.dram_level}")
             plot.label(start, c.value, f"{start:.3g}", colour, 5, 13)
     for i, (dtype, c) in enumerate(silicon.items()):
         base = hw or dram
@@ -77,8 +105,6 @@ def roofline_svg(record: dict, result: dict, prefix: str) -> str:
 def telemetry_svg(record: dict, prefix: str) -> str | None:
     """Clock, temperature, power and load through the run: each point's median (and max) reading, in the order the
     points were measured, with the DRAM sentinel's bandwidth at each check: throttling or a neighbour shows here."""
-    from results.svgplot import panels
-
     rows = [m for m in record["measurements"] if m.get("telemetry")]
     keys = list(dict.fromkeys(k for m in rows for k, v in m["telemetry"].items() if isinstance(v, dict)
                               and "median" in v))
@@ -98,15 +124,10 @@ def telemetry_svg(record: dict, prefix: str) -> str | None:
                               "measurement number (the order the points ran)"), prefix)
 
 
-def compare_svg(records: list[dict], labels: list[str]) -> str:
+def compare_svg(results: list[Analysis], labels: list[str]) -> str:
     """Overlaid rooflines: each record's DRAM roof and its four highest compute roofs, one colour per record."""
-    from results.report import si
-    from results.roofline import analyse
-    from results.svgplot import PALETTE, LogLog
-
-    results = [analyse(r) for r in records]
-    values = [c.value for res in results for c in res["compute"].values()]
-    bws = [res["memory"][res["dram_level"]].value for res in results if res["dram_level"]]
+    values = [c.value for res in results for c in res.compute.values()]
+    bws = [res.memory[res.dram_level].value for res in results if res.dram_level]
     top = max(values, default=1e12)
     lo, hi = 1 / 16, 4096.0
     bottom = min([b * lo for b in bws] + [top / 1e4])
@@ -115,13 +136,13 @@ def compare_svg(records: list[dict], labels: list[str]) -> str:
     plot.subtitle = "best repetition per ceiling; STREAM byte convention; solid: DRAM roof, dashed: compute roofs"
     for i, (res, label) in enumerate(zip(results, labels)):
         colour = PALETTE[i % len(PALETTE)]
-        dram = res["memory"].get(res["dram_level"]) if res["dram_level"] else None
-        peaks = sorted(res["compute"].values(), key=lambda c: -c.value)[:4]
+        dram = res.memory.get(res.dram_level) if res.dram_level else None
+        peaks = sorted(res.compute.values(), key=lambda c: -c.value)[:4]
         roof = peaks[0].value if peaks else top
         if dram:
             xs = [lo, roof / dram.value, hi]
             plot.line(xs, [min(roof, dram.value * x) for x in xs], colour, 2.2, "",
-                      f"{label[:28]}: {res['dram_level']} {si(dram.value, 'B/s')}")
+                      f"{label[:28]}: {res.dram_level} {si(dram.value, 'B/s')}")
         for c, dash in zip(peaks, ("6,3", "2,2", "8,3,2,3", "1,3")):
             start = c.value / dram.value if dram else lo
             plot.line([start, hi], [c.value] * 2, colour, 1.5, dash, f"   {c.name} {si(c.value, c.unit)}")
@@ -130,10 +151,6 @@ def compare_svg(records: list[dict], labels: list[str]) -> str:
 
 def busbw_svg(records: list[dict], labels: list[str], prefix: str) -> str:
     """Bus bandwidth vs message size per collective (colour), one dash pattern per record, the link rate dashed."""
-    from results.distributed import curves, link_rate
-    from results.report import si
-    from results.svgplot import PALETTE, LogLog, bytes_tick
-
     kinds = sorted({k for r in records for k in curves(r)})
     pts = [(m["size_bytes"], m["extra"].get("busbw_bytes_per_s") or m["extra"].get("algbw_bytes_per_s"))
            for r in records for rows in curves(r).values() for m in rows]
@@ -165,9 +182,6 @@ def busbw_svg(records: list[dict], labels: list[str], prefix: str) -> str:
 
 
 def dp_svg(record: dict, prefix: str) -> str | None:
-    from results.distributed import dp_model
-    from results.svgplot import LogLog
-
     dp = dp_model(record)
     if not dp or dp.get("error"):
         return None
@@ -194,8 +208,6 @@ def _prefix_ids(text: str, prefix: str) -> str:
 
 
 def _layer_title(r: dict) -> str:
-    from results.layers import PARTS
-
     eff = f", {100 * r['efficiency']:.0f}% of attainable, {r['bound']}-bound" if r.get("efficiency") else ""
     gaps = ", ".join(f"{p} {r[f'gap_{p}_s'] * 1e3:.3g} ms" for p in PARTS if r.get(f"gap_{p}_s"))
     return (f"{r['layer']} ({r['type']}) x{r['multiplicity']}: {r['time_s'] * 1e3:.3g} ms median (cold), "
@@ -205,22 +217,21 @@ def _layer_title(r: dict) -> str:
 
 # ---- tables --------------------------------------------------------------------------------------------------
 def _fmt(value, unit: str = "") -> str:
-    from results.report import si
-
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     return si(value, unit) if unit else f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
-def ceilings_rows(record: dict, result: dict) -> list[dict]:
+def ceilings_rows(result: Analysis) -> list[dict]:
     """Every roof with its statistic, spread, convention and where it came from."""
+    record = result.record
     conventions = {(m.get("group"), m.get("kernel"), m.get("dtype"), str(m.get("shape"))): m.get("convention", "")
                    for m in record["measurements"]}
     rows = []
     for section, key in (("compute (GEMM)", "compute"), ("silicon (register FMA)", "silicon"),
                          ("memory (torch)", "memory"), ("memory (hardware)", "memory_hw"),
                          ("host<->device", "transfer")):
-        for name, c in (result.get(key) or {}).items():
+        for name, c in getattr(result, key).items():
             group = "gemm" if c.kind == "compute" else "native" if c.kind == "silicon" else "stream"
             rows.append({"section": section, "name": name, "best": _fmt(c.value, c.unit),
                          "median": _fmt(c.median_value, c.unit), "cv": f"{100 * c.cv:.1f}%" if c.cv is not None else "-",
@@ -274,8 +285,6 @@ def stack_items(record: dict) -> list[tuple[str, str]]:
 
 
 def _layer_table(rows: list[dict]) -> list[dict]:
-    from results.layers import PARTS
-
     out = []
     for r in sorted(rows, key=lambda r: -r["time_s"] * r["multiplicity"]):
         out.append({"layer": r["layer"], "type": r["type"], "mult": r["multiplicity"], "input": r["input"],
@@ -289,14 +298,12 @@ def _layer_table(rows: list[dict]) -> list[dict]:
 # ---- sections ------------------------------------------------------------------------------------------------
 def _roofs(plot, result: dict, dtype: str, lo: float, hi: float) -> None:
     """The dtype's compute roof and every memory level's slanted roof (DRAM solid, caches dotted)."""
-    from results.report import si
-
-    compute = result["compute"].get(dtype)
-    for name, level in result["memory"].items():
+    compute = result.compute.get(dtype)
+    for name, level in result.memory.items():
         top = compute.value if compute else level.value * hi
         ridge = top / level.value
         xs = [lo] + ([ridge] if lo < ridge < hi else []) + [hi]
-        dram = name == result["dram_level"]
+        dram = name == result.dram_level
         plot.line(xs, [min(top, level.value * x) for x in xs], "#000" if dram else "#888", 1.8 if dram else 1.0,
                   "" if dram else "3,3", f"{name} {si(level.value, 'B/s')}")
     if compute:
@@ -306,15 +313,12 @@ def _roofs(plot, result: dict, dtype: str, lo: float, hi: float) -> None:
 def _limits(rows: list[dict], result: dict, dtype: str, key: str = "achieved_flop_per_s"):
     intens = [r["intensity"] for r in rows if r["intensity"] and math.isfinite(r["intensity"])] or [1.0]
     lo, hi = min(intens + [0.1]) / 4, max(intens + [100]) * 4
-    compute = result["compute"].get(dtype)
+    compute = result.compute.get(dtype)
     ys = [r[key] for r in rows if r.get(key)] + ([compute.value] if compute else [])
     return (lo, hi), (min(ys) / 10, max(ys) * 3)
 
 
 def layers_svg(result: dict, rows: list[dict], title: str) -> str:
-    from results.layer_plots import point_groups
-    from results.svgplot import PALETTE, LogLog
-
     dtype = rows[0]["dtype"]
     xlim, ylim = _limits(rows, result, dtype)
     plot = LogLog(xlim, ylim, title, "arithmetic intensity [FLOP/byte] (counted FLOPs / counted bytes)",
@@ -335,10 +339,6 @@ def layers_svg(result: dict, rows: list[dict], title: str) -> str:
 
 
 def gaps_svg(rows: list[dict], title: str, top: int = 12) -> str:
-    from results.layer_plots import PART_LABELS
-    from results.layers import PARTS
-    from results.svgplot import stacked_bars
-
     rows = sorted(rows, key=lambda r: -r["time_s"] * r["multiplicity"])[:top]
     notes = [f"{100 * r['efficiency']:.0f}% of attainable, {r['bound']}" if r.get("efficiency") is not None else ""
              for r in rows]
@@ -349,8 +349,6 @@ def gaps_svg(rows: list[dict], title: str, top: int = 12) -> str:
 
 
 def sweep_svg(result: dict, rows: list[dict], title: str) -> str:
-    from results.svgplot import PALETTE, LogLog
-
     dtype = rows[0]["dtype"]
     xlim, ylim = _limits(rows, result, dtype)
     plot = LogLog(xlim, ylim, f"{title}: the same layers as the batch / token count grows",
@@ -367,13 +365,12 @@ def sweep_svg(result: dict, rows: list[dict], title: str) -> str:
     return plot.svg()
 
 
-def _models(record: dict, result: dict, prefix: str, rows: list[dict]) -> list[dict]:
-    from results.layer_plots import _slug, model_groups, sweep_groups
-
+def _models(result: Analysis, prefix: str) -> list[dict]:
+    record, rows = result.record, result.layers
     out = []
     for i, ((model, dtype), mine) in enumerate(model_groups(rows).items()):
         title = f"{model} [{dtype}] on the measured roofline of {record['platform'].get('name')}"
-        out.append({"model": model, "dtype": dtype, "anchor": f"{prefix}-m{i}-{_slug(model)}",
+        out.append({"model": model, "dtype": dtype, "anchor": f"{prefix}-m{i}-{slug(model)}",
                     "roofline": _prefix_ids(layers_svg(result, mine, title), f"{prefix}m{i}r"),
                     "gaps": gaps_svg(mine, f"{model} [{dtype}]") if len(mine) >= 2 else None, "sweep": None,
                     "table": _layer_table(mine)})
@@ -385,44 +382,34 @@ def _models(record: dict, result: dict, prefix: str, rows: list[dict]) -> list[d
     return out
 
 
-def record_context(record: dict, path: str | None, index: int = 0) -> dict:
+def record_context(result: Analysis, path: str | None, index: int = 0) -> dict:
     """Everything the page shows of one record."""
-    from results.layers import layer_rows, model_rows
-    from results.report import (blas_lines, hardware_memory_lines, load_lines, repeat_lines, sentinel_lines,
-                                silicon_lines, summary_text, telemetry_lines, threads_lines)
-    from results.roofline import analyse
-
     prefix = f"r{index}"
+    record = result.record
     if record.get("distributed"):
         return _distributed_context(record, path, prefix)
-    result = analyse(record)
-    rows = layer_rows(record)  # once: the model figures and the model totals both read them
     info = record.get("platform") or {}
     context = {"kind": "run", "anchor": prefix, "path": path, "record": record, "info": info,
                "name": f"{info.get('name')} [{info.get('device')}]", "stack": stack_items(record),
-               "roof_lines": threads_lines(info) + silicon_lines(result) + hardware_memory_lines(record, result)
-               + sentinel_lines(record, result) + blas_lines(info, result),
-               "load_lines": repeat_lines(record) + load_lines(record, result),
+               "roof_lines": threads_lines(info) + silicon_lines(result) + hardware_memory_lines(result)
+               + sentinel_lines(result) + blas_lines(info),
+               "load_lines": repeat_lines(record) + load_lines(result),
                "telemetry_lines": telemetry_lines(record),
                "telemetry": telemetry_svg(record, f"{prefix}tel"),
-               "roofline": roofline_svg(record, result, f"{prefix}roof"),
-               "ceilings": ceilings_rows(record, result), "problems": problem_rows(record),
-               "models": _models(record, result, prefix, rows), "model_totals": model_rows(record, rows),
-               "summary": summary_text(record, path)}
-    context["validation"] = _validation(record)
+               "roofline": roofline_svg(result, f"{prefix}roof"),
+               "ceilings": ceilings_rows(result), "problems": problem_rows(record),
+               "models": _models(result, prefix), "model_totals": list(result.models),
+               "summary": summary_text(result, path)}
+    context["validation"] = _validation(result)
     context["conventions"] = list(dict.fromkeys((c["section"], c["convention"]) for c in context["ceilings"]
                                                  if c["convention"]))
     return context
 
 
-def _validation(record: dict) -> dict:
-    from results.specs import spec_for_record, validate
-
-    try:
-        spec, how = spec_for_record(record, (record.get("options") or {}).get("spec"))
-        rows = validate(record, spec)
-    except Exception as exc:  # a broken sheet must not hide the measurements
-        return {"sheet": f"not available: {exc}", "rows": [], "warnings": []}
+def _validation(result: Analysis) -> dict:
+    if result.spec_error is not None:  # a broken sheet must not hide the measurements
+        return {"sheet": f"not available: {result.spec_error}", "rows": [], "warnings": []}
+    spec, how, rows = result.spec, result.spec_how, result.validation
     return {"sheet": spec.name if spec else how, "warnings": list(getattr(spec, "warnings", []) or []),
             "rows": [{"ceiling": r["ceiling"], "measured": _fmt(r["measured"], r.get("unit") or _unit(r["ceiling"])),
                       "spec": _fmt(r["spec"], r.get("unit") or _unit(r["ceiling"])),
@@ -439,22 +426,19 @@ def _unit(ceiling: str) -> str:
 
 
 def _distributed_context(record: dict, path: str | None, prefix: str) -> dict:
-    from results.distributed import summary_text
-
     info = record.get("platform") or {}
     world = record["distributed"]
     context = {"kind": "distributed", "anchor": prefix, "path": path, "record": record, "info": info,
                "name": f"{info.get('name')} [{info.get('device')}], {world['world_size']} ranks {world['backend']}",
-               "stack": stack_items(record), "summary": summary_text(record, path), "problems": problem_rows(record),
+               "stack": stack_items(record), "summary": distributed_summary_text(record, path), "problems": problem_rows(record),
                "busbw": busbw_svg([record], [record["run_id"]], f"{prefix}bus"), "dp": dp_svg(record, f"{prefix}dp")}
     return context
 
 
-def compare_context(records: list[dict]) -> dict:
-    from results.compare import compare_table, unique_labels
-
-    table = compare_table(records)
-    plain = [r for r in records if not r.get("distributed")]
+def compare_context(results: list[Analysis]) -> dict:
+    records = [a.record for a in results]
+    table = compare_table(results)
+    plain = [a for a in results if not a.record.get("distributed")]
     spread = [r for r in records if r.get("distributed")]
     labels = unique_labels(records)
     figures = []
@@ -470,17 +454,16 @@ def compare_context(records: list[dict]) -> dict:
 
 
 # ---- the page ------------------------------------------------------------------------------------------------
-def render(records: list[dict], paths: list[str | None]) -> str:
-    import jinja2
-
+def render(results: list[Analysis], paths: list[str | None]) -> str:
+    """The page of one analysed record, or of several compared (``results``: one Analysis per record)."""
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(os.fspath(TEMPLATES)),
                              autoescape=jinja2.select_autoescape(["html", "j2"]), trim_blocks=True,
                              lstrip_blocks=True, undefined=jinja2.StrictUndefined)
     env.filters["num"] = lambda v, digits=3: "-" if v is None else f"{v:.{digits}g}"
     started = time.perf_counter()
-    contexts = [record_context(r, p, i) for i, (r, p) in enumerate(zip(records, paths))]
+    contexts = [record_context(r, p, i) for i, (r, p) in enumerate(zip(results, paths))]
     page = env.get_template("report.html.j2").render(
-        runs=contexts, compare=compare_context(records) if len(records) > 1 else None,
+        runs=contexts, compare=compare_context(results) if len(results) > 1 else None,
         css=(TEMPLATES / "report.css").read_text(encoding="utf-8"),
         js=(TEMPLATES / "report.js").read_text(encoding="utf-8"), summary_note=SUMMARY_NOTE,
         title=("Roofline report: " + contexts[0]["name"]) if len(contexts) == 1 else
@@ -488,13 +471,8 @@ def render(records: list[dict], paths: list[str | None]) -> str:
     return page.replace("__RENDER_SECONDS__", f"{time.perf_counter() - started:.2f}")
 
 
-def write_report(records: list[dict], paths: list[str | None], output: str | os.PathLike) -> str:
+def write_report(results: list[Analysis], paths: list[str | None], output: str | os.PathLike) -> str:
     """Render and write atomically (a reader never sees half a page)."""
-    from results.record import atomic_write
-
-    from results.roofline import analysed_once
-
     output = Path(output)
-    with analysed_once():
-        atomic_write(output, render(records, paths))
+    atomic_write(output, render(results, paths))
     return os.fspath(output)

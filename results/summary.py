@@ -1,23 +1,21 @@
-"""The end-of-run summary (text) and its machine-readable form. Formats only; never measures."""
+"""The end-of-run text summary of one record (`python -m results show`, and the end of a run) and its machine-readable
+form (`show --json`). Formats an ``Analysis`` (results/analysis.py); never measures. The HTML page is
+results/page.py.
+"""
 from __future__ import annotations
 
 import json
+import re
 
-from results.roofline import analyse, is_hardware, rate_unit
+import pandas as pd
 
-
-def si(value: float | None, unit: str) -> str:
-    """Decimal prefixes (G = 1e9), as the design asks for output."""
-    if value is None:
-        return "-"
-    for prefix, scale in (("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(value) >= scale:
-            return f"{value / scale:.3g} {prefix}{unit}"
-    return f"{value:.3g} {unit}"
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.1f}%"
+from platforms import throttle
+from results.analysis import Analysis
+from results.layers import layers_text
+from results.roofline import is_hardware, rate_unit
+from results.speccheck import clean_silicon, cpu_theoretical, effective_clock_lines
+from results.units import pct as _pct
+from results.units import si
 
 
 def _shape(c) -> str:
@@ -30,41 +28,35 @@ def missing_rows(record: dict) -> list[dict]:
     return [m for m in record["measurements"] if m.get("status") != "ok" or m.get("verified") is False]
 
 
-def ceilings_json(record: dict) -> dict:
-    result = analyse(record)
+def ceilings_json(result: Analysis) -> dict:
+    record = result.record
     return {
         "run_id": record["run_id"], "platform": record["platform"].get("name"), "device": record["platform"].get("device"),
         "status": record.get("status"),
-        "compute_flop_per_s": {k: c.to_dict() for k, c in result["compute"].items()},
-        "memory_bytes_per_s": {k: c.to_dict() for k, c in result["memory"].items()},
-        "transfer_bytes_per_s": {k: c.to_dict() for k, c in result["transfer"].items()},
-        "ridge_flop_per_byte": result["ridge_flop_per_byte"], "ridge_against": result["dram_level"],
-        "dispatch_overhead_s": result["dispatch_overhead_s"],
-        "plateaus": result["plateaus"],
-        "silicon_flop_per_s": {k: c.to_dict() for k, c in (result.get("silicon") or {}).items()},
+        "compute_flop_per_s": {k: c.to_dict() for k, c in result.compute.items()},
+        "memory_bytes_per_s": {k: c.to_dict() for k, c in result.memory.items()},
+        "transfer_bytes_per_s": {k: c.to_dict() for k, c in result.transfer.items()},
+        "ridge_flop_per_byte": dict(result.ridge_flop_per_byte), "ridge_against": result.dram_level,
+        "dispatch_overhead_s": result.dispatch_overhead_s,
+        "plateaus": list(result.plateaus),
+        "silicon_flop_per_s": {k: c.to_dict() for k, c in result.silicon.items()},
         "silicon_not_a_roof": {k: {"reason": e["reason"], **e["ceiling"].to_dict()}
-                               for k, e in (result.get("silicon_below_gemm") or {}).items()},
-        "memory_hw_bytes_per_s": {k: c.to_dict() for k, c in (result.get("memory_hw") or {}).items()},
-        "spec_check": spec_check_json(record, result),
+                               for k, e in result.silicon_below_gemm.items()},
+        "memory_hw_bytes_per_s": {k: c.to_dict() for k, c in result.memory_hw.items()},
+        "spec_check": spec_check_json(result),
         "missing": [{k: m.get(k) for k in ("group", "kernel", "dtype", "shape", "size_bytes", "status", "reason")}
                     for m in missing_rows(record)],
     }
 
 
-def spec_check_json(record: dict, result: dict | None = None) -> dict:
+def spec_check_json(result: Analysis) -> dict:
     """Measured / theoretical (CPU) or / the sheet (GPU) per ceiling, for scripts; on a CPU also the theoretical
     figures with their clock and its source, and the effective clock the FMA chains imply (information)."""
-    from results.specs import clean_silicon, cpu_theoretical, spec_for_record, validate
-
-    try:
-        spec, how = spec_for_record(record, (record.get("options") or {}).get("spec"))
-        result = result or analyse(record)
-        rows = validate(record, spec, result)
-    except Exception as exc:  # a broken sheet must not hide the ceilings
-        return {"error": f"{type(exc).__name__}: {exc}"}
-    out = {"against": how, "rows": rows}
-    if spec is None and record.get("platform", {}).get("kind") == "cpu":
-        theory = cpu_theoretical(record["platform"], clean_silicon(result))
+    if result.spec_error is not None:  # a broken sheet must not hide the ceilings
+        return {"error": f"{type(result.spec_error).__name__}: {result.spec_error}"}
+    out = {"against": result.spec_how, "rows": list(result.validation)}
+    if result.spec is None and result.info.get("kind") == "cpu":
+        theory = cpu_theoretical(result.info, clean_silicon(result))
         out["theoretical"] = {
             "flop_per_s": {d: theory[f"{d}_flop_per_s"] for d in theory["flop_per_cycle"]
                            if theory.get(f"{d}_flop_per_s")},
@@ -77,18 +69,15 @@ def spec_check_json(record: dict, result: dict | None = None) -> dict:
     return out
 
 
-def validation_text(record: dict, spec_path: str | None = None) -> str:
-    """Measured / spec per ceiling, with flags; for the summary and `python -m results validate`."""
-    from results.specs import effective_clock_lines, spec_for_record, validate
-
-    spec, how = spec_for_record(record, spec_path)
-    result = analyse(record)
-    rows = validate(record, spec, result)
+def validation_text(result: Analysis) -> str:
+    """Measured / spec per ceiling, with flags; for the summary and `python -m results validate`. Raises the error
+    a broken sheet gave (the callers say it in their own way)."""
+    if result.spec_error is not None:
+        raise result.spec_error
+    record, spec, rows = result.record, result.spec, result.validation
     source = spec.data["source"]["document"] if spec else ""
-    lines = [f"Measured vs spec ({how}{'; source: ' + source if source else ''}):"]
+    lines = [f"Measured vs spec ({result.spec_how}{'; source: ' + source if source else ''}):"]
     if spec is not None:
-        import re
-
         rule = spec.data["match"].get("name_regex")
         device = record.get("platform", {}).get("name") or ""
         if rule and not re.search(rule, device, re.IGNORECASE):
@@ -102,7 +91,7 @@ def validation_text(record: dict, spec_path: str | None = None) -> str:
                      f"{si(row['spec'], row['unit'])} = {100 * row['ratio']:.1f}%   [{row['spec_field']}]")
         lines += [f"         ! {flag}" for flag in row["flags"]]
     if spec is None:
-        lines += effective_clock_lines(record, result)
+        lines += effective_clock_lines(result)
     return "\n".join(lines)
 
 
@@ -129,12 +118,9 @@ def repeat_lines(record: dict) -> list[str]:
             "the record was appended to itself or merged twice; a repeat changes no best or median"]
 
 
-def summary_text(record: dict, record_path: str | None = None, plot_path: str | None = None,
+def summary_text(result: Analysis, record_path: str | None = None, plot_path: str | None = None,
                  history: dict[str, dict] | None = None) -> str:
-    import pandas as pd
-
-    result = analyse(record)
-    info = record["platform"]
+    record, info = result.record, result.info
     lines = [f"Measured roofline of {info.get('name')} ({info.get('device')}), run {record['run_id']}"
              f" [{record.get('status')}]"]
     if record.get("options", {}).get("quick"):
@@ -146,36 +132,36 @@ def summary_text(record: dict, record_path: str | None = None, plot_path: str | 
         lines.append(f"  single calls (layers, cold caches): {record['single_call_method']}")
     compute = [{"dtype": c.name, "peak (best)": si(c.value, c.unit), "median": si(c.median_value, c.unit),
                 "CV": _pct(c.cv), "reps": c.n, "shape MxNxK": _shape(c), "impl": c.impl,
-                f"ridge vs {result['dram_level'] or 'DRAM (not measured)'}": (f"{result['ridge_flop_per_byte'][c.name]:.1f} {c.unit[:-2]}/B"
-                                                     if c.name in result["ridge_flop_per_byte"] else "-")}
-               for c in result["compute"].values()]
+                f"ridge vs {result.dram_level or 'DRAM (not measured)'}": (f"{result.ridge_flop_per_byte[c.name]:.1f} {c.unit[:-2]}/B"
+                                                     if c.name in result.ridge_flop_per_byte else "-")}
+               for c in result.compute.values()]
     if compute:
         lines += ["", "Peak compute (GEMM, FLOPs = 2*M*N*K; int8 in integer OP/s):", pd.DataFrame(compute).to_string(index=False)]
     lines += silicon_lines(result)
     memory = [{"level": c.name, "bandwidth (best)": si(c.value, "B/s"), "median": si(c.median_value, "B/s"),
                "CV": _pct(c.cv), "reps": c.n, "kernel": c.kernel, "working set": _shape(c), "where": c.note}
-              for c in list(result["memory"].values()) + list(result["transfer"].values())]
+              for c in list(result.memory.values()) + list(result.transfer.values())]
     if memory:
         lines += ["", "Bandwidth (bytes by STREAM's convention: each element read or written once, no write-allocate; "
                       "torch's stores are cached, so kernels that write move about 1.5x (copy) to 1.33x (triad) "
                       "this, kept per point as bytes_actual):",
                   pd.DataFrame(memory).to_string(index=False)]
-    lines += sentinel_lines(record, result)
-    lines += hardware_memory_lines(record, result)
-    lines += blas_lines(info, result)
-    if result["dispatch_overhead_s"]:
-        lines.append(f"  dispatch overhead per op: {result['dispatch_overhead_s'] * 1e6:.2f} us (median); stream points "
+    lines += sentinel_lines(result)
+    lines += hardware_memory_lines(result)
+    lines += blas_lines(info)
+    if result.dispatch_overhead_s:
+        lines.append(f"  dispatch overhead per op: {result.dispatch_overhead_s * 1e6:.2f} us (median); stream points "
                      "faster than 10x this are not used as ceilings"
-                     + (f"; one idle device sync: {result['sync_latency_s'] * 1e6:.2f} us" if result["sync_latency_s"]
+                     + (f"; one idle device sync: {result.sync_latency_s * 1e6:.2f} us" if result.sync_latency_s
                         else ""))
     refs = [m for m in record["measurements"] if m.get("group") == "reference" and m.get("status") == "ok"]
     for ref in refs:
-        ceiling = result["memory"].get("DRAM") if ref["kernel"].startswith("stream_ref") else result["compute"].get(ref["dtype"])
+        ceiling = result.memory.get("DRAM") if ref["kernel"].startswith("stream_ref") else result.compute.get(ref["dtype"])
         rate = ref.get("bytes_per_s") or ref.get("flop_per_s")
         unit = "B/s" if ref.get("bytes_per_s") else "FLOP/s"
         ratio = f" -> suite / reference = {ceiling.value / rate:.3f}" if ceiling and rate else ""
         lines.append(f"  reference {ref['kernel']} ({ref.get('impl')}): {si(rate, unit)}{ratio}")
-    for dtype, ceiling in result["compute"].items():
+    for dtype, ceiling in result.compute.items():
         squares = [m for m in record["measurements"] if m.get("group") == "gemm" and m.get("dtype") == dtype
                    and m.get("flop_per_s") and m.get("shape") and m["shape"][0] == 1
                    and len(set(m["shape"][1:])) == 1 and m["shape"][1] == 4096]
@@ -194,15 +180,13 @@ def summary_text(record: dict, record_path: str | None = None, plot_path: str | 
                 continue
             seen.add(key)
             lines.append(f"  - {m['group']} {m['kernel']} {m['dtype']} {m.get('shape') or ''}: {m['status']}: {m.get('reason')}")
-    from results.layers import layers_text
-
-    lines.append(layers_text(record))
-    try:
-        lines += ["", validation_text(record, (record.get("options") or {}).get("spec"))]
-    except Exception as exc:  # a broken sheet must not hide the measurements
-        lines += ["", f"Measured vs spec: not available ({exc})"]
+    lines.append(layers_text(result))
+    if result.spec_error is None:
+        lines += ["", validation_text(result)]
+    else:  # a broken sheet must not hide the measurements
+        lines += ["", f"Measured vs spec: not available ({result.spec_error})"]
     lines += history_text(history or {})
-    lines += load_lines(record, result)
+    lines += load_lines(result)
     lines += telemetry_lines(record)
     if record_path:
         lines.append(f"Record: {record_path}")
@@ -220,17 +204,17 @@ def silicon_kind(c) -> str:
     return ENGINE_NAMES.get(getattr(c, "kernel", None), "register-only FMA")
 
 
-def silicon_lines(result: dict) -> list[str]:
+def silicon_lines(result: Analysis) -> list[str]:
     """The silicon's peak (register-only FMA) beside the best GEMM: how much of the chip the BLAS reaches."""
-    silicon = result.get("silicon") or {}
-    below = result.get("silicon_below_gemm") or {}
+    silicon = result.silicon
+    below = result.silicon_below_gemm
     if not silicon and not below:
         return []
     lines = ["", "Silicon peak (register-only FMA chains, and on a CPU the matrix/dot-product engines its flags show: "
                  "this project's C on a CPU, Triton on a GPU's CUDA cores; the roof above the GEMM's where the GEMM "
                  "uses the same units):"]
     for dtype, c in silicon.items():
-        gemm = result["compute"].get(dtype)
+        gemm = result.compute.get(dtype)
         ratio = f"; best GEMM {si(gemm.value, gemm.unit)} ({gemm.impl}) = {gemm.value / c.value:.2f} of it" if gemm else ""
         where = f"{(c.shape or [None])[0]} {'threads' if c.impl == 'native' else 'programs'}, {c.impl}"
         lines.append(f"  {dtype:>5}: {si(c.value, c.unit)} best (median {si(c.median_value, c.unit)}, CV {_pct(c.cv)}, "
@@ -241,9 +225,10 @@ def silicon_lines(result: dict) -> list[str]:
     return lines
 
 
-def hardware_memory_lines(record: dict, result: dict) -> list[str]:
+def hardware_memory_lines(result: Analysis) -> list[str]:
     """The memory's bandwidth from the native kernels beside torch's, both byte counts named."""
-    hw = result.get("memory_hw") or {}
+    record = result.record
+    hw = result.memory_hw
     if not hw:
         return []
     lines = ["", "Hardware bandwidth (native C: cached and non-temporal stores; Triton on a GPU; bytes by STREAM's "
@@ -255,7 +240,7 @@ def hardware_memory_lines(record: dict, result: dict) -> list[str]:
         actual, how = extra.get("bytes_actual"), extra.get("bytes_actual_how")
         actual_text = (f", actual {si(actual / row['best_s'], 'B/s')} ({how})" if actual and row.get("best_s")
                        else f" ({how})" if how else "")
-        torch_c = result["memory"].get(level)
+        torch_c = result.memory.get(level)
         ratio = f"; torch's {si(torch_c.value, 'B/s')} ({torch_c.kernel}) = {torch_c.value / c.value:.2f} of it" \
             if torch_c else ""
         lines.append(f"  {level:>5}: {si(c.value, 'B/s')} {c.kernel} at {_shape(c)}{actual_text}{ratio}"
@@ -277,15 +262,16 @@ def hardware_memory_lines(record: dict, result: dict) -> list[str]:
     return lines
 
 
-def sentinel_lines(record: dict, result: dict) -> list[str]:
+def sentinel_lines(result: Analysis) -> list[str]:
     """The DRAM sentinel's spread over the run, beside the DRAM ceiling: how much the memory drifted meanwhile."""
+    record = result.record
     points = [m for m in record["measurements"] if m.get("group") == "sentinel" and m.get("status") == "ok"
               and m.get("bytes_per_s")]
     if len(points) < 2:
         return []
     rates = [m["bytes_per_s"] for m in points]
     lo, hi = min(rates), max(rates)
-    dram = result["memory"].get("DRAM")
+    dram = result.memory.get("DRAM")
     where = (f": the DRAM ceiling ({si(dram.value, 'B/s')}, {dram.kernel}, another kernel) was taken at one moment "
              "of such a drift" if dram else "")
     disturbed = sum(1 for m in points if m.get("disturbed"))
@@ -294,7 +280,7 @@ def sentinel_lines(record: dict, result: dict) -> list[str]:
             f"drift {100 * (hi - lo) / hi:.0f}%{where}" + (f"; {disturbed} of them disturbed" if disturbed else "")]
 
 
-def blas_lines(info: dict, result: dict) -> list[str]:
+def blas_lines(info: dict) -> list[str]:
     """What set the GEMM roof, and why it is below the silicon's, from what the record holds (never a guess)."""
     libs = info.get("blas_libraries") or []
     env = info.get("environment") or {}
@@ -353,8 +339,9 @@ def threads_lines(info: dict) -> list[str]:
     return lines
 
 
-def load_lines(record: dict, result: dict) -> list[str]:
+def load_lines(result: Analysis) -> list[str]:
     """How much of the run other processes disturbed, and which figures rest on disturbed points."""
+    record = result.record
     start = record.get("load_at_start") or {}
     rows = [m for m in record["measurements"] if "disturbed" in m and m.get("status") == "ok" and not m.get("superseded")]
     if not start and not rows:
@@ -371,7 +358,7 @@ def load_lines(record: dict, result: dict) -> list[str]:
                      f" ({100 * len(disturbed) / len(rows):.0f}%); {len(retried)} were re-measured, "
                      f"{len(retried) - len([m for m in retried if m['disturbed']])} of them clean on a later attempt")
     figures = [f"{c.name} {'peak' if c.kind == 'compute' else 'bandwidth'}"
-               for kind in ("compute", "memory", "transfer") for c in result[kind].values() if c.disturbed]
+               for table in (result.compute, result.memory, result.transfer) for c in table.values() if c.disturbed]
     figures += [f"{m['group']} {m['kernel']} {m['dtype']}" for m in disturbed if m.get("group") in ("layer", "model")]
     flagged = [m for m in rows if m.get("sanity")]
     if flagged:
@@ -390,8 +377,6 @@ def load_lines(record: dict, result: dict) -> list[str]:
 
 def telemetry_lines(record: dict) -> list[str]:
     """The run's telemetry: min / median / max per sensor; bit masks decoded from the OR of all samples."""
-    from platforms import throttle
-
     tel = record.get("telemetry") or {}
     values = {k: v for k, v in tel.items() if isinstance(v, dict) and "min" in v and not k.endswith("_mask")}
     lines = []
@@ -408,5 +393,5 @@ def telemetry_lines(record: dict) -> list[str]:
     return lines
 
 
-def dumps_ceilings(record: dict) -> str:
-    return json.dumps(ceilings_json(record), indent=1, default=str)
+def dumps_ceilings(result: Analysis) -> str:
+    return json.dumps(ceilings_json(result), indent=1, default=str)
