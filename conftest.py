@@ -1,10 +1,11 @@
-"""Thin pytest wiring for the suite: options, the platform, the run record, pytest-benchmark seams, summary.
+"""Thin pytest wiring for the suite: options, pytest-benchmark seams, the budget and progress hooks. A run's state is
+one ``bench.session.Run`` in pytest's stash; opening and finishing the record is bench/session.py's (shared with
+the torchrun job).
 
 `pytest bench/ --platform cpu|cuda|cuda:N|auto [--quick] [--dtypes fp32,bf16] [--results-dir DIR]`
 """
 from __future__ import annotations
 
-import datetime as _dt
 import os
 from pathlib import Path
 
@@ -39,21 +40,22 @@ def pytest_configure(config):
     global _CONFIG
     _CONFIG = config
     from bench import options, signals
+    from bench.session import RUN_KEY, Run
     from platforms import PlatformError, resolve
 
+    run = config.stash[RUN_KEY] = Run()
     try:  # options that need no torch first: a typo is answered at once, not after torch has loaded
-        config._roofline_dtypes = options.dtypes(config.getoption("--dtypes"))
-        config._roofline_budget_s = options.budget(config.getoption("--budget"))
+        run.dtypes = options.dtypes(config.getoption("--dtypes"))
+        run.budget_s = options.budget(config.getoption("--budget"))
         options.spec(config.getoption("--spec"))
         try:
-            config._roofline_platform = resolve(config.getoption("--platform"))
+            run.platform = resolve(config.getoption("--platform"))
         except PlatformError as exc:
             raise options.OptionError(str(exc)) from None
         signals.install(config)  # Ctrl-C, SIGTERM and SIGHUP: see bench/signals.py
         options.model(config.getoption("--model"), config.getoption("--input"))
     except options.OptionError as exc:
         raise pytest.UsageError(str(exc)) from None
-    config._roofline_suite = None
 
 
 def pytest_unconfigure(config):
@@ -78,13 +80,16 @@ def pytest_collection_modifyitems(session, config, items):
         check_writable(config.getoption("--results-dir"))
     except RecordError as exc:
         raise pytest.UsageError(str(exc)) from None
-    platform = config._roofline_platform
+    from bench.harness import TimeBudget, budget_group
+    from bench.session import run_of
+    from kernels.gemm import dtype_support
+
+    run = run_of(config)
+    platform = run.platform
     # pytest-benchmark's public seam for the timer: a marker. The platform's clock syncs the device first.
     for item in bench_items:
         item.add_marker(pytest.mark.benchmark(timer=platform.clock, disable_gc=True))
-    config._roofline_progress = _make_progress(config, bench_items)
-    from bench.harness import TimeBudget, budget_group
-    from kernels.gemm import dtype_support
+    run.progress = _make_progress(config, bench_items)
 
     def has_path(dtype):  # tf32 on a CPU takes no share of the GEMM budget
         try:
@@ -92,11 +97,11 @@ def pytest_collection_modifyitems(session, config, items):
         except Exception:
             return True
 
-    with_path = [d for d in config._roofline_dtypes if has_path(d)]
-    config._roofline_clock = TimeBudget.for_run(platform.kind, config.getoption("--quick"), config._roofline_budget_s,
-                                                gemm_dtypes=len(with_path) or 1)
-    config._roofline_groups = {item.nodeid: budget_group(item) for item in bench_items}
-    config._roofline_clock.expect(config._roofline_groups.values())
+    with_path = [d for d in run.dtypes if has_path(d)]
+    run.clock = TimeBudget.for_run(platform.kind, config.getoption("--quick"), run.budget_s,
+                                   gemm_dtypes=len(with_path) or 1)
+    run.groups = {item.nodeid: budget_group(item) for item in bench_items}
+    run.clock.expect(run.groups.values())
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -104,26 +109,32 @@ def pytest_runtest_call(item):
     """Every benchmark item's call (the measuring, not the session's fixtures) counts against its budget group."""
     import time
 
-    groups = getattr(item.config, "_roofline_groups", None) or {}
+    from bench.session import run_of
+
+    run = run_of(item.config)
     start = time.monotonic()
     yield
-    if item.nodeid in groups:
-        item.config._roofline_clock.add(groups[item.nodeid], time.monotonic() - start)
+    if item.nodeid in run.groups:
+        run.clock.add(run.groups[item.nodeid], time.monotonic() - start)
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item, nextitem):
+    from bench.session import run_of
+
     yield
-    groups = getattr(item.config, "_roofline_groups", None) or {}
-    if item.nodeid in groups:
-        item.config._roofline_clock.finished(groups[item.nodeid])
+    run = run_of(item.config)
+    if item.nodeid in run.groups:
+        run.clock.finished(run.groups[item.nodeid])
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item):
     """An item whose group's share (or the run's budget) is spent is cut before it starts, with the reason."""
-    group = (getattr(item.config, "_roofline_groups", None) or {}).get(item.nodeid)
-    suite = getattr(item.config, "_roofline_suite", None)
+    from bench.session import run_of
+
+    run = run_of(item.config)
+    group, suite = run.groups.get(item.nodeid), run.suite
     if group is None or suite is None:
         return
     reason = suite.clock.cut_reason(group)
@@ -158,14 +169,20 @@ def _make_progress(config, items):
     return progress
 
 
+def _progress():
+    from bench.session import run_of
+
+    return run_of(_CONFIG).progress if _CONFIG is not None else None
+
+
 def pytest_runtest_logstart(nodeid, location):
-    progress = getattr(_CONFIG, "_roofline_progress", None)
+    progress = _progress()
     if progress is not None:
         progress.item_started(nodeid)
 
 
 def pytest_runtest_logreport(report):
-    progress = getattr(_CONFIG, "_roofline_progress", None)
+    progress = _progress()
     if progress is None or report.nodeid not in progress.nodes:
         return
     if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
@@ -175,7 +192,7 @@ def pytest_runtest_logreport(report):
 @pytest.hookimpl(tryfirst=True)
 def pytest_report_teststatus(report, config):
     """Benchmark items print no letter of their own: the progress view stands for them (failures keep theirs)."""
-    progress = getattr(config, "_roofline_progress", None)
+    progress = _progress()
     if progress is None or report.nodeid not in progress.nodes or report.outcome == "failed":
         return None
     if report.when == "call" or report.outcome == "skipped":
@@ -184,77 +201,74 @@ def pytest_report_teststatus(report, config):
 
 
 def _options(config) -> dict:
+    from bench.session import run_of
+
+    run = run_of(config)
     return {"platform": config.getoption("--platform"), "quick": config.getoption("--quick"),
-            "dtypes": config._roofline_dtypes, "results_dir": config.getoption("--results-dir"),
+            "dtypes": run.dtypes, "results_dir": config.getoption("--results-dir"),
             "spec": os.path.abspath(config.getoption("--spec")) if config.getoption("--spec") else None,
             "model": config.getoption("--model"), "input": config.getoption("--input"),
-            "budget_s": config._roofline_clock.run_s}
+            "budget_s": run.clock.run_s}
 
 
 @pytest.fixture(scope="session")
 def platform(pytestconfig):
-    return pytestconfig._roofline_platform
+    from bench.session import run_of
+
+    return run_of(pytestconfig).platform
 
 
 @pytest.fixture(scope="session")
 def suite(pytestconfig, platform):
-    from bench.harness import Budget, Suite
-    from results.record import RunRecord
+    from bench import session
+    from bench.harness import Suite
+    from bench.timing import Budget
+    from results.summary import threads_lines
 
-    info = dict(platform.info())
-    record = RunRecord(pytestconfig.getoption("--results-dir"), info, _options(pytestconfig))
-    record.data["timing_method"] = platform.timing_method
-    record.data["single_call_method"] = platform.single_call_method
-    record.data["start_state"] = platform.static_telemetry()
+    run = session.run_of(pytestconfig)
+    record = session.open_record(platform, _options(pytestconfig), pytestconfig.getoption("--results-dir"))
     sampler = platform.sampler(interval_s=0.5)
     sampler.__enter__()
     s = Suite(platform=platform, record=record, budget=Budget.for_run(platform.kind, pytestconfig.getoption("--quick")),
               reporter=pytestconfig.pluginmanager.get_plugin("terminalreporter"),
-              capture=pytestconfig.pluginmanager.get_plugin("capturemanager"), clock=pytestconfig._roofline_clock)
-    s.run_sampler = sampler
-    s.progress = getattr(pytestconfig, "_roofline_progress", None)
-    pytestconfig._roofline_suite = s
-    from platforms.load import machine_load
-    from results.summary import threads_lines
-
-    record.data["load_at_start"] = machine_load(gpu_processes=platform.other_device_processes())
-    record.save()
+              capture=pytestconfig.pluginmanager.get_plugin("capturemanager"), clock=run.clock,
+              progress=run.progress, run_sampler=sampler)
+    run.suite = s
     s.say(f"roofline: measuring {platform.describe()}; record {record.path}")
-    for line in threads_lines(info):
+    for line in threads_lines(record.data["platform"]):
         s.say(line)
     s.say(f"  {record.data['load_at_start']['sentence']}")
     yield s
 
 
 def pytest_sessionfinish(session, exitstatus):
+    from bench import session as run_session
     from bench import signals
+    from results.record import measured_rows
 
     signals.STATE["phase"] = "finish"
     if signals.interrupted_run():  # a second signal inside pytest's own interrupt handling left it at exit status 0
         exitstatus = session.exitstatus = pytest.ExitCode.INTERRUPTED
-    progress = getattr(session.config, "_roofline_progress", None)
-    if progress is not None:
-        progress.close()
-    suite = getattr(session.config, "_roofline_suite", None)
+    run = run_session.run_of(session.config)
+    if run.progress is not None:
+        run.progress.close()
+    suite = run.suite
     if suite is None:
         bench_dir = Path(__file__).resolve().parent / "bench"
         benchmarks = [i for i in getattr(session, "items", []) if bench_dir in Path(str(i.path)).resolve().parents]
         collect_only = session.config.getoption("collectonly", False)
         if int(exitstatus) == 0 and benchmarks and not collect_only:  # every selected one skipped before measuring
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
-            session.config._roofline_nothing = True
+            run.nothing = True
         return
     record = suite.record
-    if progress is not None:
-        record.data["progress_view"] = {"mode": progress.mode, "seconds_spent": round(progress.overhead_s, 4)}
+    if run.progress is not None:
+        record.data["progress_view"] = {"mode": run.progress.mode, "seconds_spent": round(run.progress.overhead_s, 4)}
     suite.run_sampler.__exit__(None, None, None)
     record.data["telemetry"] = suite.run_sampler.summary()
     record.data["time_budget"] = suite.clock.to_dict()
-    record.data["finished"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     status = {0: "complete", 1: "finished with failures (see the failed points)", 2: "interrupted"}.get(
         int(exitstatus), f"ended with pytest exit status {int(exitstatus)}")
-    from results.record import measured_rows
-
     measured = measured_rows(record.measurements)  # checks of the machine are not the run's figures
     if suite.save_error:
         status = "stopped: the record could not be saved"
@@ -264,101 +278,56 @@ def pytest_sessionfinish(session, exitstatus):
                           if m.get("status") != "ok"})
         status = "nothing measured" + (f" ({'; '.join(reasons[:3])})" if reasons else " (no benchmark was selected)")
         session.exitstatus = 1
-    record.data["status"] = status
     if signals.record_note():
         record.data["interrupt"] = signals.record_note()
-    suite.plot_path = None
-    if suite.save_error:
-        return  # the disk refused the last save: do not pretend with plots; the summary says where the data is
-    try:
-        path = record.save(final=True)
-    except OSError as exc:
-        suite.save_error = str(exc)
-        return
-    signals.STATE["record_saved"] = True
-    if signals.STATE["again"]:  # interrupted again: the record is what matters; the pictures can be made later
-        suite.skipped_outputs = [f"plot (python -m results plot {os.fspath(path)})",
-                                 f"report page (python -m results report {os.fspath(path)})"]
-        return
-    from results.analysis import analyse
-
-    suite.analysis = analyse(record.data)  # the record is final: analysed once for the plots, page and summary
-    try:
-        from results.plot import roofline_png
-
-        # nothing measured, nothing to draw (matplotlib would spend a second or two on an empty roofline)
-        suite.plot_path = roofline_png(suite.analysis, path.with_suffix(".png")) if measured else None
-        from results.layer_plots import write_layer_plots
-
-        if not suite.budget.quick:
-            suite.layer_plots = write_layer_plots(suite.analysis, path.with_suffix(""))
-        elif suite.analysis.layers:
-            # matplotlib needs ~0.5 s a figure (4-5 s of a --quick run on a slow CPU); the report page below draws
-            # the same figures in a fraction of that
-            suite.layer_plots_note = (f"Layer figures: in the report page (a --quick run draws no layer PNGs; "
-                                      f"python -m results plot {os.fspath(path)} writes them)")
-    except Exception as exc:  # a plot failure must not lose the record
-        suite.plot_error = f"{type(exc).__name__}: {exc}"
-    try:
-        from results.page import write_report
-
-        suite.report_path = write_report([suite.analysis], [os.fspath(path)], path.with_suffix(".html"))
-    except Exception as exc:  # nor a report failure
-        suite.report_error = f"{type(exc).__name__}: {exc}"
+    run.finished = run_session.finish(record, status, measured=bool(measured), layer_pngs=not suite.budget.quick,
+                                      save_error=suite.save_error, stop=lambda: signals.STATE["again"],
+                                      saved=lambda: signals.STATE.__setitem__("record_saved", True))
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    suite = getattr(config, "_roofline_suite", None)
-    if suite is None:
-        if getattr(config, "_roofline_nothing", False):
+    from bench import signals
+    from bench.session import run_of
+
+    run = run_of(config)
+    if run.suite is None:
+        if run.nothing:
             terminalreporter.write_line("roofline: nothing measured: every selected benchmark was skipped before it "
                                         "could run (the skip reasons are above); no record written", red=True)
         return
-    from bench import signals
-
-    path = os.fspath(suite.record.path) if suite.record.path else None
+    done = run.finished
+    path = os.fspath(done.path) if done and done.path else None
     signals.STATE["phase"] = "summary"
     try:
-        if not signals.STATE["again"]:
-            _terminal_summary(terminalreporter, suite)
+        if not signals.STATE["again"] and done is not None:
+            _terminal_summary(terminalreporter, run.suite, done)
     except signals.StopSummary:
         pass
     finally:
         signals.STATE["phase"] = "done"
     if signals.STATE["again"]:  # a signal while finishing (or a second one): one quiet line, no traceback
-        skipped = list(getattr(suite, "skipped_outputs", []))
+        skipped = list(done.skipped if done else [])
         if path:
             skipped.append(f"summary (python -m results show {path})")
+        saved = path and not (done and done.save_error)
         terminalreporter.write_line(
-            "roofline: interrupted while finishing: " + (f"the record is saved: {path}" if path and not suite.save_error
+            "roofline: interrupted while finishing: " + (f"the record is saved: {path}" if saved
                                                           else "RECORD NOT SAVED") + "; not written: "
             + ("; ".join(skipped) or "nothing else"), yellow=True)
 
 
-def _terminal_summary(terminalreporter, suite) -> None:
-    from results.analysis import analyse
+def _terminal_summary(terminalreporter, suite, done) -> None:
     from results.history import comparable_runs, run_to_run
-    from results.summary import summary_text
 
     notes: list[str] = []
     history = run_to_run(comparable_runs(suite.record.directory, suite.record.data, notes=notes))
     terminalreporter.section("measured roofline")
-    path = os.fspath(suite.record.path) if suite.record.path else None
-    analysis = getattr(suite, "analysis", None) or analyse(suite.record.data)  # not yet made where the save failed
-    terminalreporter.write_line(summary_text(analysis, None if suite.save_error else path, suite.plot_path, history))
-    if suite.save_error:
-        terminalreporter.write_line(f"RECORD NOT SAVED: {suite.save_error}", red=True, bold=True)
-    for extra in getattr(suite, "layer_plots", []):
-        terminalreporter.write_line(f"Plot:   {extra}")
-    if getattr(suite, "layer_plots_note", None):
-        terminalreporter.write_line(suite.layer_plots_note)
-    if getattr(suite, "plot_error", None):
-        terminalreporter.write_line(f"plot failed: {suite.plot_error}")
-    if getattr(suite, "report_path", None):
-        terminalreporter.write_line(f"Report: {suite.report_path} (one self-contained page; open it in a browser)")
-    if getattr(suite, "report_error", None):
-        terminalreporter.write_line(f"report failed: {suite.report_error} (the record is intact)")
+    terminalreporter.write_line(done.summary(history))
+    if done.save_error:
+        terminalreporter.write_line(f"RECORD NOT SAVED: {done.save_error}", red=True, bold=True)
+    for line in done.output_lines():
+        terminalreporter.write_line(line)
     for note in notes[:5]:
         terminalreporter.write_line(f"note: run-to-run history {note}")
     if len(notes) > 5:
@@ -386,17 +355,21 @@ def _dram_sentinel(request):
 
 @pytest.hookimpl(optionalhook=True)  # pytest-benchmark's hook: absent with -p no:benchmark
 def pytest_benchmark_update_machine_info(config, machine_info):
-    platform = getattr(config, "_roofline_platform", None)
+    from bench.session import run_of
+
+    platform = run_of(config).platform
     if platform is not None:
         machine_info["roofline_platform"] = platform.info()
 
 
 @pytest.hookimpl(optionalhook=True)  # pytest-benchmark's hook: absent with -p no:benchmark
 def pytest_benchmark_update_json(config, benchmarks, output_json):
-    suite = getattr(config, "_roofline_suite", None)
-    if suite is not None and suite.record.path is not None:
+    from bench.session import run_of
+
+    run = run_of(config)
+    if run.suite is not None and run.suite.record.path is not None:
         from results.analysis import analyse
         from results.summary import ceilings_json
 
-        analysis = getattr(suite, "analysis", None) or analyse(suite.record.data)
-        output_json["roofline"] = {"record": os.fspath(suite.record.path), **ceilings_json(analysis)}
+        analysis = run.finished.analysis_now() if run.finished else analyse(run.suite.record.data)
+        output_json["roofline"] = {"record": os.fspath(run.suite.record.path), **ceilings_json(analysis)}

@@ -12,11 +12,14 @@ Per point (every rank, the same calls): two warm-up calls, one timed call whose 
 (so every rank runs the same number of calls), then rounds of back-to-back calls, each round started by a barrier;
 per round the slowest rank's time is kept (nccl-tests' convention) and the fastest's beside it; then one verified
 call on rank-tagged data, the verdicts of all ranks gathered. Each collective call waits at most --timeout-s.
+
+long: every rank must make the same calls in the same order; the sweeps, the rows they make and the failure path are
+kept in one file so that order can be read in one place (opening and finishing the record are bench/session.py's,
+the point budget and round rule bench/timing.py's).
 """
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import signal
 import socket
@@ -24,7 +27,10 @@ import sys
 import time
 from typing import Any, Callable
 
+from bench import session
+from bench.timing import Budget, block
 from kernels import collectives as coll
+from platforms import choose_kind
 from platforms import distributed as world
 from platforms.base import PlatformError
 from results.distributed import size_text
@@ -32,14 +38,6 @@ from results.units import si
 
 DEFAULT_MAX = {"cpu": 256 << 20, "cuda": 1 << 30}
 QUICK_MAX = {"cpu": 64 << 20, "cuda": 1 << 30}
-
-
-class Budget:
-    def __init__(self, quick: bool, kind: str):
-        self.block_s = 0.002 if kind == "cpu" else 0.005
-        self.point_s = 0.15 if quick else 0.6
-        self.min_rounds = 3 if quick else 5
-        self.max_rounds = 20 if quick else 50
 
 
 def parse_bytes(text: str) -> int:
@@ -102,7 +100,7 @@ class Job:
         self.torch, self.dist = torch, dist
         self.rank, self.n = layout["rank"], layout["world_size"]
         self.kind = "cuda" if backend == "nccl" else "cpu"
-        self.budget = Budget(args.quick, self.kind)
+        self.budget = Budget.for_collectives(self.kind, args.quick)
         self.record = None
         self.points = 0
         self.current: dict = {}
@@ -128,20 +126,17 @@ class Job:
         else:
             self.dist.barrier()
 
+    def clock(self) -> float:
+        self.sync()
+        return time.perf_counter()
+
     def timed(self, call: Callable[[], Any], iterations: int) -> float:
-        self.sync()
-        start = time.perf_counter()
-        for _ in range(iterations):
-            call()
-        self.sync()
-        return time.perf_counter() - start
+        return block(self.clock, call, iterations)
 
     def plan(self, first_s: float) -> tuple[int, int]:
         """Calls per round and rounds, from the slowest rank's first timed call (the same on every rank, so every
-        rank makes the same number of calls)."""
-        b = self.budget
-        iterations = max(1, math.ceil(b.block_s / max(first_s, 1e-9)))
-        return iterations, max(b.min_rounds, min(b.max_rounds, int(b.point_s / max(first_s * iterations, 1e-9))))
+        rank makes the same number of calls): the harness's rule (bench.timing)."""
+        return self.budget.plan(first_s)
 
     # -- one point --------------------------------------------------------------------------------------------
     def measure(self, call: Callable[[], Any], verify: Callable[[], Any], **label) -> dict:
@@ -368,7 +363,8 @@ def count_model(name: str, shape_text: str) -> dict:
     """Parameters and forward FLOPs per sample (kernels.count on the meta device)."""
     if name.lower() == "none":
         return {"error": "skipped (--model none)"}
-    from kernels.count import CountError, count_named, parse_shape
+    from kernels.count import CountError
+    from kernels.zoo import count_named, parse_shape
 
     try:
         shape = parse_shape(shape_text)
@@ -390,12 +386,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         layout = world.launch_env()
-        kind = args.platform
-        if kind == "auto":
-            import torch
-
-            kind = "cuda" if torch.cuda.is_available() and torch.cuda.device_count() >= int(
-                layout["local_world_size"]) else "cpu"
+        kind = choose_kind(args.platform, devices=int(layout["local_world_size"]))
         backend = world.choose_backend(kind, layout["local_world_size"])
         device = world.init(backend, args.timeout_s, layout["local_rank"])
     except PlatformError as exc:
@@ -490,58 +481,42 @@ def _on_sigterm(signum, frame):
 
 def _new_record(job: Job, args, layout: dict, backend: str):
     from platforms import resolve
-    from results.record import RunRecord, check_writable
 
-    check_writable(args.results_dir)
     platform = resolve(f"cuda:{layout['local_rank']}" if job.kind == "cuda" else "cpu")
     options = {"platform": job.kind, "quick": args.quick, "results_dir": args.results_dir,
                "collectives": args.collectives, "max_bytes": args.max_bytes, "timeout_s": args.timeout_s,
                "model": args.model, "input": args.input, "entry": "bench.distributed"}
-    record = RunRecord(args.results_dir, dict(platform.info()), options)
-    record.data["run_id"] = record.data["run_id"] + f"-dist{job.n}"
-    record.data["distributed"] = world.world_info(job.ranks, layout, backend)
-    record.data["distributed"]["topology"] = world.nvml_topology() if job.kind == "cuda" else {
-        "note": "CPU ranks: no GPU links"}
+    distributed = world.world_info(job.ranks, layout, backend)
+    distributed["topology"] = world.nvml_topology() if job.kind == "cuda" else {"note": "CPU ranks: no GPU links"}
     if job.n == 1:
-        record.data["distributed"]["note"] = ("world size 1: nothing crosses a link; all_reduce/all_gather/"
-                                              "reduce_scatter/all_to_all bus factors are 0, algorithm bandwidth is "
-                                              "shown")
-    record.data["convention"] = coll.CONVENTION
-    record.data["timing_method"] = ("host perf_counter around blocks of calls, device synchronized before and "
-                                    "after; slowest rank per round")
-    record.data["load_monitor"] = "not used: the job's own ranks share the cores, so 'other processes' are ours"
-    record.save()
+        distributed["note"] = ("world size 1: nothing crosses a link; all_reduce/all_gather/reduce_scatter/all_to_all "
+                               "bus factors are 0, algorithm bandwidth is shown")
+    record = session.open_record(
+        platform, options, args.results_dir, load_check=False, run_suffix=f"-dist{job.n}", distributed=distributed,
+        convention=coll.CONVENTION,
+        load_monitor="not used: the job's own ranks share the cores, so 'other processes' are ours",
+        timing_method="host perf_counter around blocks of calls, device synchronized before and after; slowest rank "
+                      "per round")
     return record
 
 
 def _finish(job: Job, args, status: str) -> None:
-    """Save the record with its status, print the summary, then the plots and the report page."""
-    import datetime as dt
-
+    """Save the record with its status (bench.session: the plots and the report page too), print the summary."""
     # what is left is bounded (no collective): finish it even though torchrun is stopping the job (it sends
     # SIGKILL 30 s after SIGTERM); Ctrl-C still interrupts
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    from results.distributed import summary_text, write_plots
-
     record = job.record
     if status == "complete" or status.startswith("failed"):
         record.data["distributed"]["dp_model"] = count_model(args.model, args.input)
-    record.data["status"] = status
-    record.data["finished"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    path = record.save(final=True)
-    print(summary_text(record.data, str(path)), flush=True)
-    try:
-        for plot in write_plots(record.data, path.with_suffix("")):
-            print(f"Plot:   {plot}", flush=True)
-        from results.analysis import analyse
-        from results.page import write_report
-
-        report = write_report([analyse(record.data)], [str(path)], path.with_suffix(".html"))
-        print(f"Report: {report} (one self-contained page; open it in a browser)", flush=True)
-    except KeyboardInterrupt:
-        print("plots/report not written: the job was stopped (the record above is complete)", file=sys.stderr)
-    except Exception as exc:  # a picture must not lose the record
-        print(f"plots/report failed: {type(exc).__name__}: {exc} (the record is intact)", file=sys.stderr)
+    done = session.finish(record, status)
+    if done.save_error:
+        print(f"RECORD NOT SAVED: {done.save_error}", file=sys.stderr, flush=True)
+    print(done.summary(), flush=True)
+    for line in done.output_lines():
+        print(line, flush=True)
+    if done.skipped:
+        print("plots/report not written: the job was stopped (the record above is complete); "
+              + "; ".join(done.skipped), file=sys.stderr)
 
 
 if __name__ == "__main__":

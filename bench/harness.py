@@ -1,13 +1,14 @@
 """Times a prepared kernel through pytest-benchmark, verifies it, samples telemetry and records the result.
 
-Stop rule (time-bounded, not count-bounded): one cold call (lazy init, and an estimate), one warm call to size a
-block, then ``iterations`` calls per round so a round lasts at least ``block_s`` (timer + sync overhead well under
-0.1 %), and as many rounds as ``point_budget_s`` allows (at least ``min_rounds``, at most ``max_rounds``).
-A point whose single call would exceed ``call_cap_s`` is cut short and recorded as such.
+Per point: one cold call (lazy init, and an estimate), one warm call to size a block, then the rounds of
+bench.timing's rule (``Budget.plan``). A point whose single call would exceed ``call_cap_s`` is cut short and
+recorded as such. The run's own budget (``TimeBudget``: the whole run and each group of points) is here.
+
+long: the harness is one object (``Suite``) whose timing, cutting, re-measuring of disturbed points and recording
+share its state; split, each part would reach into the others' fields.
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from typing import Any, Callable
 
 import pytest
 
+from bench.timing import Budget, block, per_call_times
 from kernels.base import Prepared, Unsupported, is_out_of_memory
 from platforms.load import LoadMonitor, describe_processes, top_processes
 from results.record import RecordSaveError, measurement
@@ -160,34 +162,6 @@ def item_label(item, group: str) -> dict:
 
 
 @dataclass
-class Budget:
-    point_budget_s: float
-    call_cap_s: float
-    block_s: float
-    min_rounds: int = 3
-    max_rounds: int = 60
-    #: per timing of a real layer (warm, cold and its implicit GEMM each get this much)
-    layer_budget_s: float = 0.1
-    #: a point disturbed by other processes (platforms.load) is measured again at most this many times
-    retries: int = 2
-    retry_pause_s: float = 0.2
-    #: a --quick run: a dtype with no fast path here gets one GEMM shape (Suite.slow_path_cut)
-    quick: bool = False
-
-    @classmethod
-    def for_run(cls, kind: str, quick: bool) -> "Budget":
-        block = 0.002 if kind == "cpu" else 0.01
-        if quick:
-            return cls(point_budget_s=0.12, call_cap_s=0.6, block_s=block, min_rounds=3, max_rounds=25,
-                       layer_budget_s=0.08, quick=True)
-        return cls(point_budget_s=0.6, call_cap_s=4.0, block_s=block * 5, min_rounds=5, max_rounds=60,
-                   layer_budget_s=0.3)
-
-    def for_layers(self) -> "Budget":
-        return dataclasses.replace(self, point_budget_s=self.layer_budget_s, max_rounds=min(self.max_rounds, 30))
-
-
-@dataclass
 class Suite:
     """Session state shared by the benchmarks: platform, record, budget, and best rate per dtype so far."""
 
@@ -214,6 +188,8 @@ class Suite:
 
     # -- progress ------------------------------------------------------------------------------------------
     progress: Any = None  # bench.progress.RunProgress (live view / plain lines / quiet), set by conftest.py
+    #: the telemetry sampler that runs through the whole run (its summary goes into the record)
+    run_sampler: Any = None
 
     def say(self, text: str, kind: str = "note") -> None:
         """``kind``: "point" (a clean measurement: a plain line, or only the live view's headline), "note"
@@ -278,7 +254,7 @@ class Suite:
         try:
             p = make_probe()
             set_running(f"gemm {dtype} probe {'x'.join(map(str, p.shape[1:]))}")
-            seconds = min(_block(self.platform.clock, p.fn, 1) for _ in range(2))
+            seconds = min(block(self.platform.clock, p.fn, 1) for _ in range(2))
             rate, what = p.flops / max(seconds, 1e-9), "x".join(map(str, p.shape[1:]))
             p.state.clear()
         except Exception:  # the point itself will say what is wrong
@@ -345,7 +321,7 @@ class Suite:
             p.state["c"].zero_()
             p.fn()
             self.monitor.start()
-            times = [_block(self.platform.clock, p.fn, 1) for _ in range(5)]
+            times = [block(self.platform.clock, p.fn, 1) for _ in range(5)]
             load = self.monitor.stop()
             verdict = p.verify()
         except Exception as exc:  # a sentinel must never stop a run
@@ -384,7 +360,7 @@ class Suite:
         budget = self.budget
         first_of_dtype = p.group == "gemm" and p.dtype not in self.best_rate
         set_running(f"{p.group} {p.kernel} {p.dtype} {_where(p)}: first call")
-        cold = _block(self.platform.clock, p.fn, 1)
+        cold = block(self.platform.clock, p.fn, 1)
         if cold > COLD_RETRY_FACTOR * budget.call_cap_s:
             if first_of_dtype:
                 self._no_path(p, f"its first call on its smallest shape ({_where(p)}) took {cold:.2f} s")
@@ -393,7 +369,7 @@ class Suite:
                 "call: point cut short, no figure (a first call is not used to estimate the rate of larger shapes)"),
                 **_label(p))
         set_running(f"{p.group} {p.kernel} {p.dtype} {_where(p)}: warm call (the first took {cold:.2f} s)")
-        warm = max(_block(self.platform.clock, p.fn, 1), 1e-9)
+        warm = max(block(self.platform.clock, p.fn, 1), 1e-9)
         set_running(f"{p.group} {p.kernel} {p.dtype} {_where(p)}: timed calls of about {warm:.2g} s each")
         if warm > budget.call_cap_s:
             if p.group == "gemm":
@@ -402,12 +378,10 @@ class Suite:
                     self._no_path(p, f"one warm call on its smallest shape ({_where(p)}) took {warm:.2f} s")
             self.not_measured("cut", (f"one warm call took {warm:.2f} s (the first {cold:.2f} s), over the "
                                       f"{budget.call_cap_s:g} s cap per call: point cut short, no figure"), **_label(p))
-        iterations = max(1, math.ceil(budget.block_s / warm))
-        rounds = int(budget.point_budget_s / (warm * iterations))
-        rounds = max(budget.min_rounds, min(budget.max_rounds, rounds))
         if benchmark is None or benchmark.disabled:  # pytest-benchmark runs fn once then: time it ourselves
-            times = [_block(self.platform.clock, p.fn, iterations) / iterations for _ in range(rounds)]
+            times, iterations = per_call_times(self.platform.clock, p.fn, budget, warm)
         else:
+            iterations, rounds = budget.plan(warm)
             # a warm-up round only where a round is a block of short calls: a call that fills a block alone was just
             # warmed by the warm call above (another would add a whole call: 20% of an expensive --quick point)
             benchmark.pedantic(p.fn, rounds=rounds, iterations=iterations, warmup_rounds=1 if iterations > 1 else 0)
@@ -580,7 +554,7 @@ class Suite:
             return {"status": "missing", "reason": f"{type(exc).__name__}: {_short(exc)}"}
         try:
             g.fn()
-            first = _block(self.platform.clock, g.fn, 1)
+            first = block(self.platform.clock, g.fn, 1)
             if first > self.budget.call_cap_s:  # e.g. bf16 torch.mm on a CPU without bf16 units: seconds per call
                 return {"status": "cut", "shape": g.shape, "reason": (
                     f"one call of the implicit GEMM took {first:.2f} s, over the {self.budget.call_cap_s:g} s cap per "
@@ -620,13 +594,6 @@ def _with_load(row: dict, load: dict) -> dict:
     row["disturbed"] = bool(load["disturbed"])
     row["interference"] = load
     return row
-
-
-def _block(clock, fn, iterations: int) -> float:
-    start = clock()
-    for _ in range(iterations):
-        fn()
-    return clock() - start
 
 
 def _label(p: Prepared) -> dict:

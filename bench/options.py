@@ -52,8 +52,9 @@ def model(name: str | None, shape: str | None) -> None:
     """``--model NAME [--input SHAPE]``: a model the suite can build and an input shape it can parse."""
     if not name and not shape:
         return
-    from kernels.count import CountError, parse_shape
+    from kernels.count import CountError
     from kernels.layers import check_model_name
+    from kernels.zoo import parse_shape
 
     try:
         if not name:

@@ -1,6 +1,7 @@
 """Peak FLOP/s per dtype: GEMM over shapes, each point verified against float64."""
 import pytest
 
+from bench.session import run_of
 from kernels import gemm
 
 
@@ -8,10 +9,10 @@ def pytest_generate_tests(metafunc):
     if "gemm_point" not in metafunc.fixturenames:
         return
     config = metafunc.config
-    platform = config._roofline_platform
+    platform = run_of(config).platform
     quick = config.getoption("--quick")
     points = []
-    for dtype in config._roofline_dtypes:
+    for dtype in run_of(config).dtypes:
         for shape in gemm.sweep("cpu" if platform.kind == "cpu" else "cuda", quick):
             points.append(pytest.param((dtype, shape, "torch"), id=f"{dtype}-{shape.tag}-{shape.id()}"))
             if dtype == "fp8" and platform.kind != "cpu":

@@ -4,6 +4,7 @@ import importlib.util
 
 import pytest
 
+from bench.session import run_of
 from kernels import gemm
 from kernels.layers import (
     build_spec,
@@ -12,12 +13,13 @@ from kernels.layers import (
     prepare_layer,
     prepare_model,
 )
+from results.analysis import analyse
 
 _CACHE: dict = {}
 
 
 def _specs(config):
-    platform = config._roofline_platform
+    platform = run_of(config).platform
     return layer_specs(platform.kind, config.getoption("--quick"), config.getoption("--model"),
                        config.getoption("--input"), importlib.util.find_spec("torchvision") is not None)
 
@@ -36,7 +38,7 @@ def _extracted(spec, device):
 
 def pytest_generate_tests(metafunc):
     config = metafunc.config
-    device = config._roofline_platform.device
+    device = run_of(config).platform.device
     if "layer_point" in metafunc.fixturenames:
         points = []
         for spec in _specs(config):
@@ -100,10 +102,8 @@ def test_layers_within_their_model(suite, pytestconfig):
     """After the layers and models: the distinct layers (warm, x multiplicity) of a model cannot take longer than
     the whole model. Where they do by more than 5%, the model is timed again once; if it persists, the model row is
     flagged with both numbers (one of the timings was disturbed, or the layers are not independent of each other)."""
-    from results.layers import model_rows
-
     specs = {(s.name, s.dtype): s for s in _specs(pytestconfig) if not s.largest}
-    for m in model_rows(suite.record.data):
+    for m in analyse(suite.record.data).models:
         spec = specs.get((m["model"], m["dtype"]))
         if m["warm_sum_over_model"] <= LAYERS_OVER_MODEL or spec is None:
             continue
@@ -120,7 +120,7 @@ def test_layers_within_their_model(suite, pytestconfig):
             return p
 
         new = suite.remeasure(old, make) or old
-        again = next((r for r in model_rows(suite.record.data) if r["model"] == m["model"] and r["dtype"] == m["dtype"]),
+        again = next((r for r in analyse(suite.record.data).models if r["model"] == m["model"] and r["dtype"] == m["dtype"]),
                      None)
         if again and again["warm_sum_over_model"] > LAYERS_OVER_MODEL:
             new["sanity"] = {"flag": f"its layers sum to {100 * again['warm_sum_over_model']:.0f}% of the model even "

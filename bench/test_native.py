@@ -9,6 +9,7 @@
 These are the roofs above torch's: the layer report keeps placing torch layers against torch's roofs."""
 import pytest
 
+from bench.session import run_of
 from kernels import native, stream
 
 DTYPES = ("fp32", "fp64")
@@ -17,15 +18,15 @@ QUICK_CACHE_KERNELS = ("copy", "read", "triad")
 
 
 def _llc(config) -> int:
-    return config._roofline_platform.llc_bytes()
+    return run_of(config).platform.llc_bytes()
 
 
 def _is_cpu(config) -> bool:
-    return config._roofline_platform.kind == "cpu"
+    return run_of(config).platform.kind == "cpu"
 
 
 def _levels(config):
-    platform = config._roofline_platform
+    platform = run_of(config).platform
     return native.stream_levels([vars(c) for c in platform.cache_levels()], platform.llc_bytes(),
                                 platform.memory_bytes(), config.getoption("--quick"))
 
@@ -38,14 +39,14 @@ def pytest_generate_tests(metafunc):
     if "engine_point" in metafunc.fixturenames:
         from kernels.native import engines
 
-        flags = config._roofline_platform.info().get("simd_flags") if cpu else []
+        flags = run_of(config).platform.info().get("simd_flags") if cpu else []
         metafunc.parametrize("engine_point", [pytest.param(key, id=f"{key[0]}-{key[1]}")
                                               for key in engines.engines_for(flags)])
     if "native_point" in metafunc.fixturenames:
         sizes = _levels(config) if cpu else []
         quick = config.getoption("--quick")
         dram = [s for s in sizes if s >= 4 * _llc(config)]
-        platform = config._roofline_platform
+        platform = run_of(config).platform
         first = native.stream_levels([vars(c) for c in platform.cache_levels()], platform.llc_bytes(),
                                      platform.memory_bytes(), True) if cpu else []
         points = [pytest.param((name, size), id=f"{name}-{size >> 10}KiB")

@@ -3,6 +3,7 @@ linears, attention and element-wise layers over the shapes models use, each time
 and warm, verified against float64). ``python -m kernels.predict`` interpolates between these points."""
 import pytest
 
+from bench.session import run_of
 from kernels.count import count_model
 from kernels.layers import extract_layers, prepare_layer
 from kernels.opsweep import build_probe, probes
@@ -12,9 +13,9 @@ PROBE_DTYPES = ("fp32", "bf16", "fp16")
 
 
 def _dtypes(config) -> list[str]:
-    kind = config._roofline_platform.kind
+    kind = run_of(config).platform.kind
     native = "fp32" if kind == "cpu" else "bf16"
-    chosen = [d for d in config._roofline_dtypes if d in PROBE_DTYPES]
+    chosen = [d for d in run_of(config).dtypes if d in PROBE_DTYPES]
     if config.getoption("--quick"):
         return [native] if native in chosen or not chosen else chosen[:1]
     return chosen

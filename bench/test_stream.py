@@ -1,12 +1,13 @@
 """Bandwidth per memory level: stream kernels over working-set sizes, each result checked."""
 import pytest
 
+from bench.session import run_of
 from kernels import stream
 from kernels.base import Prepared, Verdict
 
 
 def _sizes(config, quick=None):
-    platform = config._roofline_platform
+    platform = run_of(config).platform
     llc = platform.llc_bytes()
     quick = config.getoption("--quick") if quick is None else quick
     if platform.kind == "cpu":
@@ -18,7 +19,7 @@ def pytest_generate_tests(metafunc):
     if "stream_point" not in metafunc.fixturenames:
         return
     config = metafunc.config
-    platform, sizes = config._roofline_platform, _sizes(config)
+    platform, sizes = run_of(config).platform, _sizes(config)
     levels = stream.level_points([vars(c) for c in platform.cache_levels()], platform.llc_bytes(), sizes) \
         if platform.kind == "cpu" else []
     order = stream.budget_order(stream.KERNELS, sizes, levels, _sizes(config, quick=True))

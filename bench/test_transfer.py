@@ -1,6 +1,7 @@
 """Host<->device (pageable and pinned) and device<->device copies over sizes. CUDA platforms only."""
 import pytest
 
+from bench.session import run_of
 from kernels import transfer
 
 
@@ -9,7 +10,7 @@ def pytest_generate_tests(metafunc):
         return
     config = metafunc.config
     points = []
-    if config._roofline_platform.kind != "cpu":
+    if run_of(config).platform.kind != "cpu":
         points = [pytest.param((d, s), id=f"{d}-{s >> 10}KiB")
                   for d in transfer.DIRECTIONS for s in transfer.sweep_sizes(config.getoption("--quick"))]
     # on a CPU one point that says why there is none: a file that measures nothing must not pass as a run

@@ -8,6 +8,7 @@ back-to-back launches costs several percent of the roof. The largest sizes run f
 so a run that is cut loses the small sizes, never the HBM roof."""
 import pytest
 
+from bench.session import run_of
 from kernels import triton_kernels as tk
 from kernels.stream import budget_order
 
@@ -18,7 +19,7 @@ FULL_SIZES = [GIB // 4, GIB // 2, GIB, 2 * GIB, 3 * GIB, 4 * GIB]
 
 def pytest_generate_tests(metafunc):
     config = metafunc.config
-    gpu = config._roofline_platform.kind != "cpu"
+    gpu = run_of(config).platform.kind != "cpu"
     quick = config.getoption("--quick")
     if "triton_stream_point" in metafunc.fixturenames:
         sizes = QUICK_SIZES if quick else FULL_SIZES

@@ -233,7 +233,8 @@ def _builtin(source: str) -> nn.Module | None:
 
 
 def check_model_name(source: str) -> None:
-    from kernels.count import CountError, build_model
+    from kernels.count import CountError
+    from kernels.zoo import build_model
 
     if _builtin(source) is None:
         model = build_model(source, device="meta")
@@ -243,7 +244,7 @@ def check_model_name(source: str) -> None:
 
 def build_spec(spec: ModelSpec, device: str) -> tuple[nn.Module, tuple]:
     from kernels.base import torch_dtype
-    from kernels.count import build_model
+    from kernels.zoo import build_model
 
     model = _builtin(spec.source)
     if model is None:
@@ -258,7 +259,7 @@ def build_spec(spec: ModelSpec, device: str) -> tuple[nn.Module, tuple]:
 def layer_specs(kind: str, quick: bool, user_model: str | None = None, user_input: str | None = None,
                 have_torchvision: bool = True) -> list[ModelSpec]:
     """The models the layer benchmarks time on this platform (see README: which layers a quick run samples)."""
-    from kernels.count import parse_shape
+    from kernels.zoo import parse_shape
 
     dtype = "fp32" if kind == "cpu" else "bf16"
     if user_model:

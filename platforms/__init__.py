@@ -22,6 +22,17 @@ def _cuda_unavailable_reason() -> str:
             "is False: no GPU is visible (check nvidia-smi, the driver, and CUDA_VISIBLE_DEVICES)")
 
 
+def choose_kind(name: str | None, devices: int = 1) -> str:
+    """What "auto" means, in one place (pytest runs and torchrun jobs): CUDA where torch sees at least ``devices``
+    GPUs (one per local rank for a job), else the CPU; any other name is returned as given."""
+    spec = (name or "auto").strip().lower()
+    if spec != "auto":
+        return spec
+    import torch
+
+    return "cuda" if torch.cuda.is_available() and torch.cuda.device_count() >= devices else "cpu"
+
+
 def resolve(name: str) -> Platform:
     """Build the platform named by ``--platform``; never falls back silently from CUDA to CPU."""
     if name is not None and not name.strip():
@@ -33,8 +44,7 @@ def resolve(name: str) -> Platform:
                             "(N is a CUDA device index, e.g. cuda:1)")
     import torch
 
-    if spec == "auto":
-        spec = "cuda" if torch.cuda.is_available() else "cpu"
+    spec = choose_kind(spec)
     if spec == "cpu":
         from platforms.cpu import CpuPlatform
 
@@ -57,4 +67,4 @@ def resolve(name: str) -> Platform:
     return CudaPlatform(index)
 
 
-__all__ = ["Platform", "PlatformError", "PLATFORM_CHOICES", "resolve"]
+__all__ = ["Platform", "PlatformError", "PLATFORM_CHOICES", "choose_kind", "resolve"]

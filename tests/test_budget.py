@@ -105,7 +105,8 @@ def test_sigterm_is_handled_like_ctrl_c_and_says_what_it_waits_for(tmp_path):
 
 
 def test_a_run_disturbed_as_a_whole_says_so_once_and_stops_retrying():
-    from bench.harness import WHOLE_MIN_POINTS, Budget, Suite
+    from bench.harness import WHOLE_MIN_POINTS, Suite
+    from bench.timing import Budget
     from results.analysis import analyse
     from results.summary import load_lines
 

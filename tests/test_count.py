@@ -8,8 +8,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from kernels.count import CountError, build_model, count_model, parse_shape
+from kernels.count import CountError, count_model
 from kernels.models import Decoder, DecoderConfig
+from kernels.zoo import build_model, parse_shape
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -211,6 +212,6 @@ def test_command_line(tmp_path, capsys):
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "TOTAL" in out.stdout and "batch sweep" in out.stdout and (tmp_path / "l.csv").exists()
-    from kernels.count import main
+    from bench.count_cli import main
 
     assert main(["nosuch.module:f"]) == 2 and "cannot load" in capsys.readouterr().err

@@ -127,7 +127,9 @@ def test_gpu_sweep_times_both_fp8_modes(gpu, pytestconfig):
         fixturenames = ["gemm_point"]
 
         def __init__(self):
-            self.config = type("C", (), {"_roofline_platform": gpu, "_roofline_dtypes": ["fp8"],
+            from bench.session import RUN_KEY, Run
+
+            self.config = type("C", (), {"stash": {RUN_KEY: Run(platform=gpu, dtypes=["fp8"])},
                                          "getoption": staticmethod(lambda name: True)})()
 
         def parametrize(self, name, points):

@@ -212,7 +212,7 @@ def test_a_model_that_fails_in_forward_fails_the_run(tmp_path):
 ])
 def test_count_cli_errors_are_one_line(args, message, capsys):
     # in-process (a subprocess per case cost ~3 s of torch import each); the real command line is checked below
-    from kernels.count import main
+    from bench.count_cli import main
 
     assert main(args) == 2
     err = capsys.readouterr().err
@@ -227,7 +227,7 @@ def test_count_cli_error_from_the_real_command_line():
 
 
 def test_count_takes_several_inputs():
-    from kernels.count import count_named, parse_input
+    from kernels.zoo import count_named, parse_input
 
     inputs = [parse_input("2,8:int64"), parse_input("2,8")]
     assert inputs == [((2, 8), "int64"), ((2, 8), None)]

@@ -8,7 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from kernels import predict as cli
+from bench import predict_cli as cli
+from kernels import predict
 from kernels.count import CountError, count_model
 from kernels.opsweep import _Attention, build_probe, probes
 from results.predict import DeviceModel, Op, PredictError, compare_table
@@ -144,7 +145,7 @@ def test_compare_table_orders_and_explains():
 ])
 def test_classify_counted_ops(module, shape, family, gemm):
     counts = count_model(module, (torch.randn(shape),))
-    got = [cli.classify(o) for o in counts.ops if o.macs]
+    got = [predict.classify(o) for o in counts.ops if o.macs]
     assert got == [(family, gemm)]
 
 
@@ -154,9 +155,9 @@ def test_classify_bmm_and_attention():
             return torch.bmm(a, a.transpose(1, 2))
 
     counts = count_model(Bmm(), (torch.randn(4, 5, 6),))
-    assert [cli.classify(o) for o in counts.ops] == [("bmm", (5, 5, 6, 4))]
+    assert [predict.classify(o) for o in counts.ops] == [("bmm", (5, 5, 6, 4))]
     counts = count_model(_Attention().to("meta"), (torch.empty(2, 3, 7, 8, device="meta"),))
-    assert [cli.classify(o) for o in counts.ops] == [("attention", (7, 7, 8, 6))]
+    assert [predict.classify(o) for o in counts.ops] == [("attention", (7, 7, 8, 6))]
 
 
 def test_attention_on_meta_counts_the_fused_op_as_a_real_cpu_runs_it():
@@ -207,16 +208,16 @@ def test_model_sources_and_record_arguments(tmp_path, monkeypatch):
 
     monkeypatch.setattr(builtins, "__import__", no_timm)
     with pytest.raises(CountError, match="timm is not installed"):
-        cli.load_model("timm:resnet18")
+        predict.load_model("timm:resnet18")
 
 
 def test_timm_models_when_installed():
     pytest.importorskip("timm")
     with pytest.raises(CountError, match="unknown timm model"):
-        cli.load_model("timm:resnet18x")
-    model = cli.load_model("timm:resnet18")
+        predict.load_model("timm:resnet18x")
+    model = predict.load_model("timm:resnet18")
     assert next(model.parameters()).device.type == "meta"
-    assert cli.input_config(model, None) == [((1, 3, 224, 224), None)]
+    assert predict.input_config(model, None) == [((1, 3, 224, 224), None)]
 
 
 def test_every_probe_builds_and_counts_on_meta():

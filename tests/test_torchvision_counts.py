@@ -1,11 +1,11 @@
-"""Every torchvision classification model against its weights' published counts (kernels.count.torchvision_check:
+"""Every torchvision classification model against its weights' published counts (kernels.zoo.torchvision_check:
 parameters exactly, MACs of convolutions and matrix products within 1% or the 3-decimal rounding). The whole set is
 marked slow (`pytest -m slow tests/`); a subset runs by default."""
 import pytest
 
 torchvision = pytest.importorskip("torchvision")
 
-from kernels.count import torchvision_check  # noqa: E402
+from kernels.zoo import torchvision_check  # noqa: E402
 
 FAST = ["resnet50", "mobilenet_v2", "vit_b_16", "regnet_x_400mf", "googlenet", "swin_t", "convnext_tiny",
         "shufflenet_v2_x0_5", "efficientnet_b0", "inception_v3"]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from kernels import predict  # noqa: E402
+from bench import predict_cli as predict  # noqa: E402
 
 #: (model, input shape at batch 1): torchvision classifiers of several families, and the suite's decoder block
 MODELS = [("resnet18", "3,224,224"), ("resnet50", "3,224,224"), ("mobilenet_v2", "3,224,224"),
