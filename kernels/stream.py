@@ -1,12 +1,15 @@
-"""Stream kernels: bandwidth of each memory level, BabelStream-style, written for torch.
+"""Stream kernels: bandwidth of each memory level, BabelStream-style; the one table of stream kernels for every
+backend, and torch's implementation.
 
-The kernel table (:data:`KERNELS`) is data: it drives what runs, how bytes are counted and how results are
-checked. Bytes follow STREAM's convention: every array element read or written counts once, with no
+The kernel table (:data:`TABLE`) is data: each kernel's formula, arrays, bytes (both conventions:
+``byte_counts``), FLOPs, expected value and store kind are written once here; torch (this module), native C
+(kernels/native) and Triton (kernels/triton_kernels.py) supply only the implementation, and all are verified by
+:func:`check`. Bytes follow STREAM's convention: every array element read or written counts once, with no
 write-allocate traffic (a store that misses the cache really costs a read too on most CPUs; STREAM does not count
-it, and neither do we). FLOPs count one per add or multiply.
+it, and neither do we; ``bytes_actual`` beside it estimates the traffic). FLOPs count one per add or multiply.
 
-Arrays hold constants (a = 1, b = 2, q = 3, fill value 5), so every output element has one known value: the check
-after timing compares every element (or the sum, for the reductions) with it.
+Arrays hold constants (a = 1, b = 2, c = 0.5, q = 3, fill value 5), so every output element has one known value:
+the check after timing compares every element (or the sum, for the reductions) with it.
 
 ``read_repeat`` reads the same array R times in ONE call through a stride-0 view (``a.expand(R, n).sum()``): one
 dispatch covers R passes, so small, cache-resident working sets are not hidden behind the per-call dispatch cost
@@ -21,29 +24,61 @@ from kernels.base import ArrayPool, Prepared, Unsupported, Verdict, torch_dtype
 
 STREAM_CONVENTION = ("STREAM convention: each array element read or written counts once "
                      "(copy = 2 x itemsize per element, add/triad = 3 x), no write-allocate traffic")
-A, B, Q, FILL = 1.0, 2.0, 3.0, 5.0
+#: the arrays' constants, for every backend: a = 1, b = 2, c = 0.5, q = 3, fill value 5
+A, B, C, Q, FILL = 1.0, 2.0, 0.5, 3.0, 5.0
+
+#: how a kernel's stores reach memory: what decides the traffic beyond STREAM's count (``byte_counts``)
+CACHED, NON_TEMPORAL, NO_STORES, LIBRARY = "cached", "non-temporal", "none", "library"
 
 
 @dataclass(frozen=True)
 class StreamKernel:
+    """One stream kernel, for every backend: its formula, arrays, elements read and written per element, FLOPs per
+    element, the value every output element must hold (``expected``; None: a reduction whose sum must equal
+    ``A`` x elements), and how its stores reach memory. ``impls``: the backends that implement it."""
+
     name: str
     formula: str
     arrays: int
     reads: int  # arrays read per element
     writes: int  # arrays written per element
     flops_per_element: int
-    expected: float | None  # value of every output element (None: a reduction)
+    expected: float | None
+    stores: str
+    impls: tuple[str, ...]
 
 
-KERNELS = {k.name: k for k in (
-    StreamKernel("copy", "c = a", 2, 1, 1, 0, A),
-    StreamKernel("scale", "c = q*a", 2, 1, 1, 1, Q * A),
-    StreamKernel("add", "c = a + b", 3, 2, 1, 1, A + B),
-    StreamKernel("triad", "c = a + q*b", 3, 2, 1, 2, A + Q * B),
-    StreamKernel("read", "s = sum(a)", 1, 1, 0, 1, None),
-    StreamKernel("write", "c = 5", 1, 0, 1, 0, FILL),
-    StreamKernel("read_repeat", "s = sum over R passes of a (stride-0 view, one call)", 1, 1, 0, 1, None),
+#: the one table of stream kernels (BabelStream's shape: one definition, one check; torch here, native C in
+#: kernels/native, Triton in kernels/triton_kernels supply only the implementation). Triad is STREAM's
+#: a = b + q*c in every backend.
+TABLE = {k.name: k for k in (
+    StreamKernel("copy", "c = a", 2, 1, 1, 0, A, CACHED, ("torch", "native", "triton")),
+    StreamKernel("copy_nt", "c = a (non-temporal stores)", 2, 1, 1, 0, A, NON_TEMPORAL, ("native",)),
+    StreamKernel("memcpy", "glibc memcpy, one chunk per thread", 2, 1, 1, 0, A, LIBRARY, ("native",)),
+    StreamKernel("copy_persistent", "c = a (grid-stride, persistent programs)", 2, 1, 1, 0, A, CACHED, ("triton",)),
+    StreamKernel("scale", "c = q*a", 2, 1, 1, 1, Q * A, CACHED, ("torch",)),
+    StreamKernel("add", "c = a + b", 3, 2, 1, 1, A + B, CACHED, ("torch",)),
+    StreamKernel("triad", "a = b + q*c", 3, 2, 1, 2, B + Q * C, CACHED, ("torch", "native", "triton")),
+    StreamKernel("triad_nt", "a = b + q*c (non-temporal stores)", 3, 2, 1, 2, B + Q * C, NON_TEMPORAL, ("native",)),
+    StreamKernel("triad_persistent", "a = b + q*c (grid-stride, persistent programs)", 3, 2, 1, 2, B + Q * C, CACHED,
+                 ("triton",)),
+    StreamKernel("read", "s = sum(a)", 1, 1, 0, 1, None, NO_STORES, ("torch", "native", "triton")),
+    StreamKernel("read_persistent", "s = sum(a) (grid-stride, persistent programs)", 1, 1, 0, 1, None, NO_STORES,
+                 ("triton",)),
+    StreamKernel("read_repeat", "s = sum over R passes of a (stride-0 view, one call)", 1, 1, 0, 1, None, NO_STORES,
+                 ("torch",)),
+    StreamKernel("write", "a = 5", 1, 0, 1, 0, FILL, CACHED, ("torch", "triton")),
+    StreamKernel("fill_nt", "a = 5 (non-temporal stores)", 1, 0, 1, 0, FILL, NON_TEMPORAL, ("native",)),
 )}
+
+
+def kernels_of(impl: str) -> dict[str, StreamKernel]:
+    """The table's kernels that ``impl`` ("torch", "native", "triton") implements, in table order."""
+    return {name: k for name, k in TABLE.items() if impl in k.impls}
+
+
+#: torch's kernels (this module's implementation)
+KERNELS = kernels_of("torch")
 
 #: bytes one read_repeat call moves unless the caller says otherwise (the platform sizes it: see
 #: ``Platform.stream_call_bytes``; a GPU needs gigabytes per call to outlast one launch)
@@ -52,6 +87,40 @@ REPEAT_TARGET_BYTES = 32 << 20
 
 def bytes_per_element(kernel: StreamKernel, itemsize: int) -> int:
     return (kernel.reads + kernel.writes) * itemsize
+
+
+def byte_counts(kernel: StreamKernel, elements: int, itemsize: int) -> tuple[int, int | None, str]:
+    """Both byte conventions for ``elements`` elements: (STREAM's count, the estimated actual traffic or None, how the
+    estimate was made). Cached stores cost a write-allocate read per element written; non-temporal ones do not."""
+    stream_bytes = bytes_per_element(kernel, itemsize) * elements
+    if kernel.stores == LIBRARY:
+        return stream_bytes, None, "glibc picks cached or non-temporal stores by size: actual traffic not estimated"
+    if kernel.stores == NON_TEMPORAL:
+        return stream_bytes, stream_bytes, "non-temporal stores: no write-allocate read"
+    if kernel.stores == NO_STORES:
+        return stream_bytes, stream_bytes, "no stores: the bytes read are the traffic"
+    return (stream_bytes, stream_bytes + kernel.writes * elements * itemsize,
+            "cached stores: + one write-allocate read per element written")
+
+
+def check(kernel: StreamKernel, n: int, target=None, total: float | None = None, elements: int | None = None,
+          rel_tol: float = 0.0) -> Verdict:
+    """The one verification of every backend. A kernel with an ``expected`` value: every element of ``target`` (a
+    torch tensor or numpy array of ``n`` elements) equals it (min == max == value: one pass, no temporary, NaN
+    fails; the count of wrong ones only on failure). A reduction: ``total`` equals ``A`` x ``elements`` (all the
+    elements it summed), within ``rel_tol`` (0: exactly; a float32 sum of many ones rounds)."""
+    if kernel.expected is not None:
+        want = kernel.expected
+        wrong = 0 if float(target.min()) == float(target.max()) == want else int((target != want).sum())
+        if wrong:
+            return Verdict(False, f"{wrong} of {n} elements differ from {want}")
+        return Verdict(True, f"all {n} elements equal {want}")
+    if total is None:
+        return Verdict(False, "the kernel never ran")
+    want = A * elements
+    if not math.isfinite(total) or abs(total - want) > rel_tol * want:
+        return Verdict(False, f"sum {total:.17g} != {want:.17g}" + (f" (relative tolerance {rel_tol:g})" if rel_tol else ""))
+    return Verdict(True, f"sum {total:.0f} == {want:.0f}" + (f" within {rel_tol:g}" if rel_tol else " exactly"))
 
 
 #: a quick sweep keeps every octave up to this working set (cheap points: allocation and the check cost little);
@@ -176,22 +245,23 @@ def prepare(name: str, working_set_bytes: int, device: str, dtype: str = "fp32",
     size = point_size(name, working_set_bytes, itemsize, repeat_bytes)
     n, repeats = size["elements"], size["repeats"]
     a = _take(n, A, tdtype, device)
-    b = _take(n, B, tdtype, device) if kernel.arrays == 3 else None
-    c = _take(n, 0.0, tdtype, device) if kernel.arrays >= 2 else a
+    b = _take(n, B, tdtype, device) if kernel.arrays >= 2 else None
+    c = _take(n, C, tdtype, device) if kernel.arrays == 3 else None
     out: dict[str, object] = {}
+    target = {"copy": b, "scale": b, "add": c, "triad": a, "write": a}.get(name)
 
     if name == "copy":
         def fn():
-            c.copy_(a)
+            b.copy_(a)  # c = a: the second array is the copy's target
     elif name == "scale":
         def fn():
-            torch.mul(a, Q, out=c)
+            torch.mul(a, Q, out=b)
     elif name == "add":
         def fn():
             torch.add(a, b, out=c)
     elif name == "triad":
         def fn():
-            torch.add(a, b, alpha=Q, out=c)
+            torch.add(b, c, alpha=Q, out=a)  # a = b + q*c
     elif name == "read":
         def fn():
             out["s"] = a.sum()
@@ -205,22 +275,11 @@ def prepare(name: str, working_set_bytes: int, device: str, dtype: str = "fp32",
             out["s"] = view.sum()
 
     elements, nbytes, flops = n * repeats, size["bytes"], size["flops"]
+    _, actual, how = byte_counts(kernel, elements, itemsize)
 
     def verify() -> Verdict:
-        if kernel.expected is not None:
-            target = a if name == "write" else c
-            lo, hi = torch.aminmax(target)  # every element equal to one value <=> min == max == it (NaN fails)
-            wrong = 0 if float(lo) == float(hi) == kernel.expected else int((target != kernel.expected).sum())
-            if wrong:
-                return Verdict(False, f"{wrong} of {n} elements differ from {kernel.expected}")
-            return Verdict(True, f"all {n} elements equal {kernel.expected}")
-        if "s" not in out:
-            return Verdict(False, "the kernel never ran")
-        got, want = float(out["s"]), A * elements
-        tol = 1e-5 if itemsize >= 4 else 1e-2
-        if not math.isfinite(got) or abs(got - want) > tol * want:
-            return Verdict(False, f"sum {got} != {want} (relative tolerance {tol:g})")
-        return Verdict(True, f"sum {got:.0f} == {want:.0f} within {tol:g}")
+        total = float(out["s"]) if "s" in out else None
+        return check(kernel, n, target, total, elements, rel_tol=1e-5 if itemsize >= 4 else 1e-2)
 
     return Prepared(
         group="stream", kernel=name, dtype=dtype, impl="torch", fn=fn, verify=verify, flops=flops, bytes=nbytes,
@@ -228,10 +287,9 @@ def prepare(name: str, working_set_bytes: int, device: str, dtype: str = "fp32",
         extra={"formula": kernel.formula, "elements": n, "repeats": repeats,
                "bytes_per_element": bytes_per_element(kernel, itemsize),
                # torch's stores go through the cache: each element written also costs a write-allocate read
-               "bytes_actual": nbytes + kernel.writes * itemsize * elements,
-               "bytes_actual_how": "estimated: cached stores, + one write-allocate read per element written",
+               "bytes_actual": actual, "bytes_actual_how": f"estimated: {how}",
                "launches_per_call": 1, "launch_amortisation": (
                    f"one call = {repeats} passes in one kernel (stride-0 view); {repeat_rule or 'fixed size'}"
                    if name == "read_repeat" else "none: one pass per call")},
-        state={"a": a, "b": b, "c": c, "out": out},
-        cleanup=(lambda: _give(a, b, c if c is not a else None)) if str(device) == "cpu" else None)
+        state={"a": a, "b": b, "c": c, "out": out, "target": target},
+        cleanup=(lambda: _give(a, b, c)) if str(device) == "cpu" else None)

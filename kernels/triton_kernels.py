@@ -23,18 +23,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from kernels import stream
 from kernels.base import Prepared, Unsupported, Verdict
 
-#: name -> (arrays, reads, writes, formula, persistent)
-STREAM = {
-    "copy": (2, 1, 1, "c = a", False),
-    "triad": (3, 2, 1, "a = b + q*c", False),
-    "write": (1, 0, 1, "a = 5", False),
-    "read": (1, 1, 0, "s = sum(a)", False),
-    "copy_persistent": (2, 1, 1, "c = a (grid-stride, persistent programs)", True),
-    "triad_persistent": (3, 2, 1, "a = b + q*c (grid-stride, persistent programs)", True),
-    "read_persistent": (1, 1, 0, "s = sum(a) (grid-stride, persistent programs)", True),
-}
+#: the Triton kernels of the one stream table (kernels/stream.py: formula, bytes, FLOPs, expected value, stores);
+#: ``*_persistent`` are the grid-stride shapes of copy, triad and read
+STREAM = stream.kernels_of("triton")
 CHAINS = 8
 BLOCK = 1024
 #: a persistent program's tile (16 KiB of fp32) and its warps: 16 elements a thread, four 128-bit loads in flight
@@ -42,7 +36,7 @@ PERSISTENT_BLOCK = 4096
 PERSISTENT_WARPS = 8
 #: persistent programs per SM (an H100/H200 SM holds 64 warps: 4 programs of 8 warps leave room to hide latency)
 PERSISTENT_PER_SM = 4
-A, B, C, Q, FILL = 1.0, 2.0, 0.5, 3.0, 5.0
+A, B, C, Q, FILL = stream.A, stream.B, stream.C, stream.Q, stream.FILL
 FMA_M, FMA_A, FMA_X0, FMA_STEP = 0.9999, 1e-4, 0.5, 0.001
 #: FMA iterations per launch in the suite: 2048 x 8 chains x 1024 elements x 16 programs per SM is ~1 ms of fp32
 #: work on an H200 (132 SMs at ~67 TFLOP/s), so the gap between back-to-back launches (a few us) costs well under 1 %
@@ -184,7 +178,7 @@ def stream_elements(name: str, working_set_bytes: int) -> int:
     """Elements per array for a working set: a multiple of the tile, so the length Triton specialises on is divisible
     by 16 and the masked loads stay 128-bit vectors (a triad over 1 GiB is 2^30/12 elements, an odd number, which
     would turn every load into a predicated 32-bit one)."""
-    arrays, persistent = STREAM[name][0], STREAM[name][4]
+    arrays, persistent = STREAM[name].arrays, name.endswith("_persistent")
     tile = PERSISTENT_BLOCK if persistent else BLOCK
     return max(tile, working_set_bytes // (arrays * 4) // tile * tile)
 
@@ -200,7 +194,8 @@ def prepare_stream(name: str, working_set_bytes: int, device: str, elements: int
         raise Unsupported(reason)
     if name not in STREAM:
         raise Unsupported(f"unknown Triton stream kernel {name!r}; known: {', '.join(STREAM)}")
-    arrays, reads, writes, formula, persistent = STREAM[name]
+    kernel = STREAM[name]
+    arrays, persistent = kernel.arrays, name.endswith("_persistent")
     n = elements or stream_elements(name, working_set_bytes)
     if n > MAX_ELEMENTS:
         raise Unsupported(f"{n} elements per array: Triton's int32 offsets stop at {MAX_ELEMENTS}")
@@ -211,33 +206,31 @@ def prepare_stream(name: str, working_set_bytes: int, device: str, elements: int
     a = torch.full((n,), A, dtype=torch.float32, device=device)
     b = torch.full((n,), B, dtype=torch.float32, device=device) if arrays >= 2 else None
     c = torch.full((n,), C, dtype=torch.float32, device=device) if arrays == 3 else None
-    kernel, base = _STREAM_KERNELS[name], name.replace("_persistent", "")
+    kernel_fn, base = _STREAM_KERNELS[name], name.replace("_persistent", "")
     state: dict[str, Any] = {"a": a, "b": b, "c": c}
     if base == "copy":
         dst = torch.zeros_like(a)
-        launch, target, want = Launch(kernel, grid, (a, dst, n), kwargs), dst, A
+        launch, target = Launch(kernel_fn, grid, (a, dst, n), kwargs), dst
     elif base == "triad":
         q = torch.full((1,), Q, dtype=torch.float32, device=device)
-        launch, target, want = Launch(kernel, grid, (a, b, c, q, n), kwargs), a, B + Q * C
+        launch, target = Launch(kernel_fn, grid, (a, b, c, q, n), kwargs), a
     elif base == "write":
         value = torch.full((1,), FILL, dtype=torch.float32, device=device)
-        launch, target, want = Launch(kernel, grid, (a, value, n), kwargs), a, FILL
+        launch, target = Launch(kernel_fn, grid, (a, value, n), kwargs), a
     else:
         parts = torch.zeros(grid[0], dtype=torch.float32, device=device)
-        launch, target, want = Launch(kernel, grid, (a, parts, n), kwargs), parts, None
+        launch, target = Launch(kernel_fn, grid, (a, parts, n), kwargs), parts
     state.update(target=target, launch=launch)
 
-    def verify() -> Verdict:
-        if want is None:  # every element is 1.0: each partial (and each lane) is an exact integer in fp32
-            total = float(target.double().sum())
-            ok = total == A * n
-            return Verdict(ok, f"sum of {grid[0]} partials {total:.17g} {'==' if ok else '!='} {A * n:.17g}")
-        wrong = int((target != want).sum())
-        return Verdict(not wrong, f"all {n} elements equal {want}" if not wrong else f"{wrong} of {n} elements differ")
+    def verify() -> Verdict:  # the table's check; the partial sums of ones are exact integers in fp32, summed in fp64
+        if kernel.expected is None:
+            return stream.check(kernel, n, total=float(target.double().sum()), elements=n)
+        return stream.check(kernel, n, target)
 
-    return Prepared(group="stream", kernel=name, dtype="fp32", impl="triton", fn=launch, verify=verify, flops=0,
-                    bytes=(reads + writes) * n * 4, convention=CONVENTION, shape=[n], size_bytes=n * arrays * 4,
-                    extra={"formula": formula, "elements": n, "block": block, "programs": grid[0],
+    return Prepared(group="stream", kernel=name, dtype="fp32", impl="triton", fn=launch, verify=verify,
+                    flops=kernel.flops_per_element * n,
+                    bytes=stream.bytes_per_element(kernel, 4) * n, convention=CONVENTION, shape=[n],
+                    size_bytes=n * arrays * 4, extra={"formula": kernel.formula, "elements": n, "block": block, "programs": grid[0],
                            "persistent": persistent, **({"num_warps": PERSISTENT_WARPS} if persistent else {})},
                     state=state)
 

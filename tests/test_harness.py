@@ -62,7 +62,7 @@ def test_failed_verification_is_recorded_without_a_figure(suite):
 
         def wrong():
             copy()
-            p.state["c"][0] = 42.0
+            p.state["target"][0] = 42.0
 
         p.fn = wrong
         return p

@@ -70,8 +70,7 @@ def test_stream_verification_catches_corruption(name):
     if name == "read":
         p.state["out"]["s"] = p.state["out"]["s"] + 1000
     else:
-        target = p.state["a"] if name == "write" else p.state["c"]
-        target[7] = -1
+        p.state["target"][7] = -1
     assert not p.verify().ok
 
 

@@ -12,13 +12,15 @@ ROOT = Path(__file__).resolve().parent.parent
 CHECK = r'''
 from kernels import triton_kernels as tk
 assert tk.available() is None, tk.available()
-for name, (arrays, reads, writes, _f, persistent) in tk.STREAM.items():
+for name, k in tk.STREAM.items():
+    arrays, reads, writes, persistent = k.arrays, k.reads, k.writes, name.endswith("_persistent")
     # not a multiple of the tile (the masked tail runs too); persistent: 3 programs loop over 7 tiles each
     n = 7 * 3 * tk.PERSISTENT_BLOCK - 5 if persistent else 1500
     p = tk.prepare_stream(name, 0, "cpu", elements=n, programs=3)
     p.fn()
     assert p.verify().ok, (name, p.verify())
     assert p.bytes == (reads + writes) * 4 * n and p.size_bytes == arrays * 4 * n, name
+    assert p.flops == k.flops_per_element * n, name  # the table's FLOPs, as the torch and native kernels count them
     assert p.extra["programs"] == (3 if persistent else -(-n // tk.BLOCK)), name
     # the suite's sizes are whole tiles: Triton specialises the length as divisible by 16 (vector loads)
     assert tk.prepare_stream(name, 3 << 20, "cpu").shape[0] % 16 == 0, name

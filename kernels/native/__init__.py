@@ -23,6 +23,7 @@ import subprocess
 import warnings
 from pathlib import Path
 
+from kernels import stream
 from kernels.base import ArrayPool, Prepared, Unsupported, Verdict
 
 SOURCE = Path(__file__).resolve().parent / "roofline_native.c"
@@ -284,7 +285,6 @@ def stream_levels(caches: list[dict], llc_bytes: int, available_bytes: int, quic
     """The native stream sweep's working sets: the torch sweep's sizes in a full run; in a quick run one size inside
     each cache level (between twice the level below and half this one) and one DRAM size (4x the last-level cache),
     every one within a quarter of the free memory."""
-    from kernels import stream
     from platforms.base import effective_capacities
 
     if not quick:
@@ -298,27 +298,14 @@ def stream_levels(caches: list[dict], llc_bytes: int, available_bytes: int, quic
 
 
 # ---- stream kernels -----------------------------------------------------------------------------------------
-#: name -> (arrays, elements read, written, non-temporal stores, formula)
-STREAM = {
-    "copy": (2, 1, 1, False, "c = a"), "copy_nt": (2, 1, 1, True, "c = a (non-temporal stores)"),
-    "triad": (3, 2, 1, False, "a = b + q*c"), "triad_nt": (3, 2, 1, True, "a = b + q*c (non-temporal stores)"),
-    "read": (1, 1, 0, False, "s = sum(a)"), "fill_nt": (1, 0, 1, True, "a = 5 (non-temporal stores)"),
-    "memcpy": (2, 1, 1, False, "glibc memcpy, one chunk per thread"),
-}
-A, B, C, Q, FILL = 1.0, 2.0, 0.5, 3.0, 5.0
+#: the native kernels of the one stream table (kernels/stream.py: formula, bytes, FLOPs, expected value, stores)
+STREAM = stream.kernels_of("native")
+A, B, C, Q, FILL = stream.A, stream.B, stream.C, stream.Q, stream.FILL
 
 
 def byte_counts(name: str, n: int, itemsize: int = 8) -> tuple[int, int | None, str]:
     """(STREAM-convention bytes, estimated actual bytes or None, how the estimate was made) for one call."""
-    _arrays, reads, writes, nt, _formula = STREAM[name]
-    stream_bytes = (reads + writes) * n * itemsize
-    if name == "memcpy":
-        return stream_bytes, None, "glibc picks cached or non-temporal stores by size: actual traffic not estimated"
-    if nt:
-        return stream_bytes, stream_bytes, "non-temporal stores: no write-allocate read"
-    if not writes:
-        return stream_bytes, stream_bytes, "no stores: the bytes read are the traffic"
-    return stream_bytes, stream_bytes + writes * n * itemsize, "cached stores: + one write-allocate read per element written"
+    return stream.byte_counts(STREAM[name], n, itemsize)
 
 
 def aligned(n: int, value: float):
@@ -360,7 +347,8 @@ def prepare_stream(name: str, working_set_bytes: int, threads: int | None = None
     if name not in STREAM:
         raise Unsupported(f"unknown native stream kernel {name!r}; known: {', '.join(STREAM)}")
     lib = library()
-    arrays, _reads, _writes, nt, formula = STREAM[name]
+    kernel = STREAM[name]
+    arrays, nt = kernel.arrays, kernel.stores == stream.NON_TEMPORAL
     if nt and not lib.build_info["nt_stores"]:
         raise Unsupported(f"no non-temporal store instruction on this ISA ({lib.build_info['isa']})")
     threads = _threads(threads)
@@ -378,37 +366,30 @@ def prepare_stream(name: str, working_set_bytes: int, threads: int | None = None
 
         def fn():
             call(pa, pb, n, reps, threads)  # b = a
-        target, want = b, A
+        target = b
     elif name in ("triad", "triad_nt"):
         call = getattr(lib, "rn_" + name)
 
         def fn():
             call(pa, pb, pc, Q, n, reps, threads)  # a = b + q*c
-        target, want = a, B + Q * C
+        target = a
     elif name == "fill_nt":
         def fn():
             lib.rn_fill_nt(pa, FILL, n, reps, threads)
-        target, want = a, FILL
+        target = a
     else:
         def fn():
             out["s"] = lib.rn_read(pa, n, reps, threads)
-        target, want = None, None
+        target = None
 
-    def verify() -> Verdict:
-        if target is None:
-            if "s" not in out:
-                return Verdict(False, "the kernel never ran")
-            ok = out["s"] == A * n * reps  # exact: a sum of ones in float64 (far below 2^53)
-            return Verdict(ok, f"sum {out['s']:.0f} {'==' if ok else '!='} {n * reps}")
-        # min == max == want <=> every element equals want (one pass, no temporary; NaN fails); count only on failure
-        wrong = 0 if float(target.min()) == float(target.max()) == want else int((target != want).sum())
-        return Verdict(not wrong, f"all {n} elements equal {want}" if not wrong else f"{wrong} of {n} elements differ")
+    def verify() -> Verdict:  # the table's check; a sum of ones in float64 is exact (far below 2^53)
+        return stream.check(kernel, n, target, out.get("s"), n * reps)
 
     stream_bytes, actual, how = byte_counts(name, n)
     stream_bytes, actual = stream_bytes * reps, actual * reps if actual is not None else None
     return Prepared(group="stream", kernel=name, dtype="fp64", impl="native", fn=fn, verify=verify,
-                    flops=(2 * n if name.startswith("triad") else n if name == "read" else 0) * reps, bytes=stream_bytes,
+                    flops=kernel.flops_per_element * n * reps, bytes=stream_bytes,
                     convention=NATIVE_CONVENTION, shape=[n], size_bytes=n * arrays * 8,
-                    extra={"formula": formula, "elements": n, "repeats": reps, "threads": threads, "bytes_actual": actual,
+                    extra={"formula": kernel.formula, "elements": n, "repeats": reps, "threads": threads, "bytes_actual": actual,
                            "bytes_actual_how": how, "non_temporal": nt, "build": lib.build_info},
                     state={"a": a, "b": b, "c": c, "out": out}, cleanup=lambda: _give(a, b, c))
