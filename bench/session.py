@@ -156,12 +156,11 @@ def _draw(done: Finished, measured: bool, layer_pngs: bool) -> None:
     distributed = bool(record.data.get("distributed"))
     try:
         if distributed:
-            from results.distributed import write_plots
+            from results.plot import write_distributed_plots
 
-            done.plots = list(write_plots(record.data, path.with_suffix("")))
+            done.plots = write_distributed_plots(record.data, path.with_suffix(""))
         elif measured:  # nothing measured, nothing to draw (matplotlib spends a second or two on an empty roofline)
-            from results.layer_plots import write_layer_plots
-            from results.plot import roofline_png
+            from results.plot import roofline_png, write_layer_plots
 
             done.plot_path = roofline_png(done.analysis_now(), path.with_suffix(".png"))
             if layer_pngs:

@@ -8,13 +8,18 @@ import sys
 from pathlib import Path
 
 from results.analysis import analyse
-from results.compare import compare_png, compare_table, unique_labels
-from results.distributed import busbw_png, dumps, write_plots
+from results.compare import compare_table, unique_labels
+from results.distributed import dumps
 from results.distributed import summary_text as distributed_text
 from results.history import comparable_runs, run_to_run
-from results.layer_plots import write_layer_plots
 from results.page import write_report
-from results.plot import roofline_png
+from results.plot import (
+    busbw_png,
+    compare_png,
+    roofline_png,
+    write_distributed_plots,
+    write_layer_plots,
+)
 from results.record import RecordError, export_record, read_record
 from results.specs import SpecError
 from results.summary import dumps_ceilings, summary_text, validation_text
@@ -88,7 +93,7 @@ def _main(argv: list[str] | None = None) -> int:
     if args.command == "plot" and record.get("distributed"):
         stem = args.output.rsplit(".png", 1)[0] if args.output else args.record.rsplit(".json", 1)[0]
         try:
-            for path in write_plots(record, stem):
+            for path in write_distributed_plots(record, stem):
                 print(path)
         except OSError as exc:
             print(f"error: cannot write {stem}.*.png: {exc.strerror or exc}; pass -o with a writable path",

@@ -1,10 +1,7 @@
 """Side by side: records from different machines, one table and one PNG. No torch, no GPU needed."""
 from __future__ import annotations
 
-import os
-
 from results.distributed import curves, dp_model, fits, link_rate, ok_rows
-from results.record import atomic_savefig
 from results.units import si
 
 
@@ -115,48 +112,3 @@ def _distributed_rows(record: dict, label: str, put) -> None:
     if dp and not dp.get("error"):
         put("data-parallel step", f"{dp['name']} all_reduce", label, f"{dp['comm_s'] * 1e3:.3g} ms")
         put("data-parallel step", "compute = comm at batch/rank", label, f"{dp['crossover_batch_per_rank']:.3g}")
-
-
-def compare_png(analyses: list, path: str | os.PathLike) -> str:
-    """Overlaid measured rooflines: each platform's DRAM roof and its compute roofs, one colour per platform."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    sns.set_theme(style="whitegrid")
-    fig, ax = plt.subplots(figsize=(10, 6.5), dpi=120)
-    colors = sns.color_palette("bright", len(analyses))
-    lo_i, hi_i = 1 / 16, 4096.0
-    styles = ["-", "--", ":", "-."]
-    for result, color, name in zip(analyses, colors, unique_labels([a.record for a in analyses])):
-        record = result.record
-        dram = result.memory.get(result.dram_level) if result.dram_level else None
-        peaks = sorted(result.compute.values(), key=lambda c: -c.value)
-        top = peaks[0].value if peaks else None
-        if dram:
-            xs = [lo_i * (hi_i / lo_i) ** (i / 200) for i in range(201)]
-            ax.plot(xs, [min(top or 1e30, dram.value * x) for x in xs], color=color, lw=2.2,
-                    label=f"{name}: {result.dram_level} {si(dram.value, 'B/s')}")
-        for ceiling, style in zip(peaks[:4], styles):
-            start = ceiling.value / dram.value if dram else lo_i
-            ax.plot([start, hi_i], [ceiling.value] * 2, color=color, lw=1.6, ls=style,
-                    label=f"   {ceiling.name} {si(ceiling.value, ceiling.unit)}")
-        layers = [m for m in record["measurements"] if m.get("group") == "layer" and m.get("status") == "ok"
-                  and m.get("flop_per_s") and m.get("bytes")]
-        if layers:
-            ax.scatter([m["flops"] / m["bytes"] for m in layers], [m["flops"] / m["median_s"] for m in layers],
-                       color=color, s=18, marker="o", alpha=0.8, label="   layers (median time)")
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    ax.set_xlim(lo_i, hi_i)
-    ax.set_xlabel("arithmetic intensity I [FLOP/byte] (log2)")
-    ax.set_ylabel("attainable performance [FLOP/s] (log10)")
-    ax.set_title("Measured rooflines compared (best repetition per ceiling; STREAM byte convention)", fontsize=10)
-    ax.legend(fontsize=7, loc="lower right", framealpha=0.9)
-    fig.tight_layout()
-    path = os.fspath(path)
-    atomic_savefig(fig, path)
-    plt.close(fig)
-    return path

@@ -9,10 +9,8 @@ factor, comparable to the link's rate.
 from __future__ import annotations
 
 import math
-import os
 from typing import Any
 
-from results.record import atomic_savefig
 from results.speccheck import PCIE_LANE_GB_PER_S
 from results.specs import spec_for_record
 from results.units import binary_size, si
@@ -333,88 +331,3 @@ def dumps(record: dict) -> str:
                        "convention": record.get("convention"), "collectives": best, "fits": fits(record),
                        "link_rate_bytes_per_s": link_rate(record)[0],
                        "data_parallel": {k: v for k, v in (dp or {}).items() if k != "rows"} or None}, indent=1)
-
-
-# ---- plots ---------------------------------------------------------------------------------------------------
-def busbw_png(records: list[dict], path: str | os.PathLike, labels: list[str] | None = None) -> str:
-    """Bus bandwidth vs message size per collective (one colour per collective, one line style per record), with
-    the first record's link rate dashed."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    labels = labels or [r.get("run_id", "") for r in records]
-    fig, ax = plt.subplots(figsize=(9, 5.5))
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    styles = ["-", "--", ":", "-."]
-    kinds = sorted({k for r in records for k in curves(r)})
-    for ri, (record, label) in enumerate(zip(records, labels)):
-        for ki, kind in enumerate(kinds):
-            rows = curves(record).get(kind)
-            if not rows:
-                continue
-            key = "busbw_bytes_per_s"
-            if not any(m["extra"].get(key) for m in rows):  # world size 1: bus factor 0, show algorithm bandwidth
-                key = "algbw_bytes_per_s"
-            ax.plot([m["size_bytes"] for m in rows], [m["extra"][key] / 1e9 for m in rows],
-                    styles[ri % len(styles)], marker="o", ms=3, color=colours[ki % len(colours)],
-                    label=f"{kind}" + (" (algbw)" if key.startswith("alg") else "")
-                    + (f" [{label}]" if len(records) > 1 else ""))
-    rate, what = link_rate(records[0])
-    if rate:
-        ax.axhline(rate / 1e9, color="black", ls="--", lw=1)
-        ax.annotate(f"{what}: {rate / 1e9:.0f} GB/s", (0.01, rate / 1e9), xycoords=("axes fraction", "data"),
-                    va="bottom", fontsize=8)
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    ax.set_xlabel("message size (bytes, nccl-tests' size: the named buffer)")
-    ax.set_ylabel("bus bandwidth (GB/s, nccl-tests' factors)")
-    world = records[0]["distributed"]
-    ax.set_title((f"Collectives: {world['world_size']} ranks, {world['backend']}" if len(records) == 1 else
-                  f"Collectives of {len(records)} records (solid: first, dashed: second, ...)")
-                 + ("" if rate else f" ({what.split(':')[0]})"), fontsize=10)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    atomic_savefig(fig, path, dpi=110)
-    plt.close(fig)
-    return os.fspath(path)
-
-
-def dp_png(record: dict, path: str | os.PathLike) -> str | None:
-    """The counted model's compute and communication time per data-parallel step over batch sizes."""
-    dp = dp_model(record)
-    if not dp or dp.get("error"):
-        return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7.5, 4.8))
-    b = [r["batch_per_rank"] for r in dp["rows"]]
-    ax.plot(b, [r["compute_s"] * 1e3 for r in dp["rows"]], marker="o", label="compute (3 x forward at the GEMM roof)")
-    ax.plot(b, [r["comm_s"] * 1e3 for r in dp["rows"]], marker="s", label="gradient all_reduce (measured curve)")
-    cross = dp["crossover_batch_per_rank"]
-    ax.axvline(cross, color="grey", ls=":", lw=1)
-    ax.annotate(f"crossover ~{cross:.3g} samples/rank", (cross, dp["comm_s"] * 1e3), fontsize=8,
-                xytext=(5, 8), textcoords="offset points")
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    ax.set_xlabel("batch size per rank")
-    ax.set_ylabel("time per step (ms)")
-    world = record["distributed"]
-    ax.set_title(f"Data-parallel {dp['name']} on {world['world_size']} ranks ({world['backend']})", fontsize=10)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    atomic_savefig(fig, path, dpi=110)
-    plt.close(fig)
-    return os.fspath(path)
-
-
-def write_plots(record: dict, stem: str | os.PathLike) -> list[str]:
-    out = [busbw_png([record], f"{stem}.busbw.png")]
-    dp = dp_png(record, f"{stem}.dp.png")
-    return out + ([dp] if dp else [])

@@ -1,20 +1,20 @@
-"""Small SVG figures for the HTML report's per-model sections: layers on a log-log roofline (every point with a
-hover text), stacked gap bars, the batch sweep.
+"""The page's figures as inline SVG: draws the descriptions of results/figures.py (log-log charts with a hover
+text on every point, stacked bars, small multiples); results/mplplot.py draws the same descriptions as PNGs.
 
-Written here rather than drawn with matplotlib (which draws the run's own roofline and the compare figure): a full
-record has about 30 per-model figures, and matplotlib spends about 0.7 s on each on this project's 2-core VM (tick
-label layout and mathtext dominate), 20 s for a page that must render in under 3 s. These figures need only lines,
-circles, rectangles and text, and the hover texts must sit on each point anyway (an SVG <title> per <circle>), so a
-few string templates do it in milliseconds. Pure Python; output is plain SVG 1.1.
+Written here rather than with matplotlib's SVG output: a full record has about 30 per-model figures, and matplotlib
+spends about 0.7 s on each on this project's 2-core VM (tick label layout and mathtext dominate), 20 s for a page
+that must render in under 3 s. These figures need only lines, circles, rectangles and text, and the hover texts must
+sit on each point anyway (an SVG <title> per <circle>), so a few string templates do it in milliseconds. Pure
+Python; output is plain SVG 1.1.
 """
 from __future__ import annotations
 
 import html
 import math
 
-#: matplotlib's tab10, so these figures match the PNGs' colours
-PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
-           "#17becf"]
+from results import figures
+from results.figures import PALETTE
+
 SI = [(1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1, ""), (1e-3, "m"), (1e-6, "u")]
 
 
@@ -43,21 +43,42 @@ def bytes_tick(value: float) -> str:
     return f"{value:.0f} B"
 
 
-class LogLog:
-    """A log-log chart: x base 2 (intensity, sizes, batch), y base 10 (FLOP/s, B/s, seconds); legend on the
-    right. ``xtick`` formats the x tick labels."""
+def svg(fig) -> str:
+    """One figure description (results/figures.py) as an SVG string."""
+    if isinstance(fig, figures.Bars):
+        return stacked_bars(fig.labels, fig.parts, fig.notes, fig.title, fig.xlabel)
+    if isinstance(fig, figures.Panels):
+        return panels(fig.series, fig.title, fig.xlabel)
+    return LogLog(fig).svg()
 
-    def __init__(self, xlim: tuple[float, float], ylim: tuple[float, float], title: str, xlabel: str, ylabel: str,
-                 width: int = 1000, height: int = 540, legend_width: int = 300, xtick=None):
-        self.xtick = xtick or pow2_tick
-        self.x0, self.x1 = math.log2(xlim[0]), math.log2(xlim[1])
-        self.y0, self.y1 = math.log10(ylim[0]), math.log10(ylim[1])
+
+class LogLog:
+    """Draws a ``figures.LogLog``: x base 2, y base 10; legend on the right."""
+
+    def __init__(self, fig, width: int = 1000, height: int = 540, legend_width: int = 300):
+        self.xtick = bytes_tick if fig.xtick == "bytes" else pow2_tick
+        self.x0, self.x1 = math.log2(fig.xlim[0]), math.log2(fig.xlim[1])
+        self.y0, self.y1 = math.log10(fig.ylim[0]), math.log10(fig.ylim[1])
         self.w, self.h, self.lw = width, height, legend_width
         self.left, self.right, self.top, self.bottom = 70, width - legend_width - 10, 46, height - 48
-        self.title, self.xlabel, self.ylabel = title, xlabel, ylabel
-        self.subtitle = ""
+        self.title, self.xlabel, self.ylabel = fig.title, fig.xlabel, fig.ylabel
+        self.subtitle = fig.subtitle
         self.body: list[str] = []
         self.legend: list[tuple[str, str, str]] = []  # (kind, style, label)
+        for item in fig.items:
+            kind, args = item[0], item[1:]
+            if kind == "line":
+                self.line(*args)
+            elif kind == "dot":
+                self.dot(*args)
+            elif kind == "points":
+                self.points(*args)
+            elif kind == "tick":
+                self.tick_mark(*args)
+            elif kind == "label":
+                self.label(*args[:-1])  # a label that avoids others is placed where it points (no text metrics here)
+            else:  # note: a legend entry with nothing drawn
+                self.legend.append(("note", "", args[0]))
 
     def px(self, x: float) -> float:
         return self.left + (math.log2(x) - self.x0) / (self.x1 - self.x0) * (self.right - self.left)
@@ -132,7 +153,7 @@ class LogLog:
             y = ly + 16 * i
             if kind == "line":
                 out.append(f'<line x1="{lx}" y1="{y}" x2="{lx + 22}" y2="{y}" {style}/>')
-            else:
+            elif kind == "point":
                 out.append(f'<circle cx="{lx + 11}" cy="{y}" r="5" {style}/>')
             out.append(f'<text x="{lx + 28}" y="{y + 4}" font-size="10">{_esc(label[:50])}</text>')
         out.append("</svg>")

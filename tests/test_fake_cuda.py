@@ -318,9 +318,8 @@ def test_layers_on_the_gpu_roofline(record):  # defect 5: the overhead part incl
 
 
 def test_plots_and_compare_of_synthetic_records(gpu, record, tmp_path):
-    from results.compare import compare_png, compare_table
-    from results.layer_plots import write_layer_plots
-    from results.plot import roofline_png
+    from results.compare import compare_table
+    from results.plot import compare_png, roofline_png, write_layer_plots
 
     for path in [roofline_png(analyse(record), tmp_path / "roof.png"), *write_layer_plots(analyse(record), tmp_path / "r"),
                  compare_png([analyse(record), analyse(fake_gpu.h200_record(gpu, run_id="b"))], tmp_path / "cmp.png")]:

@@ -121,7 +121,7 @@ def test_layer_report_on_a_synthetic_record():
 
 
 def test_layer_plots_are_pngs(tmp_path):
-    from results.layer_plots import write_layer_plots
+    from results.plot import write_layer_plots
 
     paths = write_layer_plots(analyse(_record_with_layers()), tmp_path / "run")
     assert paths and all(Path(p).read_bytes()[:4] == b"\x89PNG" for p in paths)
@@ -157,7 +157,7 @@ def test_labels_of_points_on_top_of_each_other_do_not_overlap():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from results.layer_plots import label_points
+    from results.mplplot import label_points
 
     fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
     ax.set_xscale("log")
