@@ -81,9 +81,13 @@ def png(fig, path: str | os.PathLike) -> str:
     ax.set_title(fig.title + (f"\n{textwrap.fill(fig.subtitle, 125)}" if fig.subtitle else ""), fontsize=10)
     if any(item[-1] for item in fig.items if item[0] in ("line", "points", "note")):
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, framealpha=0.9)
+    return _save(canvas, path)
+
+
+def _save(canvas, path: str) -> str:
     canvas.tight_layout()
     atomic_savefig(canvas, path)
-    plt.close(canvas)
+    _plt().close(canvas)
     return path
 
 
@@ -104,10 +108,7 @@ def _bars(fig: figures.Bars, path: str) -> str:
     ax.set_xlabel(fig.xlabel)
     ax.set_title(fig.title, fontsize=10)
     ax.legend(fontsize=7, loc="lower right")
-    canvas.tight_layout()
-    atomic_savefig(canvas, path)
-    plt.close(canvas)
-    return path
+    return _save(canvas, path)
 
 
 def label_points(ax, labels: list[tuple[str, float, float]], fontsize: float = 7) -> None:
