@@ -8,9 +8,11 @@ factor, comparable to the link's rate.
 """
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
+from platforms.distributed import oversubscription
 from results.speccheck import PCIE_LANE_GB_PER_S
 from results.specs import spec_for_record
 from results.units import binary_size, si
@@ -217,8 +219,6 @@ def summary_text(record: dict, record_path: str | None = None, plot_paths: list[
     lines.append("  steering environment: " + (", ".join(f"{k}={v}" for k, v in env.items()) or "none set"))
     threads = sorted({r.get("torch_threads") for r in world.get("ranks", [])})
     lines.append(f"  torch threads per rank: {', '.join(map(str, threads))}")
-    from platforms.distributed import oversubscription
-
     crowded = oversubscription(world.get("ranks", []))
     if crowded:
         lines.append(f"  ! {crowded}")
@@ -321,8 +321,6 @@ def dp_lines(record: dict) -> list[str]:
 
 def dumps(record: dict) -> str:
     """The fits, the best bus bandwidth per collective and the data-parallel model as JSON, for scripts."""
-    import json
-
     best = {kind: {"busbw_bytes_per_s": max(m["extra"]["busbw_bytes_per_s"] for m in rows),
                    "sizes_bytes": [m["size_bytes"] for m in rows]} for kind, rows in curves(record).items()}
     dp = dp_model(record)

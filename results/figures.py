@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from results.distributed import curves, dp_model, link_rate
 from results.layers import PARTS
+from results.summary import silicon_kind
 from results.units import si
 
 #: matplotlib's tab10
@@ -94,8 +95,6 @@ def roofline(result) -> LogLog:
     """The measured roofline of an analysis: every memory level's roof, every dtype's GEMM roof with its ridge point
     against DRAM, and the hardware's roofs (register-only FMA and engines, native DRAM) dashed above torch's; each
     roof in the legend with its value and kernel."""
-    from results.summary import silicon_kind
-
     record = result.record
     memory, silicon, hw = result.memory, result.silicon, result.memory_hw.get("DRAM")
     peaks = sorted(result.compute.values(), key=lambda c: -c.value)

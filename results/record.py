@@ -7,6 +7,7 @@ import json
 import math
 import os
 import re
+import shutil
 import socket
 import tempfile
 import time
@@ -406,8 +407,6 @@ def example_stem(record: dict) -> str:
 def export_record(path: str | os.PathLike, record: dict, directory: str | os.PathLike) -> list[Path]:
     """Copy a record, the plots beside it (``STEM.png``, ``STEM.*.png``) and its report page to ``directory`` under
     :func:`example_stem`; an existing example of the same name gets ``-2``, ``-3``, ... (never overwritten)."""
-    import shutil
-
     source = Path(path)
     target = Path(directory)
     target.mkdir(parents=True, exist_ok=True)
