@@ -90,3 +90,48 @@ def test_module_call_overhead(suite, benchmark):
                         size_bytes=4, extra={"meaning": "host seconds per nn.Module call that runs no op"})
 
     suite.run(benchmark, make, group="overhead", kernel="module_call", dtype="fp32")
+
+
+#: the calibration's own point budget (seconds: full run, --quick) and most calls: enough calls for a median and a
+#: best that mean something (a model call of ~15 ms; the probes' 0.6 s would give 40)
+CALIBRATION_BUDGET_S, CALIBRATION_ROUNDS = (1.5, 0.75), 100
+
+
+def test_model_calibration(suite, benchmark):
+    """A whole reference model (kernels.opsweep.reference_model, torch.nn only), timed call after call as a user's
+    model is: the predictor learns from it how far this machine's model calls sit from the sum of their ops (best
+    call vs the probes) and how far the median call sits above the best (a whole model's calls spread more than one
+    op repeated back to back)."""
+    import dataclasses
+
+    import torch
+
+    from kernels.base import torch_dtype
+    from kernels.layers import prepare_model
+    from kernels.opsweep import REFERENCE_INPUT, reference_model
+
+    dtype = "fp32" if suite.platform.kind == "cpu" else "bf16"
+    fields = dict(group="calibration", kernel="reference_model", dtype=dtype, shape=list(REFERENCE_INPUT))
+    device = suite.platform.device
+
+    def make():
+        model = reference_model().to(device=device, dtype=torch_dtype(dtype)).eval()
+        x = torch.randn(REFERENCE_INPUT, generator=torch.Generator(device=device).manual_seed(0), device=device,
+                        dtype=torch_dtype(dtype))
+        with torch.no_grad():
+            counts = count_model(model, (x,))
+        p = prepare_model(model, (x,), "reference_model", counts)
+        p.group, p.dtype = "calibration", dtype
+        p.extra.update({"input": list(REFERENCE_INPUT), "what": "kernels.opsweep.reference_model, eval, no_grad, "
+                        "one call per round where a call outlasts a block"})
+        return p
+
+    full = suite.budget
+    suite.budget = dataclasses.replace(full, point_budget_s=CALIBRATION_BUDGET_S[1 if full.quick else 0],
+                                       max_rounds=CALIBRATION_ROUNDS)
+    try:
+        row = suite.run(benchmark, make, **fields)
+    finally:
+        suite.budget = full
+    row["statistic"] = "median"
+    row["extra"]["median_over_best"] = row["median_s"] / row["best_s"]

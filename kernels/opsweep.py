@@ -150,3 +150,53 @@ class _ChannelsLast(nn.LayerNorm):
 
     def forward(self, x):
         return super().forward(x.reshape(-1, self.channels))
+
+
+# ---- the whole-model calibration ----------------------------------------------------------------------------
+#: the reference model's input (batch 1, a 128x128 image: about 15 ms a call on a 2-core Xeon VM)
+REFERENCE_INPUT = (1, 3, 128, 128)
+
+
+class _SqueezeExcite(nn.Module):
+    def __init__(self, channels: int):
+        super().__init__()
+        self.pool, self.reduce = nn.AdaptiveAvgPool2d(1), nn.Conv2d(channels, max(8, channels // 4), 1)
+        self.act, self.expand, self.gate = nn.ReLU(), nn.Conv2d(max(8, channels // 4), channels, 1), nn.Hardsigmoid()
+
+    def forward(self, x):
+        return x * self.gate(self.expand(self.act(self.reduce(self.pool(x)))))
+
+
+class _Block(nn.Module):
+    """An inverted residual (1x1 expand, depthwise 3x3, squeeze-excite, 1x1 project) with a concatenated shortcut
+    where the width grows: the small, data-movement-heavy ops of the mobile families."""
+
+    def __init__(self, cin: int, cout: int, stride: int, expand: int = 4):
+        super().__init__()
+        mid = cin * expand
+        self.body = nn.Sequential(nn.Conv2d(cin, mid, 1, bias=False), nn.BatchNorm2d(mid), nn.Hardswish(),
+                                  nn.Conv2d(mid, mid, 3, stride, 1, groups=mid, bias=False), nn.BatchNorm2d(mid),
+                                  nn.Hardswish(), _SqueezeExcite(mid),
+                                  nn.Conv2d(mid, cout - cin if stride == 1 and cout > cin else cout, 1, bias=False),
+                                  nn.BatchNorm2d(cout - cin if stride == 1 and cout > cin else cout))
+        self.mode = "add" if stride == 1 and cin == cout else "cat" if stride == 1 else "none"
+
+    def forward(self, x):
+        y = self.body(x)
+        if self.mode == "add":
+            return x + y
+        if self.mode == "cat":
+            import torch
+
+            return torch.cat([x, y], dim=1)
+        return y
+
+
+def reference_model() -> nn.Module:
+    """The model the run times whole to learn how this machine's model calls spread and how far they sit from the
+    sum of their ops (bench/test_opsweep.py): built from torch.nn alone, of the shapes and op kinds of a small
+    mobile CNN, so it needs no package and is the same on every machine."""
+    return nn.Sequential(nn.Conv2d(3, 16, 3, 2, 1, bias=False), nn.BatchNorm2d(16), nn.Hardswish(),
+                         _Block(16, 16, 1), _Block(16, 24, 2), _Block(24, 32, 1), _Block(32, 32, 1),
+                         _Block(32, 64, 2), _Block(64, 96, 1), _Block(96, 96, 1), _Block(96, 160, 2),
+                         nn.Conv2d(160, 640, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(640, 1000))
