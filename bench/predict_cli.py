@@ -15,7 +15,14 @@ from pathlib import Path
 
 from bench.timing import measure_model
 from kernels.count import DTYPES, CountError
-from kernels.predict import count_for, input_config, load_model, module_calls, ops_of
+from kernels.predict import (
+    calibrate,
+    count_for,
+    input_config,
+    load_model,
+    module_calls,
+    ops_of,
+)
 from kernels.zoo import check_output_path, make_input
 from results.predict import DeviceModel, PredictError, Prediction, compare_table
 
@@ -83,19 +90,28 @@ def _ms(seconds: float) -> str:
 
 
 def print_prediction(p: Prediction, top: int, measured: dict | None) -> None:
-    print(f"\n{p.model} {p.dtype} on {p.device} ({p.record}): predicted {_ms(p.predicted_s)} "
-          f"(range {_ms(p.low_s)} .. {_ms(p.high_s)}); {len(p.ops)} ops, {p.module_calls} container module calls "
-          f"x {p.module_call_s * 1e6:.2f} us")
+    print(f"\n{p.model} {p.dtype} on {p.device} ({p.record}): predicted median {_ms(p.predicted_s)}, best "
+          f"{_ms(p.best_s)} ({p.range_note().split(' (')[0]}: {_ms(p.low_s)} .. {_ms(p.high_s)}); {len(p.ops)} ops, "
+          f"{p.module_calls} container module calls x {p.module_call_s * 1e6:.2f} us")
     share = p.bound_share()
     print("  time by bound: " + ", ".join(f"{k} {100 * v:.0f}%" for k, v in sorted(share.items(), key=lambda kv: -kv[1])))
     if measured:
         err = p.predicted_s / measured["median_s"] - 1
-        print(f"  measured here: {_ms(measured['median_s'])} ({measured['method']}, IQR {100 * measured['iqr_rel']:.0f}%): "
-              f"error {100 * err:+.0f}%")
+        inside = "inside" if p.low_s <= measured["median_s"] <= p.high_s else "OUTSIDE"
+        print(f"  measured here: median {_ms(measured['median_s'])}, best {_ms(measured['best_s'])} "
+              f"({measured['method']}, IQR {100 * measured['iqr_rel']:.0f}%)")
+        print(f"  predicted / measured: median {_ms(p.predicted_s)} / {_ms(measured['median_s'])} ({100 * err:+.0f}%), "
+              f"best {_ms(p.best_s)} / {_ms(measured['best_s'])} ({100 * (p.best_s / measured['best_s'] - 1):+.0f}%); "
+              f"the measured median is {inside} the range")
+    print(f"  range: {p.range_note()}")
+    fallback = p.fallback_ops()
+    if fallback:
+        print("  priced by the fallback (no probe of their own): " + ", ".join(
+            f"{op} x{n} ({_ms(t)})" for op, n, t in fallback[:6]) + (f" and {len(fallback) - 6} more" if len(fallback) > 6 else ""))
     for note in p.notes:
         print(f"  note: {note}")
     layers = sorted(p.layers(), key=lambda r: -r["predicted_s"])[:top]
-    print(f"  top {len(layers)} layers by predicted time:")
+    print(f"  top {len(layers)} layers by predicted time (the sum of each layer's ops at their probes' times):")
     name_w = min(48, max((len(r["layer"]) for r in layers), default=10))
     for r in layers:
         here = (measured or {}).get("layers", {}).get(r["layer"])
@@ -164,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
                     start = time.perf_counter()
                     counts = count_for(source, inputs, dtype, target)
                     try:
+                        calibrate(device, dtype, target)
                         pred = device.predict(source, ops_of(counts, dtype), module_calls(counts), dtype)
                     except PredictError as exc:
                         if len(devices) * len(dtypes) == 1:
@@ -191,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
                     if measured:
                         entry["measured"] = {k: v for k, v in measured.items() if k != "layers"}
                         entry["error"] = pred.predicted_s / measured["median_s"] - 1
+                        entry["best_error"] = pred.best_s / measured["best_s"] - 1
+                        entry["inside_range"] = pred.low_s <= measured["median_s"] <= pred.high_s
                         entry["layer_errors"] = {r["layer"]: r["predicted_s"] / measured["layers"][r["layer"]] - 1
                                                  for r in pred.layers() if measured["layers"].get(r["layer"])}
                     results.append(entry)

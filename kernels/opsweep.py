@@ -44,6 +44,10 @@ def _eltwise(op, channels, h, batch=1):
 #: element-wise layers of CNNs and transformers; each appears at a small, a medium and a large size
 ELEMENTWISE = ("relu", "relu6", "silu", "gelu", "hardswish", "sigmoid", "batchnorm", "layernorm", "add", "mul",
                "maxpool", "avgpool", "softmax", "cat")
+#: the data-movement ops of small models, which the generic element-wise median priced roughly: the squeeze-excite
+#: gate (hardsigmoid), group norm and the pooling token mixer (PoolFormer: avg_pool2d 3x3 and a subtraction), a
+#: channel shuffle and a permute that copy (ShuffleNet, GhostNet, channels-last blocks), a spatial mean
+DATA_MOVEMENT = ("hardsigmoid", "groupnorm", "avgpool3", "sub", "shuffle", "permute", "mean")
 
 
 def probes(quick: bool) -> list[Probe]:
@@ -83,7 +87,7 @@ def probes(quick: bool) -> list[Probe]:
     attention = [_attention(12, 197, 64), _attention(12, 197, 64, batch=8), _attention(3, 49, 32, batch=64),
                  _attention(32, 128, 64), _attention(8, 50, 64)]
     sizes = [(64, 28), (64, 112), (256, 56)]  # 50k, 800k, 800k x 4 elements
-    eltwise = [_eltwise(op, c, h) for op in ELEMENTWISE for c, h in sizes] + \
+    eltwise = [_eltwise(op, c, h) for op in ELEMENTWISE + DATA_MOVEMENT for c, h in sizes] + \
               [_eltwise(op, 64, 112, batch=8) for op in ("relu", "batchnorm", "add")] + \
               [_eltwise(op, 1280, 7) for op in ("avgpool", "silu", "mul")] + \
               [_eltwise(op, 16, 1) for op in ("relu", "sigmoid", "mul", "add")]
@@ -107,6 +111,31 @@ class _Binary(nn.Module):
 
     def forward(self, x):
         return x + x if self.op == "add" else x * x
+
+
+class _Shuffle(nn.Module):
+    """ShuffleNet's channel shuffle: a view, a transpose and the copy that makes it contiguous."""
+
+    def forward(self, x):
+        b, c, h, w = x.shape
+        return x.view(b, 2, c // 2, h, w).transpose(1, 2).contiguous().view(b, c, h, w)
+
+
+class _Permute(nn.Module):
+    """NCHW -> NHWC as a copy (a channels-last block's layout change)."""
+
+    def forward(self, x):
+        return x.permute(0, 2, 3, 1).contiguous()
+
+
+class _Mean(nn.Module):
+    def forward(self, x):
+        return x.mean((2, 3), keepdim=True)
+
+
+class _Sub(nn.Module):
+    def forward(self, x):
+        return x - x
 
 
 class _Cat(nn.Module):
@@ -138,7 +167,10 @@ def build_probe(probe: Probe) -> nn.Module:
             "batchnorm": lambda: nn.BatchNorm2d(channels), "layernorm": lambda: _ChannelsLast(channels),
             "add": lambda: _Binary("add"), "mul": lambda: _Binary("mul"),
             "maxpool": lambda: nn.MaxPool2d(3, 2, 1), "avgpool": lambda: nn.AdaptiveAvgPool2d(1),
-            "softmax": lambda: nn.Softmax(dim=-1), "cat": lambda: _Cat()}[key]()
+            "softmax": lambda: nn.Softmax(dim=-1), "cat": lambda: _Cat(),
+            "hardsigmoid": lambda: nn.Hardsigmoid(), "groupnorm": lambda: nn.GroupNorm(1, channels),
+            "avgpool3": lambda: nn.AvgPool2d(3, 1, 1, count_include_pad=False), "sub": lambda: _Sub(),
+            "shuffle": lambda: _Shuffle(), "permute": lambda: _Permute(), "mean": lambda: _Mean()}[key]()
 
 
 class _ChannelsLast(nn.LayerNorm):

@@ -92,6 +92,21 @@ def count_for(source: str, inputs: list, dtype: str, target: str):
         return count_model(model, tensors, target=target)
 
 
+#: the calibration's reference model, by the names every entry point takes
+REFERENCE_SOURCE = "kernels.opsweep:reference_model"
+
+
+def calibrate(device, dtype: str, target: str) -> None:
+    """Price the record's reference model from the record itself and set the device's best and typical factors for
+    ``dtype`` (results.predict.DeviceModel.calibrate), once; a record without the calibration row is left as is."""
+    row = device.calibration.get(dtype)
+    if row is None or dtype in device.factors:
+        return
+    shape = tuple((row.get("extra") or {}).get("input") or row.get("shape") or ())
+    counts = count_for(REFERENCE_SOURCE, [(shape, None)], dtype, target)
+    reference = device.predict(REFERENCE_SOURCE, ops_of(counts, dtype), module_calls(counts), dtype)
+    device.calibrate(dtype, reference.sum_s)
+
 if __name__ == "__main__":  # the command users type; the command line itself is bench/predict_cli.py
     from bench.predict_cli import main
     from results.cli import run

@@ -10,8 +10,15 @@ The model (inputs and limits are stated in every prediction, ``MODEL_NOTE``):
   points of the same aten op; an op without probes uses the median of all element-wise probes at its size
   ("generic"); a record without probes falls back to dispatch cost + bytes / stream bandwidth at that size.
 - Each nn.Module call that is not a single op's layer adds the measured module-call cost.
-- The range: per op the spread of the rates it leaned on (at least +-15%), widened where the op is outside the
-  measured shapes (2x the distance) or leaned on another family; the model's range sums the ops' ranges.
+- The best call and the typical one: the sum of the ops is what the record's warm probes say, which sit near each
+  op's best. A record with the whole-model calibration (bench/test_opsweep.py: a reference model timed call after
+  call) also says how far this machine's best model call sits from that sum (``best_factor``: the reference model's
+  measured best over its own predicted sum) and how far its median call sits above its best (``typical_factor``).
+  ``best_s`` = sum x best_factor; ``predicted_s`` = best_s x typical_factor, the median a user will see.
+- The range: a band around the predicted median whose width was calibrated on a check of models of other families
+  than the blind check's (``RANGE``: the share of measured medians it held there is ``RANGE_COVERAGE``); wider by
+  ``RANGE_WIDEN`` where more than a quarter of the time rests on ops priced by a fallback or far outside the
+  measured shapes, which the prediction names.
 Limits: eager mode, one stream, no overlap of host and device work, the caches' state as in the probes (warm);
 fusion (torch.compile) and a different BLAS than the record's are not modelled.
 """
@@ -33,6 +40,14 @@ FALLBACK = {"conv": ["conv_grouped", "linear", "bmm"], "conv_grouped": ["conv", 
             "bmm": ["linear", "attention", "conv"], "attention": ["bmm", "linear", "conv"]}
 MIN_SPREAD = 0.15
 NEIGHBOURS = 4
+#: the calibrated band around the predicted median: (low, high) = (median / RANGE[0], median x RANGE[1]), and the
+#: share of measured medians inside it on the calibration check (tools/validate_predictor.py --models torchvision,
+#: 2026-12-02, the 2-core Xeon VM of README "Predicting a model's time": see there)
+RANGE, RANGE_COVERAGE = (1.25, 1.25), 0.8
+#: the band is this much wider where over a quarter of the time rests on fallback or extrapolated ops
+RANGE_WIDEN = 1.5
+#: a calibration factor outside these bounds says more about a disturbed calibration than the machine: not used
+FACTOR_BOUNDS = (0.5, 3.0)
 #: an op with this many times less work than every probe of its family is priced from the GEMM sweep where the
 #: sweep reaches its size, and the family's fastest probe is no floor for it
 SMALLER_THAN_PROBES = 8
@@ -90,22 +105,65 @@ class Prediction:
     module_calls: int
     module_call_s: float
     notes: list[str] = field(default_factory=list)
+    #: the record's whole-model calibration (1.0 where it has none): best call / sum of ops, median call / best call
+    best_factor: float = 1.0
+    typical_factor: float = 1.0
 
     @property
     def op_time_s(self) -> float:
         return sum(p.time_s for p in self.ops)
 
     @property
-    def predicted_s(self) -> float:
+    def sum_s(self) -> float:
+        """The sum of the ops and module calls, each at its warm probes' time."""
         return self.op_time_s + self.module_calls * self.module_call_s
 
     @property
+    def best_s(self) -> float:
+        """The best call this machine should give: the sum x the calibration's best-over-sum."""
+        return self.sum_s * self.best_factor
+
+    @property
+    def predicted_s(self) -> float:
+        """The typical (median) call: the best x the calibration's median-over-best."""
+        return self.best_s * self.typical_factor
+
+    @property
+    def uncertain_share(self) -> float:
+        """The share of the op time that rests on fallback pricing or extrapolation far from measured shapes."""
+        return sum(p.time_s for p in self.ops if p.widened) / (self.op_time_s or 1.0)
+
+    @property
+    def range_factors(self) -> tuple[float, float]:
+        widen = RANGE_WIDEN if self.uncertain_share > 0.25 else 1.0
+        return RANGE[0] * widen, RANGE[1] * widen
+
+    @property
     def low_s(self) -> float:
-        return sum(p.low_s for p in self.ops) + self.module_calls * self.module_call_s
+        return self.predicted_s / self.range_factors[0]
 
     @property
     def high_s(self) -> float:
-        return sum(p.high_s for p in self.ops) + self.module_calls * self.module_call_s
+        return self.predicted_s * self.range_factors[1]
+
+    def range_note(self) -> str:
+        """What the range means, and why it is wider where it is."""
+        lo, hi = self.range_factors
+        why = (f"; widened {RANGE_WIDEN:g}x: {100 * self.uncertain_share:.0f}% of the time rests on ops priced by a "
+               "fallback or far from the measured shapes" if lo > RANGE[0] else "")
+        return (f"{100 * RANGE_COVERAGE:.0f}% range (median / {lo:.2f} .. median x {hi:.2f}; on the calibration check "
+                f"{100 * RANGE_COVERAGE:.0f}% of measured medians fell inside){why}")
+
+    def fallback_ops(self) -> list[tuple[str, int, float]]:
+        """(aten op, calls, predicted seconds) of the ops priced by a fallback (no probe of their own), most first."""
+        out: dict[str, list] = {}
+        for p in self.ops:
+            if p.widened and (p.widened.startswith("no probe") or "stream curve" in p.widened
+                              or p.widened.startswith("no ")):
+                entry = out.setdefault(_base_op(p.op.op), [0, 0.0])
+                entry[0] += 1
+                entry[1] += p.time_s
+        return sorted(((op, n, t) for op, (n, t) in out.items()), key=lambda e: -e[2])
 
     def layers(self) -> list[dict[str, Any]]:
         """Per module: predicted time, range, the dominant op's bound and basis, in call order."""
@@ -133,7 +191,11 @@ class Prediction:
         if top:
             layers = sorted(layers, key=lambda r: -r["predicted_s"])[:top]
         return {"model": self.model, "dtype": self.dtype, "record": self.record, "device": self.device,
-                "predicted_s": self.predicted_s, "low_s": self.low_s, "high_s": self.high_s,
+                "predicted_s": self.predicted_s, "statistic": "median call (typical)", "best_s": self.best_s,
+                "sum_s": self.sum_s, "best_factor": self.best_factor, "typical_factor": self.typical_factor,
+                "low_s": self.low_s, "high_s": self.high_s, "range": self.range_note(),
+                "range_coverage": RANGE_COVERAGE, "uncertain_share": self.uncertain_share,
+                "fallback_ops": [{"op": op, "calls": n, "predicted_s": t} for op, n, t in self.fallback_ops()],
                 "op_time_s": self.op_time_s, "module_calls": self.module_calls, "module_call_s": self.module_call_s,
                 "n_ops": len(self.ops), "bound_share": self.bound_share(), "notes": self.notes,
                 "method": MODEL_NOTE, "layers": layers}
@@ -184,6 +246,10 @@ class DeviceModel:
         self.stream: list[tuple[float, float]] = []
         self.dispatch_s = self.module_call_s = None
         self.peaks: dict[str, float] = {}
+        #: dtype -> the whole-model calibration row (bench/test_opsweep.py::test_model_calibration)
+        self.calibration: dict[str, dict] = {}
+        #: dtype -> (best_factor, typical_factor, how), set by ``calibrate``
+        self.factors: dict[str, tuple[float, float, str]] = {}
         for row in record["measurements"]:
             if _ok(row):
                 self._take(row)
@@ -231,6 +297,8 @@ class DeviceModel:
             rate = row.get("bytes_per_s_median") or row.get("bytes_per_s")
             if rate and row.get("size_bytes"):
                 self.stream.append((float(row["size_bytes"]), float(rate)))
+        elif group == "calibration" and row.get("kernel") == "reference_model" and row.get("best_s"):
+            self.calibration[dtype] = row
         elif group == "overhead" and row.get("kernel") == "dispatch":
             self.dispatch_s = row.get("median_s")
         elif group == "overhead" and row.get("kernel") == "module_call":
@@ -238,6 +306,22 @@ class DeviceModel:
 
     def dtypes(self) -> list[str]:
         return sorted({d for _f, d in self.points})
+
+    def calibrate(self, dtype: str, reference_sum_s: float) -> tuple[float, float, str]:
+        """Set the ``dtype`` factors from the calibration row and the sum this model gives the reference model
+        (``reference_sum_s``, priced by kernels.predict from this record); returns (best, typical, how)."""
+        row = self.calibration[dtype]
+        best, typical = row["best_s"] / reference_sum_s, row["median_s"] / row["best_s"]
+        how = (f"calibrated on the record's reference model ({row['n']} calls: best {row['best_s'] * 1e3:.3g} ms, "
+               f"median {row['median_s'] * 1e3:.3g} ms; its ops sum to {reference_sum_s * 1e3:.3g} ms here): best call "
+               f"= {best:.2f} x the sum of ops, median call = {typical:.2f} x the best")
+        if not (FACTOR_BOUNDS[0] <= best <= FACTOR_BOUNDS[1] and 1.0 <= typical <= FACTOR_BOUNDS[1]):
+            best, typical = 1.0, 1.0
+            how = (f"the record's reference model gave factors outside {FACTOR_BOUNDS} (best over sum "
+                   f"{row['best_s'] / reference_sum_s:.2f}, median over best {row['median_s'] / row['best_s']:.2f}): "
+                   "a disturbed calibration, not used")
+        self.factors[dtype] = (best, typical, how)
+        return self.factors[dtype]
 
     # -- GEMM-like ops ---------------------------------------------------------------------------------------
     def gemm_time(self, op: Op) -> OpPrediction:
@@ -351,8 +435,15 @@ class DeviceModel:
             notes.append("the record has no convolution probes (a run before bench/test_opsweep.py): convolutions "
                          "lean on GEMM points, expect a wide error")
         predictions = [self.predict_op(op) for op in ops]
+        best, typical, how = self.factors.get(dtype, (1.0, 1.0, ""))
+        if how:
+            notes.append(how)
+        elif dtype not in self.calibration:
+            notes.append("the record has no whole-model calibration (a run before bench/test_opsweep.py timed its "
+                         "reference model): the prediction is the sum of the ops at their warm probes' times, which "
+                         "sits near a model's best call; its median call is usually slower")
         return Prediction(model, dtype, self.name, self.device, predictions, module_calls, self.module_call_s or 0.0,
-                          notes)
+                          notes, best_factor=best, typical_factor=typical)
 
 
 def _interp_bytes(points: list[Point], size: float) -> float:

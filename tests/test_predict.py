@@ -333,3 +333,55 @@ def test_a_quick_records_large_conv_probes_are_no_floor_for_small_convs():
     assert p.time_s >= 5e-6  # never below the record's dispatch cost
     prediction = device.predict("m", [small], 0, "fp32")
     assert any("--quick record" in n and "bench/test_opsweep.py" in n for n in prediction.notes)
+
+
+def _calibrated(best_s=0.012, median_s=0.018):
+    rows = list(synthetic()["measurements"]) + [
+        row("calibration", "reference_model", best_s=best_s, median_s=median_s, n=40, shape=[1, 3, 128, 128],
+            extra={"input": [1, 3, 128, 128]})]
+    return DeviceModel(record(*rows))
+
+
+def test_whole_model_calibration_by_hand():
+    """best = sum x (reference best / reference sum); median = best x (reference median / reference best)."""
+    device = _calibrated()
+    best, typical, how = device.calibrate("fp32", reference_sum_s=0.010)
+    assert (best, typical) == (pytest.approx(1.2), pytest.approx(1.5)) and "median call = 1.50 x the best" in how
+    ops = [Op("b", "aten.mm", "fp32", 2 * 1024 ** 3, 1, "linear", (1024, 1024, 1024, 1))]
+    p = device.predict("m", ops, module_calls=0, dtype="fp32")
+    assert p.sum_s == pytest.approx(2 * 1024 ** 3 / 50e9, rel=1e-9)
+    assert p.best_s == pytest.approx(1.2 * p.sum_s) and p.predicted_s == pytest.approx(1.5 * 1.2 * p.sum_s)
+    assert any("calibrated on the record's reference model" in n for n in p.notes)
+    d = p.as_dict()
+    assert d["statistic"].startswith("median") and d["best_s"] < d["predicted_s"] and d["range_coverage"] > 0
+
+
+def test_a_calibration_out_of_bounds_is_not_used_and_no_calibration_is_said():
+    device = _calibrated(best_s=0.1, median_s=0.11)
+    best, typical, how = device.calibrate("fp32", reference_sum_s=0.010)  # 10x the sum: disturbed
+    assert (best, typical) == (1.0, 1.0) and "not used" in how
+    plain = DeviceModel(synthetic()).predict("m", [Op("a", "aten.relu", "fp32", 0, 1_000_000, "elementwise")], 0, "fp32")
+    assert plain.predicted_s == plain.best_s == plain.sum_s
+    assert any("no whole-model calibration" in n for n in plain.notes)
+
+
+def test_the_range_is_the_calibrated_band_and_widens_with_fallbacks():
+    from results.predict import RANGE, RANGE_WIDEN
+
+    device = DeviceModel(synthetic())
+    known = device.predict("m", [Op("a", "aten.relu", "fp32", 0, 1_000_000, "elementwise")], 0, "fp32")
+    assert known.low_s == pytest.approx(known.predicted_s / RANGE[0]) and known.high_s == pytest.approx(
+        known.predicted_s * RANGE[1])
+    unknown = device.predict("m", [Op("a", "aten.hardswish", "fp32", 0, 1_000_000, "elementwise")], 0, "fp32")
+    assert unknown.high_s == pytest.approx(unknown.predicted_s * RANGE[1] * RANGE_WIDEN)
+    assert "widened" in unknown.range_note() and unknown.fallback_ops()[0][:2] == ("aten.hardswish", 1)
+
+
+def test_the_reference_model_counts_and_prices_from_a_record():
+    """kernels.predict.calibrate prices the reference model from the record and sets the factors."""
+    from kernels import predict as kp
+
+    device = _calibrated()
+    kp.calibrate(device, "fp32", "cpu")
+    best, typical, how = device.factors["fp32"]
+    assert typical == pytest.approx(1.5) and best > 0 and "reference model" in how
