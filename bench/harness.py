@@ -82,9 +82,16 @@ class TimeBudget:
         return time.monotonic() - self.started
 
     def expect(self, groups) -> None:
-        """The items the run will try, by budget group (for the guarantee of groups not yet started)."""
+        """The items the run will try, by budget group (for the guarantee of groups not yet started). A run of some
+        benchmark files only (the predictor's record: GEMM, stream, probes) gives the groups it has the shares of
+        those it does not, in proportion: a budget is never kept for groups that will not run."""
+        groups = list(groups)
         for group in groups:
             self.pending[group] = self.pending.get(group, 0) + 1
+        bases = {"GEMM" if g.startswith("GEMM") else g for g in self.pending}
+        present = sum(v for k, v in self.shares.items() if k in bases)
+        if 0 < present < 1:
+            self.shares = {k: (v / present if k in bases else 0.0) for k, v in self.shares.items()}
 
     def add(self, group: str, seconds: float) -> None:
         self.spent[group] = self.spent.get(group, 0.0) + seconds

@@ -30,41 +30,6 @@ def pytest_generate_tests(metafunc):
                                          for dtype in _dtypes(config) for probe in probes(quick)])
 
 
-def test_probe(suite, benchmark, probe_point):
-    import torch
-
-    from kernels.base import torch_dtype
-
-    dtype, probe = probe_point
-    fields = dict(group="opsweep", kernel=probe.name, dtype=dtype, shape=list(probe.input_shape))
-    device = suite.platform.device
-    estimate = suite.estimate_cut(dtype, 2 * _macs_on_meta(probe))
-    if estimate:
-        suite.not_measured("cut", estimate, **fields)
-
-    def make():
-        module = build_probe(probe).to(device=device, dtype=torch_dtype(dtype)).eval()
-        gen = torch.Generator(device=device).manual_seed(0)
-        x = torch.randn(probe.input_shape, generator=gen, device=device, dtype=torch_dtype(dtype))
-        cases, counts = extract_layers(module, (x,), "opsweep")
-        if len(cases) != 1:
-            raise RuntimeError(f"probe {probe.name} gave {len(cases)} layers, not one")
-        p = prepare_layer(cases[0])
-        p.group, p.kernel, p.dtype = "opsweep", probe.name, dtype
-        p.extra.update({"family": probe.family, "ops": sorted({o.op for o in counts.ops}),
-                        "conv": list(probe.build[1]) if probe.build[0] == "conv" else None})
-        return p
-
-    suite.run_layer(benchmark, make, None, **fields)
-
-
-def _macs_on_meta(probe) -> int:
-    import torch
-
-    module = build_probe(probe).to("meta")
-    return count_model(module, (torch.empty(probe.input_shape, device="meta"),)).macs
-
-
 def test_module_call_overhead(suite, benchmark):
     """What calling one nn.Module costs beyond its ops (``__call__``, hooks, the Python of a forward): a model's
     container modules (Sequential, a residual block) pay it once per call. Timed on a module whose forward returns
@@ -135,3 +100,38 @@ def test_model_calibration(suite, benchmark):
         suite.budget = full
     row["statistic"] = "median"
     row["extra"]["median_over_best"] = row["median_s"] / row["best_s"]
+
+
+def test_probe(suite, benchmark, probe_point):
+    import torch
+
+    from kernels.base import torch_dtype
+
+    dtype, probe = probe_point
+    fields = dict(group="opsweep", kernel=probe.name, dtype=dtype, shape=list(probe.input_shape))
+    device = suite.platform.device
+    estimate = suite.estimate_cut(dtype, 2 * _macs_on_meta(probe))
+    if estimate:
+        suite.not_measured("cut", estimate, **fields)
+
+    def make():
+        module = build_probe(probe).to(device=device, dtype=torch_dtype(dtype)).eval()
+        gen = torch.Generator(device=device).manual_seed(0)
+        x = torch.randn(probe.input_shape, generator=gen, device=device, dtype=torch_dtype(dtype))
+        cases, counts = extract_layers(module, (x,), "opsweep")
+        if len(cases) != 1:
+            raise RuntimeError(f"probe {probe.name} gave {len(cases)} layers, not one")
+        p = prepare_layer(cases[0])
+        p.group, p.kernel, p.dtype = "opsweep", probe.name, dtype
+        p.extra.update({"family": probe.family, "ops": sorted({o.op for o in counts.ops}),
+                        "conv": list(probe.build[1]) if probe.build[0] == "conv" else None})
+        return p
+
+    suite.run_layer(benchmark, make, None, **fields)
+
+
+def _macs_on_meta(probe) -> int:
+    import torch
+
+    module = build_probe(probe).to("meta")
+    return count_model(module, (torch.empty(probe.input_shape, device="meta"),)).macs

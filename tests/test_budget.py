@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_a_group_stops_at_its_cap_and_others_go_on():
     clock = TimeBudget(run_s=100.0, gemm_dtypes=2)
     clock.expect(["GEMM fp32"] * 5 + ["GEMM fp64"] * 5 + ["stream"] * 10)
-    assert clock.group_s("GEMM fp32") == pytest.approx(CAP_FACTOR * GROUP_SHARES["GEMM"] / 2 * 100)
+    present = GROUP_SHARES["GEMM"] + GROUP_SHARES["stream"]  # the groups this run has take the others' shares
+    assert clock.group_s("GEMM fp32") == pytest.approx(CAP_FACTOR * GROUP_SHARES["GEMM"] / present / 2 * 100)
     clock.add("GEMM fp32", clock.group_s("GEMM fp32"))
     assert "GEMM fp32 group's share" in clock.cut_reason("GEMM fp32")
     assert clock.cut_reason("GEMM fp64") is None and clock.cut_reason("stream") is None
@@ -27,11 +28,25 @@ def test_groups_not_yet_started_keep_their_guarantee():
     clock = TimeBudget(run_s=100.0)
     clock.expect(["layers"] * 3 + ["stream"] * 3)
     clock.add("layers", 1.0)
-    clock.started -= 100 - GUARANTEE * GROUP_SHARES["stream"] * 100 + 1  # just inside stream's guarantee
+    stream = GROUP_SHARES["stream"] / (GROUP_SHARES["stream"] + GROUP_SHARES["layers"])
+    clock.started -= 100 - GUARANTEE * stream * 100 + 1  # just inside stream's guarantee
     assert "kept for the groups not yet started" in clock.cut_reason("layers")
     assert clock.cut_reason("stream") is None  # the group the time was kept for may start
     clock.started -= 100
     assert "is spent" in clock.cut_reason("stream")
+
+
+def test_a_run_of_some_files_gives_their_groups_the_whole_budget():
+    """The predictor's record (GEMM, stream, probes) once cut its last 38 probes, the calibration among them, at
+    1.5 x 8% of 600 s while 40% of the budget was kept for groups that never ran."""
+    clock = TimeBudget(run_s=600.0)
+    clock.expect(["GEMM fp32"] * 3 + ["stream"] * 3 + ["probes"] * 3)
+    assert sum(clock.share(g) for g in ("GEMM", "stream", "probes")) == pytest.approx(1.0)
+    assert clock.group_s("probes") == pytest.approx(CAP_FACTOR * 600 * GROUP_SHARES["probes"] / (
+        GROUP_SHARES["GEMM"] + GROUP_SHARES["stream"] + GROUP_SHARES["probes"]))
+    full = TimeBudget(run_s=600.0)
+    full.expect(list(GROUP_SHARES))  # every group: the shares as set
+    assert full.share("probes") == pytest.approx(GROUP_SHARES["probes"])
 
 
 def test_an_item_of_no_group_is_bounded_by_the_run_only():
