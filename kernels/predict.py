@@ -105,7 +105,7 @@ def calibrate(device, dtype: str, target: str) -> None:
     shape = tuple((row.get("extra") or {}).get("input") or row.get("shape") or ())
     counts = count_for(REFERENCE_SOURCE, [(shape, None)], dtype, target)
     reference = device.predict(REFERENCE_SOURCE, ops_of(counts, dtype), module_calls(counts), dtype)
-    device.calibrate(dtype, reference.sum_s)
+    device.calibrate(dtype, reference.sum_s, len(reference.ops))
 
 if __name__ == "__main__":  # the command users type; the command line itself is bench/predict_cli.py
     from bench.predict_cli import main

@@ -1,0 +1,198 @@
+"""What a prediction is (results/predict.py makes them): the ops the model was counted as, each op's priced time,
+and the whole model's sum of ops, best call, typical (median) call and calibrated range, per layer and as a table
+of several records or dtypes. Pure Python.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+MODEL_NOTE = ("per op: GEMM-like ops at FLOPs / the rate interpolated among measured points of the same family "
+              "(probe layers, model layers, GEMM sweep; 4 nearest on log M,N,K,batch); other ops at the time of "
+              "probes of the same aten op interpolated on log bytes; + the module-call cost per container call. "
+              "Eager, warm caches, no host/device overlap.")
+#: the calibrated band around the predicted median: (low, high) = (median / RANGE[0], median x RANGE[1]), and the
+#: share of measured medians inside it on the calibration check (tools/validate_predictor.py --models torchvision,
+#: 2026-12-02, the 2-core Xeon VM of README "Predicting a model's time": 14 of 16 inside; measured / predicted
+#: from 0.74 to 1.31, 10th and 90th percentiles 0.87 and 1.22)
+RANGE, RANGE_COVERAGE, RANGE_CHECK = (1.2, 1.25), 0.85, "14 of 16 measured medians inside"
+#: the band is this much wider where over a quarter of the time rests on fallback or extrapolated ops
+RANGE_WIDEN = 1.5
+
+def _base_op(name: str) -> str:
+    """aten.relu_ -> aten.relu; aten.add.Tensor -> aten.add (in-place and overloads share their probes)."""
+    name = name.split(".Tensor")[0].split(".default")[0]
+    return name[:-1] if name.endswith("_") and not name.endswith("__") else name
+
+
+
+@dataclass
+class Op:
+    """One aten op of the model, as the predictor sees it (built by kernels.predict from a count)."""
+
+    module: str
+    op: str
+    dtype: str
+    flops: int  # 2 x MACs + other FLOPs
+    bytes: int
+    family: str  # a GEMM family or "elementwise"
+    gemm: tuple | None = None  # (m, n, k, batch)
+
+
+@dataclass
+class Point:
+    family: str
+    key: tuple  # (m, n, k, batch) for GEMM families; (bytes,) for element-wise
+    time_s: float
+    flops: float
+    label: str
+    op: str = ""
+
+    @property
+    def rate(self) -> float:
+        return self.flops / self.time_s
+
+
+@dataclass
+class OpPrediction:
+    op: Op
+    time_s: float
+    low_s: float
+    high_s: float
+    bound: str  # compute | memory | overhead
+    basis: str  # which points / roof it leaned on
+    widened: str = ""
+
+
+@dataclass
+class Prediction:
+    model: str
+    dtype: str
+    record: str
+    device: str
+    ops: list[OpPrediction]
+    module_calls: int
+    module_call_s: float
+    notes: list[str] = field(default_factory=list)
+    #: the record's whole-model calibration (0 and 1 where it has none): seconds a model adds per op beyond its
+    #: probes' times, and median call / best call
+    per_op_s: float = 0.0
+    typical_factor: float = 1.0
+
+    @property
+    def op_time_s(self) -> float:
+        return sum(p.time_s for p in self.ops)
+
+    @property
+    def sum_s(self) -> float:
+        """The sum of the ops and module calls, each at its warm probes' time."""
+        return self.op_time_s + self.module_calls * self.module_call_s
+
+    @property
+    def best_s(self) -> float:
+        """The best call this machine should give: the sum + each op's excess in a model (the calibration)."""
+        return self.sum_s + len(self.ops) * self.per_op_s
+
+    @property
+    def predicted_s(self) -> float:
+        """The typical (median) call: the best x the calibration's median-over-best."""
+        return self.best_s * self.typical_factor
+
+    @property
+    def uncertain_share(self) -> float:
+        """The share of the op time that rests on fallback pricing or extrapolation far from measured shapes."""
+        return sum(p.time_s for p in self.ops if p.widened) / (self.op_time_s or 1.0)
+
+    @property
+    def range_factors(self) -> tuple[float, float]:
+        widen = RANGE_WIDEN if self.uncertain_share > 0.25 else 1.0
+        return RANGE[0] * widen, RANGE[1] * widen
+
+    @property
+    def low_s(self) -> float:
+        return self.predicted_s / self.range_factors[0]
+
+    @property
+    def high_s(self) -> float:
+        return self.predicted_s * self.range_factors[1]
+
+    def range_note(self) -> str:
+        """What the range means, and why it is wider where it is."""
+        lo, hi = self.range_factors
+        why = (f"; widened {RANGE_WIDEN:g}x: {100 * self.uncertain_share:.0f}% of the time rests on ops priced by a "
+               "fallback or far from the measured shapes" if lo > RANGE[0] else "")
+        return (f"{100 * RANGE_COVERAGE:.0f}% range (median / {lo:.2f} .. median x {hi:.2f}; on the calibration check "
+                f"{RANGE_CHECK}){why}")
+
+    def fallback_ops(self) -> list[tuple[str, int, float]]:
+        """(aten op, calls, predicted seconds) of the ops priced by a fallback (no probe of their own), most first."""
+        out: dict[str, list] = {}
+        for p in self.ops:
+            if p.widened and (p.widened.startswith("no probe") or "stream curve" in p.widened
+                              or p.widened.startswith("no ")):
+                entry = out.setdefault(_base_op(p.op.op), [0, 0.0])
+                entry[0] += 1
+                entry[1] += p.time_s
+        return sorted(((op, n, t) for op, (n, t) in out.items()), key=lambda e: -e[2])
+
+    def layers(self) -> list[dict[str, Any]]:
+        """Per module: predicted time, range, the dominant op's bound and basis, in call order."""
+        rows: dict[str, dict[str, Any]] = {}
+        for p in self.ops:
+            row = rows.setdefault(p.op.module, {"layer": p.op.module, "predicted_s": 0.0, "low_s": 0.0, "high_s": 0.0,
+                                                "flops": 0, "bytes": 0, "ops": 0, "_top": None})
+            row["predicted_s"] += p.time_s
+            row["low_s"] += p.low_s
+            row["high_s"] += p.high_s
+            row["flops"] += p.op.flops
+            row["bytes"] += p.op.bytes
+            row["ops"] += 1
+            if row["_top"] is None or p.time_s > row["_top"].time_s:
+                row["_top"] = p
+        out = []
+        for row in rows.values():
+            top = row.pop("_top")
+            row.update(bound=top.bound, basis=top.basis, op=top.op.op, widened=top.widened)
+            out.append(row)
+        return out
+
+    def as_dict(self, top: int | None = None) -> dict[str, Any]:
+        layers = self.layers()
+        if top:
+            layers = sorted(layers, key=lambda r: -r["predicted_s"])[:top]
+        return {"model": self.model, "dtype": self.dtype, "record": self.record, "device": self.device,
+                "predicted_s": self.predicted_s, "statistic": "median call (typical)", "best_s": self.best_s,
+                "sum_s": self.sum_s, "per_op_s": self.per_op_s, "typical_factor": self.typical_factor,
+                "low_s": self.low_s, "high_s": self.high_s, "range": self.range_note(),
+                "range_coverage": RANGE_COVERAGE, "uncertain_share": self.uncertain_share,
+                "fallback_ops": [{"op": op, "calls": n, "predicted_s": t} for op, n, t in self.fallback_ops()],
+                "op_time_s": self.op_time_s, "module_calls": self.module_calls, "module_call_s": self.module_call_s,
+                "n_ops": len(self.ops), "bound_share": self.bound_share(), "notes": self.notes,
+                "method": MODEL_NOTE, "layers": layers}
+
+    def bound_share(self) -> dict[str, float]:
+        total = self.op_time_s or 1.0
+        share: dict[str, float] = {}
+        for p in self.ops:
+            share[p.bound] = share.get(p.bound, 0.0) + p.time_s / total
+        return share
+
+
+
+def compare_table(predictions: list[Prediction]) -> list[dict[str, Any]]:
+    """Several records or dtypes of one model: fastest first, with the speedup over the slowest and the share of
+    time that is memory-bound (what fewer bytes would buy) vs compute-bound (what a higher peak would buy)."""
+    if not predictions:
+        return []
+    slowest = max(p.predicted_s for p in predictions)
+    fastest = min(p.predicted_s for p in predictions)
+    rows = []
+    for p in sorted(predictions, key=lambda p: p.predicted_s):
+        share = p.bound_share()
+        rows.append({"record": p.record, "device": p.device, "dtype": p.dtype, "predicted_s": p.predicted_s,
+                     "low_s": p.low_s, "high_s": p.high_s, "x_fastest": p.predicted_s / fastest,
+                     "speedup_vs_slowest": slowest / p.predicted_s,
+                     "compute_share": share.get("compute", 0.0),
+                     "memory_share": share.get("memory", 0.0) + share.get("memory/overhead", 0.0),
+                     "overhead_share": share.get("overhead", 0.0)})
+    return rows
