@@ -33,8 +33,7 @@ from kernels import collectives as coll
 from platforms import choose_kind
 from platforms import distributed as world
 from platforms.base import PlatformError
-from results.distributed import size_text
-from results.units import si
+from results.units import binary_size, si
 
 DEFAULT_MAX = {"cpu": 256 << 20, "cuda": 1 << 30}
 QUICK_MAX = {"cpu": 64 << 20, "cuda": 1 << 30}
@@ -274,7 +273,7 @@ class Job:
             _, suite_bus = coll.bandwidths("all_reduce", c.size_bytes, min(suite_s), self.n)
             row["extra"].update(busbw_bytes_per_s=plain_bus, suite_busbw_bytes_per_s=suite_bus,
                                 suite_over_plain=suite_bus / plain_bus)
-            self.say(f"harness check, all_reduce {size_text(c.size_bytes)} in alternating rounds: suite busbw "
+            self.say(f"harness check, all_reduce {binary_size(c.size_bytes)} in alternating rounds: suite busbw "
                      f"{suite_bus / 1e9:.3g} GB/s, plain dist.all_reduce loop {plain_bus / 1e9:.3g} GB/s "
                      f"(suite / plain = {suite_bus / plain_bus:.3f})")
         self.add(row)
@@ -350,7 +349,7 @@ class Job:
             self.say(f"{row['kernel']}{where} {row['size_bytes']} B: {row['status']}: {row['reason']}")
             return
         e = row["extra"]
-        self.say(f"{row['group']} {row['kernel']}{where} {size_text(row['size_bytes'])}: busbw "
+        self.say(f"{row['group']} {row['kernel']}{where} {binary_size(row['size_bytes'])}: busbw "
                  f"{si(e['busbw_bytes_per_s'], 'B/s')} (algbw {si(e['algbw_bytes_per_s'], 'B/s')}), slowest rank "
                  f"{row['best_s'] * 1e6:.4g} us best of {row['n']}, verified")
 

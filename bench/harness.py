@@ -479,7 +479,7 @@ class Suite:
             group=p.group, kernel=p.kernel, dtype=p.dtype, impl=p.impl, shape=p.shape, size_bytes=p.size_bytes,
             flops=p.flops, bytes=p.bytes, times_s=times, number_per_run=iterations, verified=verdict.ok, status=status,
             reason="" if verdict.ok else f"verification failed: {verdict.detail}", convention=p.convention,
-            statistic="median" if p.group == "model" else "best",
+            statistic="median" if p.group in ("model", "calibration") else "best",  # whole models: the typical call
             telemetry=sampler.summary(), extra={**p.extra, "verification": verdict.detail, "cold_call_s": cold})
         return self._finish(benchmark, p, _with_load(row, load), verdict)
 

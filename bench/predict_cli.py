@@ -24,7 +24,8 @@ from kernels.predict import (
     ops_of,
 )
 from kernels.zoo import check_output_path, make_input
-from results.predict import DeviceModel, PredictError, Prediction, compare_table
+from results.predict import DeviceModel, PredictError
+from results.prediction import Prediction, compare_table
 
 
 def parse_records(records: list[str], models: list[str]) -> tuple[list[str], list[str]]:

@@ -16,7 +16,7 @@ import math
 
 from kernels.count import DTYPES, count_model
 from kernels.zoo import build_model, make_input, parse_input
-from results.predict import Op
+from results.prediction import Op
 
 GEMM_OPS = {"aten.mm": "mm", "aten.addmm": "addmm", "aten.bmm": "bmm", "aten.baddbmm": "baddbmm",
             "aten.mv": "mv", "aten.addmv": "addmv"}

@@ -15,8 +15,7 @@ from typing import Any
 from platforms.distributed import oversubscription
 from results.speccheck import PCIE_LANE_GB_PER_S
 from results.specs import spec_for_record
-from results.units import binary_size, si
-from results.units import us as units_us
+from results.units import binary_size, si, us
 
 #: DDP's default gradient bucket (torch.nn.parallel.DistributedDataParallel bucket_cap_mb=25): the all_reduce
 #: messages a data-parallel step sends are this size, plus one remainder
@@ -202,10 +201,6 @@ def link_rate(record: dict) -> tuple[float | None, str]:
 
 
 # ---- text ----------------------------------------------------------------------------------------------------
-size_text = binary_size
-_us = units_us
-
-
 def summary_text(record: dict, record_path: str | None = None, plot_paths: list[str] | None = None) -> str:
     import pandas as pd
 
@@ -231,12 +226,12 @@ def summary_text(record: dict, record_path: str | None = None, plot_paths: list[
         best = max(rows, key=lambda m: m["extra"]["busbw_bytes_per_s"] or 0)
         f = fit.get(kind, {})
         table.append({"collective": kind, "scope": rows[0]["extra"].get("scope", ""),
-                      "sizes": f"{size_text(rows[0]['size_bytes'])}..{size_text(rows[-1]['size_bytes'])}",
-                      "best busbw": si(best["extra"]["busbw_bytes_per_s"], "B/s"), "at": size_text(best["size_bytes"]),
+                      "sizes": f"{binary_size(rows[0]['size_bytes'])}..{binary_size(rows[-1]['size_bytes'])}",
+                      "best busbw": si(best["extra"]["busbw_bytes_per_s"], "B/s"), "at": binary_size(best["size_bytes"]),
                       "algbw": si(best["extra"]["algbw_bytes_per_s"], "B/s"),
-                      "smallest (latency)": _us(rows[0]["best_s"]), "alpha": _us(f.get("alpha_s")),
+                      "smallest (latency)": us(rows[0]["best_s"]), "alpha": us(f.get("alpha_s")),
                       "beta (bus)": si(f.get("bus_beta_bytes_per_s"), "B/s"),
-                      "half bw at": size_text(f.get("half_busbw_measured_bytes")),
+                      "half bw at": binary_size(f.get("half_busbw_measured_bytes")),
                       "fit err": f"{100 * f['max_rel_error']:.0f}%" if f.get("max_rel_error") is not None else "-",
                       "vs link": f"{best['extra']['busbw_bytes_per_s'] / rate:.2f}" if rate else "-"})
     if table:
@@ -244,24 +239,24 @@ def summary_text(record: dict, record_path: str | None = None, plot_paths: list[
                   pd.DataFrame(table).to_string(index=False)]
     for kind, f in fit.items():
         if kind.startswith("send_recv"):
-            lines.append(f"  {kind}: alpha {_us(f['alpha_s'])}, beta {si(f['beta_bytes_per_s'], 'B/s')}"
+            lines.append(f"  {kind}: alpha {us(f['alpha_s'])}, beta {si(f['beta_bytes_per_s'], 'B/s')}"
                          f" ({f['points']} points)")
     barrier = ok_rows(record, "barrier")
     if barrier:
-        lines.append(f"  barrier: {_us(barrier[0]['best_s'])} best, {_us(barrier[0]['median_s'])} median "
+        lines.append(f"  barrier: {us(barrier[0]['best_s'])} best, {us(barrier[0]['median_s'])} median "
                      "(slowest rank)")
     lines += p2p_lines(record)
     for ref in ok_rows(record, "reference"):
         e = ref["extra"]
         if e.get("suite_over_plain"):
-            lines.append(f"  harness check, {ref['kernel']} at {size_text(ref['size_bytes'])} in alternating rounds: suite "
+            lines.append(f"  harness check, {ref['kernel']} at {binary_size(ref['size_bytes'])} in alternating rounds: suite "
                          f"busbw {si(e['suite_busbw_bytes_per_s'], 'B/s')} / plain dist.{ref['kernel']} loop "
                          f"{si(e['busbw_bytes_per_s'], 'B/s')} = {e['suite_over_plain']:.3f}")
     lines += dp_lines(record)
     bad = [m for m in record["measurements"] if m.get("status") != "ok"]
     if bad:
         lines += ["", f"Failed / missing ({len(bad)}): no figure is given for these"]
-        lines += [f"  - {m['group']} {m['kernel']} {size_text(m.get('size_bytes'))}: {m['status']}: {m.get('reason')}"
+        lines += [f"  - {m['group']} {m['kernel']} {binary_size(m.get('size_bytes'))}: {m['status']}: {m.get('reason')}"
                   for m in bad[:20]]
     disturbed = [m for m in record["measurements"] if m.get("disturbed")]
     if disturbed:
@@ -282,7 +277,7 @@ def p2p_lines(record: dict) -> list[str]:
     n = record["distributed"]["world_size"]
     top = max(m["extra"]["algbw_bytes_per_s"] for m in big.values())
     unit, scale = ("GB/s", 1e9) if top >= 1e9 else ("MB/s", 1e6)
-    lines = ["", f"Point-to-point bandwidth matrix at {size_text(size)} ({unit}, one direction, row sends to column; "
+    lines = ["", f"Point-to-point bandwidth matrix at {binary_size(size)} ({unit}, one direction, row sends to column; "
                  "slowest of the pair, best round):"]
     lines.append("       " + "".join(f"{j:>9}" for j in range(n)))
     for i in range(n):
@@ -304,7 +299,7 @@ def dp_lines(record: dict) -> list[str]:
     if dp.get("error"):
         return ["", f"Data-parallel model: not available ({dp['error']})"]
     lines = ["", f"Data-parallel training step of {dp['name']} (input {dp['input']}, {dp['dtype']}): "
-                 f"{dp['params'] / 1e6:.1f} M parameters -> {size_text(dp['grad_bytes'])} of gradients; "
+                 f"{dp['params'] / 1e6:.1f} M parameters -> {binary_size(dp['grad_bytes'])} of gradients; "
                  f"{dp['forward_flops_per_sample'] / 1e9:.2f} GFLOP forward per sample, x{TRAIN_FLOP_FACTOR:g} for a "
                  "training step (assumption: backward = 2 x forward)",
              f"  compute at {si(dp['rate_flop_per_s'], 'FLOP/s')} ({dp['rate_from']}; real layers run below this "

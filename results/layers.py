@@ -18,8 +18,6 @@ For every timed layer of a record (cold-cache median time t, counted FLOPs F and
 """
 from __future__ import annotations
 
-import pandas as pd
-
 from results.roofline import effective_capacities, rate_unit
 from results.units import si
 
@@ -160,6 +158,8 @@ def headroom_lines(result, dtypes: set[str]) -> list[str]:
 
 def layers_text(result, top: int = 8) -> str:
     """The layers' part of the text summary, from the analysis ``result``."""
+    import pandas as pd  # heavy: only this table needs it
+
     rows = result.layers
     if not rows:
         return ""

@@ -32,19 +32,7 @@ import math
 import statistics
 from typing import Iterable
 
-from results.prediction import (  # noqa: F401
-    MODEL_NOTE,
-    RANGE,
-    RANGE_CHECK,
-    RANGE_COVERAGE,
-    RANGE_WIDEN,
-    Op,
-    OpPrediction,
-    Point,
-    Prediction,
-    _base_op,
-    compare_table,
-)
+from results.prediction import Op, OpPrediction, Point, Prediction, base_op
 
 GEMM_FAMILIES = ("conv", "conv_dw", "conv_grouped", "linear", "bmm", "attention")
 #: families that may stand in for each other when a record has no point of the asked family (widens the range)
@@ -145,8 +133,8 @@ class DeviceModel:
                 self._add("attention", dtype, Point("attention", (t, t, d, b * h), time_s, row["flops"], label))
             elif family == "elementwise" and row.get("bytes"):
                 for op in extra.get("ops") or []:
-                    self.eltwise.setdefault((_base_op(op), dtype), []).append(
-                        Point("elementwise", (row["bytes"],), time_s, row.get("flops") or 0, label, op=_base_op(op)))
+                    self.eltwise.setdefault((base_op(op), dtype), []).append(
+                        Point("elementwise", (row["bytes"],), time_s, row.get("flops") or 0, label, op=base_op(op)))
         elif group == "stream" and row.get("impl") in ("torch", "", None) and \
                 row.get("kernel") in ("copy", "add", "triad", "scale"):  # records before impl was kept: torch
             rate = row.get("bytes_per_s_median") or row.get("bytes_per_s")
@@ -238,12 +226,12 @@ class DeviceModel:
 
     # -- everything else ------------------------------------------------------------------------------------------
     def other_time(self, op: Op) -> OpPrediction:
-        pts = self.eltwise.get((_base_op(op.op), op.dtype))
-        basis = f"probes of {_base_op(op.op)}"
+        pts = self.eltwise.get((base_op(op.op), op.dtype))
+        basis = f"probes of {base_op(op.op)}"
         widened = ""
         if not pts:
             pts = self._generic(op.dtype)
-            basis, widened = "generic element-wise probes", f"no probe of {_base_op(op.op)}: the median of all (range x2)"
+            basis, widened = "generic element-wise probes", f"no probe of {base_op(op.op)}: the median of all (range x2)"
         if pts:
             time_s = _interp_bytes(pts, max(op.bytes, 1))
             spread = MIN_SPREAD * (2 if widened else 1)

@@ -19,7 +19,7 @@ RANGE, RANGE_COVERAGE, RANGE_CHECK = (1.2, 1.25), 0.85, "14 of 16 measured media
 #: the band is this much wider where over a quarter of the time rests on fallback or extrapolated ops
 RANGE_WIDEN = 1.5
 
-def _base_op(name: str) -> str:
+def base_op(name: str) -> str:
     """aten.relu_ -> aten.relu; aten.add.Tensor -> aten.add (in-place and overloads share their probes)."""
     name = name.split(".Tensor")[0].split(".default")[0]
     return name[:-1] if name.endswith("_") and not name.endswith("__") else name
@@ -128,9 +128,8 @@ class Prediction:
         """(aten op, calls, predicted seconds) of the ops priced by a fallback (no probe of their own), most first."""
         out: dict[str, list] = {}
         for p in self.ops:
-            if p.widened and (p.widened.startswith("no probe") or "stream curve" in p.widened
-                              or p.widened.startswith("no ")):
-                entry = out.setdefault(_base_op(p.op.op), [0, 0.0])
+            if p.widened.startswith("no "):  # no probe, no points of its family, no element-wise probes at all
+                entry = out.setdefault(base_op(p.op.op), [0, 0.0])
                 entry[0] += 1
                 entry[1] += p.time_s
         return sorted(((op, n, t) for op, (n, t) in out.items()), key=lambda e: -e[2])

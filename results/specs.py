@@ -7,6 +7,7 @@ validated anywhere. For CPUs no sheet is needed: the theoretical peak is compute
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
@@ -199,7 +200,15 @@ def _positive(value) -> bool:
 
 
 def load_all(directory: str | os.PathLike = SPEC_DIR) -> list[Spec]:
-    return [load_spec(p) for p in sorted(Path(directory).glob("*.yaml"))]
+    """Every sheet in ``directory``, parsed once while its files are unchanged (each record's analysis matches its
+    device against them: a summary with its run-to-run history analyses up to ten records)."""
+    files = sorted(Path(directory).glob("*.yaml"))
+    return list(_parsed(tuple((os.fspath(p), p.stat().st_mtime_ns, p.stat().st_size) for p in files)))
+
+
+@functools.lru_cache(maxsize=8)
+def _parsed(files: tuple) -> tuple[Spec, ...]:
+    return tuple(load_spec(path) for path, _mtime, _size in files)
 
 
 def _memory_fits(marketed_gb: float, total_bytes: int | None) -> bool:

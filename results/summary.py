@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import re
 
-import pandas as pd
-
 from platforms import throttle
 from results.analysis import Analysis
 from results.layers import layers_text
@@ -120,6 +118,8 @@ def repeat_lines(record: dict) -> list[str]:
 
 def summary_text(result: Analysis, record_path: str | None = None, plot_path: str | None = None,
                  history: dict[str, dict] | None = None) -> str:
+    import pandas as pd  # heavy (~0.4 s): only the summary's tables need it, not every results command
+
     record, info = result.record, result.info
     lines = [f"Measured roofline of {info.get('name')} ({info.get('device')}), run {record['run_id']}"
              f" [{record.get('status')}]"]

@@ -156,7 +156,8 @@ def test_transfer_pattern_is_built_in_uint8(monkeypatch):  # defect 9
 
 
 def test_a_slow_first_call_never_cuts_larger_shapes(tmp_path):  # defect 7
-    from bench.harness import Budget, Suite
+    from bench.harness import Suite
+    from bench.timing import Budget
     from platforms.cpu import CpuPlatform
     from results.record import RunRecord
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.harness import Budget, Suite
+from bench.harness import Suite
+from bench.timing import Budget
 from kernels import gemm, stream
 from platforms.cpu import CpuPlatform
 from results.record import RunRecord, read_record

@@ -40,7 +40,8 @@ def busy():
 
 
 def test_a_busy_process_is_detected_named_and_flagged(busy, tmp_path):
-    from bench.harness import Budget, Suite
+    from bench.harness import Suite
+    from bench.timing import Budget
     from kernels import stream
     from platforms.cpu import CpuPlatform
     from results.record import RunRecord
@@ -101,7 +102,8 @@ def test_curve_outliers_only_inside_one_level():
 
 
 def test_remeasure_supersedes_and_analysis_skips_the_old_row(tmp_path):
-    from bench.harness import Budget, Suite
+    from bench.harness import Suite
+    from bench.timing import Budget
     from kernels import stream
     from platforms.cpu import CpuPlatform
     from results.record import RunRecord
@@ -120,7 +122,8 @@ def test_remeasure_supersedes_and_analysis_skips_the_old_row(tmp_path):
 def test_a_slow_implicit_gemm_is_cut_not_timed_for_minutes(tmp_path):
     import time
 
-    from bench.harness import Budget, Suite
+    from bench.harness import Suite
+    from bench.timing import Budget
     from kernels.base import Prepared, Verdict
     from platforms.cpu import CpuPlatform
     from results.record import RunRecord

@@ -12,7 +12,8 @@ from bench import predict_cli as cli
 from kernels import predict
 from kernels.count import CountError, count_model
 from kernels.opsweep import _Attention, build_probe, probes
-from results.predict import DeviceModel, Op, PredictError, compare_table
+from results.predict import DeviceModel, PredictError
+from results.prediction import Op, compare_table
 
 
 def row(group, kernel, dtype="fp32", **fields):
@@ -370,7 +371,7 @@ def test_a_calibration_out_of_bounds_is_not_used_and_no_calibration_is_said():
 
 
 def test_the_range_is_the_calibrated_band_and_widens_with_fallbacks():
-    from results.predict import RANGE, RANGE_WIDEN
+    from results.prediction import RANGE, RANGE_WIDEN
 
     device = DeviceModel(synthetic())
     known = device.predict("m", [Op("a", "aten.relu", "fp32", 0, 1_000_000, "elementwise")], 0, "fp32")
