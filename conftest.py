@@ -32,6 +32,22 @@ def pytest_addoption(parser):
     group.addoption("--budget", default=None, metavar="SECONDS",
                     help="the run's time budget (default: 80 s quick / 600 s full on a CPU, 180 / 900 s on a GPU); "
                          "every group gets its share, and no group starts a point once its share is spent")
+    group.addoption("--variants", default=None, metavar="MODEL",
+                    help="also measure MODEL's variants (precisions, quantisation, runtimes; bench/test_variants.py): "
+                         "a torchvision name, package.module:factory or timm:NAME")
+    group.addoption("--variant-input", default=None, help="input shape for --variants (default: 1,3,224,224 or a "
+                                                          "timm model's own); its first dimension is the batch")
+    group.addoption("--variant-batches", default=None, help="batch sizes for --variants (default 1,8)")
+    group.addoption("--precisions", default=None,
+                    help="--variants precisions: fp32,bf16,fp16,int8-dyn,int8-wo,fp8-wo,int4-wo (default: the "
+                         "platform's matrix)")
+    group.addoption("--runtimes", default=None,
+                    help="--variants runtimes: eager,compile,onnxruntime,openvino,tensorrt (default: the platform's "
+                         "matrix)")
+    group.addoption("--variants-record", default=None, metavar="R.json",
+                    help="a record of this machine whose probes price the variants (default: this run's own)")
+    group.addoption("--variant-data", default=None, metavar="FILE.pt",
+                    help="your own inputs for the variants' quality check (a tensor, samples first)")
     group.addoption("--spec", default=None,
                     help="a vendor spec sheet (YAML, see platforms/specs/) to validate against; default: the "
                          "bundled sheet matching the device")
@@ -53,6 +69,9 @@ def pytest_configure(config):
             raise options.OptionError(str(exc)) from None
         signals.install(config)  # Ctrl-C, SIGTERM and SIGHUP: see bench/signals.py
         options.model(config.getoption("--model"), config.getoption("--input"))
+        from bench.variant_plan import PLAN_KEY, make_plan
+
+        config.stash[PLAN_KEY] = make_plan(config)
     except options.OptionError as exc:
         raise pytest.UsageError(str(exc)) from None
 

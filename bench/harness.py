@@ -68,6 +68,15 @@ class TimeBudget:
         run_s = budget_s if budget_s else RUN_BUDGET_S[("cpu" if kind == "cpu" else "gpu", bool(quick))]
         return cls(run_s=float(run_s), gemm_dtypes=max(1, gemm_dtypes))
 
+    def add_group(self, group: str, seconds: float, extend: bool = True) -> None:
+        """A group with a budget of its own (a --variants run): ``extend`` adds its seconds to the run's budget (the
+        other groups keep theirs), else it takes its share out of the run's budget as given by --budget."""
+        total = self.run_s + seconds if extend else self.run_s
+        share = min(1.0, seconds / total)
+        self.shares = {k: v * (1 - share) for k, v in self.shares.items()}
+        self.shares[group] = share
+        self.run_s = total
+
     def share(self, group: str) -> float:
         base = "GEMM" if group.startswith("GEMM") else group
         share = self.shares.get(base, 0.0)
@@ -159,6 +168,14 @@ def item_label(item, group: str) -> dict:
         return {"group": "peak", "kernel": "fma", "dtype": params["fma_dtype"], "impl": "native"}
     if "triton_fma_dtype" in params:
         return {"group": "peak", "kernel": "fma", "dtype": params["triton_fma_dtype"], "impl": "triton"}
+    if "variant_point" in params:
+        from bench.variant_plan import plan_of
+
+        batch, v = params["variant_point"]
+        plan = plan_of(item.config)
+        return {"group": "variant", "kernel": f"{plan.name if plan else '?'} b{batch} {v.name}", "dtype": v.compute_dtype, "impl": v.runtime,
+                "extra": {"model": plan.source if plan else None, "batch": batch, "runtime": v.runtime,
+                          "precision": v.precision, "compute_dtype": v.compute_dtype}}
     if "engine_point" in params:
         return {"group": "peak", "kernel": params["engine_point"][0], "dtype": params["engine_point"][1],
                 "impl": "native"}
@@ -479,7 +496,7 @@ class Suite:
             group=p.group, kernel=p.kernel, dtype=p.dtype, impl=p.impl, shape=p.shape, size_bytes=p.size_bytes,
             flops=p.flops, bytes=p.bytes, times_s=times, number_per_run=iterations, verified=verdict.ok, status=status,
             reason="" if verdict.ok else f"verification failed: {verdict.detail}", convention=p.convention,
-            statistic="median" if p.group in ("model", "calibration") else "best",  # whole models: the typical call
+            statistic="median" if p.group in ("model", "calibration", "variant") else "best",  # whole models: the typical call
             telemetry=sampler.summary(), extra={**p.extra, "verification": verdict.detail, "cold_call_s": cold})
         return self._finish(benchmark, p, _with_load(row, load), verdict)
 
@@ -620,6 +637,13 @@ def _progress(row: dict) -> str:
         return (f"  {what}: median {row['median_s'] * 1e3:.3g} ms {kind}" + (f", {warm * 1e3:.3g} ms warm" if warm else "")
                 + f" ({si(row['flop_per_s_median'], 'FLOP/s')}), {'verified' if row['verified'] else 'VERIFICATION FAILED'}"
                 + _load_note(row))
+    if row["group"] == "variant":
+        x = row.get("extra") or {}
+        q = x.get("quality") or {}
+        return (f"  {row['kernel']}: median {row['median_s'] * 1e3:.3g} ms (IQR {100 * (row.get('iqr_rel') or 0):.0f}%, "
+                f"n={row['n']}), first call {x.get('first_call_s', 0) * 1e3:.3g} ms, "
+                f"{si(row['flop_per_s_median'], 'FLOP/s')}; cosine vs fp32 eager {q.get('cosine', float('nan')):.5f}"
+                + ("" if x.get("quality_ok", True) else " (outside the quality budget)") + _load_note(row))
     where = ("x".join(map(str, row["shape"])) if row["group"] == "gemm" else f"{(row['size_bytes'] or 0) / 2**10:.0f} KiB")
     rate = si(row["flop_per_s"], "FLOP/s") if row["group"] == "gemm" else si(row["bytes_per_s"], "B/s")
     check = "verified" if row["verified"] else "VERIFICATION FAILED"
@@ -638,6 +662,9 @@ def _headline(row: dict, suite: "Suite") -> str:
                     and m.get("bytes_per_s") and (m.get("size_bytes") or 0) >= dram and not m.get("disturbed")),
                    default=None)
         return f"DRAM so far {si(best, 'B/s')}" if best else f"last {si(row['bytes_per_s'], 'B/s')}"
+    if group == "variant" and row.get("median_s"):
+        x = row.get("extra") or {}
+        return f"last: b{x.get('batch')} {x.get('runtime')}/{x.get('precision')} {row['median_s'] * 1e3:.3g} ms"
     if group in ("layer", "model", "probe") and row.get("median_s"):
         return f"last: {row['kernel']} {row['median_s'] * 1e3:.3g} ms"
     return ""

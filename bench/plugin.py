@@ -19,6 +19,14 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(session, config, items):
+    from bench.variant_plan import plan_of
+
+    if plan_of(config) is None:  # bench/test_variants.py measures only with --variants MODEL
+        mine = ROOT / "bench" / "test_variants.py"
+        dropped = [item for item in items if Path(str(item.fspath)).resolve() == mine]
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+            items[:] = [item for item in items if item not in dropped]
     bench_items = [item for item in items if "suite" in getattr(item, "fixturenames", ())]
     if not bench_items:
         return
@@ -55,6 +63,13 @@ def pytest_collection_modifyitems(session, config, items):
     run.clock = TimeBudget.for_run(platform.kind, config.getoption("--quick"), run.budget_s,
                                    gemm_dtypes=len(with_path) or 1)
     run.groups = {item.nodeid: budget_group(item) for item in bench_items}
+    if "variants" in run.groups.values():
+        from bench.variant_plan import VARIANTS_BUDGET_S
+
+        seconds = VARIANTS_BUDGET_S["cpu" if platform.kind == "cpu" else "gpu"]
+        if run.budget_s is None and set(run.groups.values()) == {"variants"}:
+            run.clock.run_s = seconds  # the variants alone: their own budget, not a full run's plus theirs
+        run.clock.add_group("variants", seconds, extend=run.budget_s is None and run.clock.run_s != seconds)
     run.clock.expect(run.groups.values())
 
 

@@ -32,6 +32,7 @@ GROUPS = {
     ("test_native", "test_silicon_above_gemm"): "silicon peak", ("test_triton", "test_triton_fma_peak"): "silicon peak",
     ("test_native", "test_thread_scaling"): "thread scaling", ("test_transfer", None): "transfers",
     ("test_layers", "test_layer"): "layers", ("test_layers", None): "models", ("test_opsweep", None): "probes",
+    ("test_variants", None): "variants",
 }
 
 

@@ -163,8 +163,11 @@ def _draw(done: Finished, measured: bool, layer_pngs: bool) -> None:
             from results.plot import roofline_png, write_layer_plots
 
             done.plot_path = roofline_png(done.analysis_now(), path.with_suffix(".png"))
+            from results.plot import write_variant_plots
+
+            done.plots += write_variant_plots(done.analysis, path.with_suffix(""))  # few: even a --quick run
             if layer_pngs:
-                done.plots = write_layer_plots(done.analysis, path.with_suffix(""))
+                done.plots += write_layer_plots(done.analysis, path.with_suffix(""))
             elif done.analysis.layers:
                 # matplotlib needs ~0.5 s a figure (4-5 s of a --quick run on a slow CPU); the report page below
                 # draws the same figures in a fraction of that

@@ -14,8 +14,9 @@ Models by name and their inputs: kernels/zoo.py. The command line (`python -m ke
 from __future__ import annotations
 
 import contextlib
+import math
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import torch
@@ -49,6 +50,8 @@ class OpRecord:
     bytes_written: int
     counted: bool
     phase: str = "forward"
+    #: the dtype the op's weight is stored in, where it differs from the activations' (a quantised variant)
+    weight_dtype: str = ""
 
 
 @dataclass
@@ -93,6 +96,28 @@ class Counts:
     def intensity(self) -> float:
         moved = self.bytes_read + self.bytes_written
         return (self.flops + self.other_flops) / moved if moved else float("nan")
+
+    def with_weights(self, storage: dict[str, tuple[int, str]], dynamic=frozenset()) -> "Counts":
+        """A copy in which each module of ``storage`` (path -> (bytes its weight is stored in, storage dtype)) reads
+        its weight at that size instead of the activation dtype's: weight dtype apart from activation dtype (int8
+        weights and their scales). Modules in ``dynamic`` quantise their input at each call: its int8 copy is written
+        and read once more. The change lands on the module's first op with MACs (the one that reads the weight)."""
+        ops = list(self.ops)
+        for name, (stored, dtype) in storage.items():
+            module = self.module_objects.get(name)
+            weight = getattr(module, "weight", None)
+            index = next((i for i, o in enumerate(ops) if o.module == name and o.macs), None)
+            if weight is None or index is None:
+                continue
+            op = ops[index]
+            read = op.bytes_read - weight.numel() * weight.element_size() + stored
+            written = op.bytes_written
+            if name in dynamic:
+                inputs = self.module_shapes.get(name, ([], []))[0]
+                numel = math.prod(inputs[0]) if inputs else 0
+                read, written = read + numel, written + numel
+            ops[index] = replace(op, bytes_read=max(0, read), bytes_written=written, weight_dtype=dtype)
+        return replace(self, ops=ops)
 
     def uncounted(self) -> Counter:
         return Counter(o.op for o in self.ops if not o.counted)

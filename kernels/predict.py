@@ -107,6 +107,51 @@ def calibrate(device, dtype: str, target: str) -> None:
     reference = device.predict(REFERENCE_SOURCE, ops_of(counts, dtype), module_calls(counts), dtype)
     device.calibrate(dtype, reference.sum_s, len(reference.ops))
 
+#: runtimes that fuse element-wise ops into their producers and dispatch a graph, not op by op
+FUSING_RUNTIMES = ("compile", "onnxruntime", "openvino", "tensorrt")
+
+
+def price_variant(device, source: str, variant, counts, eager, storage: dict, dynamic: set, target: str) -> dict:
+    """A variant priced from a record (results.predict.DeviceModel), or why it cannot be: eager in a dtype the
+    record probed is the predictor's own prediction; a quantised eager variant is that, with each quantised op that
+    the record's probes say is memory-bound sped up by its fewer bytes (the record has no int8 GEMM rate, so a
+    compute-bound one keeps its time); a fusing runtime (compile, ONNX Runtime, OpenVINO, TensorRT) is the model's
+    GEMM-like ops at their probes' times, its element-wise ops taken as fused into them and no per-op dispatch."""
+    from dataclasses import replace
+
+    from results.predict import GEMM_FAMILIES
+
+    dtype = variant.compute_dtype
+    if dtype not in device.dtypes():
+        return {"unavailable": f"{device.name} has no {dtype} GEMM and operator probes"}
+    if variant.runtime != "eager" and variant.precision not in ("fp32", "bf16", "fp16"):
+        return {"unavailable": f"{variant.runtime}'s {variant.precision} kernels: the record has no int8/fp8/int4 "
+                               "operator probes to price them from"}
+    calibrate(device, dtype, target)
+    quantised = bool(storage)
+    priced = counts.with_weights(storage, dynamic) if quantised else counts
+    pred = device.predict(source, ops_of(priced, dtype), module_calls(priced), dtype)
+    if variant.runtime == "eager":
+        basis = "the predictor's median call from the record's probes (kernels.predict)"
+        if quantised:
+            plain = ops_of(counts, dtype)
+            changed = 0
+            for i, (p, before) in enumerate(zip(pred.ops, plain)):
+                if p.op.bytes != before.bytes and p.bound == "memory" and before.bytes:
+                    pred.ops[i] = replace(p, time_s=p.time_s * p.op.bytes / before.bytes)
+                    changed += 1
+            basis += (f"; {changed} memory-bound quantised op(s) sped up by their fewer bytes (the record has no "
+                      "int8 GEMM rate: compute-bound ones keep their time; quantise/dequantise work is not priced)")
+        return {"predicted_s": pred.predicted_s, "best_s": pred.best_s, "low_s": pred.low_s, "high_s": pred.high_s,
+                "basis": basis}
+    gemm = [p for p in pred.ops if p.op.family in GEMM_FAMILIES and p.op.gemm]
+    best = sum(p.time_s for p in gemm)
+    return {"predicted_s": best * pred.typical_factor, "best_s": best, "low_s": None, "high_s": None,
+            "basis": (f"fused: the model's {len(gemm)} GEMM-like ops at their {dtype} probes' times, its other "
+                      f"{len(pred.ops) - len(gemm)} ops taken as fused into them (no per-op dispatch), x the record's "
+                      "median-over-best; an optimistic bound, no range")}
+
+
 if __name__ == "__main__":  # the command users type; the command line itself is bench/predict_cli.py
     from bench.predict_cli import main
     from results.cli import run

@@ -16,6 +16,7 @@ from results.distributed import curves, dp_model, link_rate
 from results.layers import PARTS
 from results.summary import silicon_kind
 from results.units import si
+from results.variants import roofs_of
 
 #: matplotlib's tab10
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
@@ -32,7 +33,8 @@ class LogLog:
     """A log-log chart: x base 2 (intensity, sizes, batch), y base 10 (FLOP/s, B/s, seconds). ``xtick``: "pow2"
     (1/4, 1, 64, 1k) or "bytes" (KiB, MiB). Items, in drawing order: ("line", xs, ys, colour, width, dash, label),
     ("dot", x, y, colour, radius, hover), ("points", xs, ys, radii, colour, hovers, label), ("tick", x, y, colour),
-    ("label", x, y, text, colour, dx, dy, avoid), ("note", label): a legend entry with nothing drawn."""
+    ("label", x, y, text, colour, dx, dy, avoid), ("arrow", x0, y0, x1, y1, colour), ("note", label): a legend
+    entry with nothing drawn."""
 
     xlim: tuple[float, float]
     ylim: tuple[float, float]
@@ -64,6 +66,10 @@ class LogLog:
 
     def note(self, label: str) -> None:
         self.items.append(("note", label))
+
+    def arrow(self, x0: float, y0: float, x1: float, y1: float, colour: str) -> None:
+        """An arrow from (x0, y0) to (x1, y1): how a point moved (a variant from its reference)."""
+        self.items.append(("arrow", x0, y0, x1, y1, colour))
 
 
 @dataclass
@@ -377,4 +383,41 @@ def dp(record: dict) -> LogLog | None:
         fig.dot(x, y, "#1f77b4", 3, f"batch {x}: compute {y * 1e3:.3g} ms")
     fig.line([cross, cross], [2 * fig.ylim[0], fig.ylim[1] / 2], "#777", 1.0, "2,3")
     fig.label(cross, model["comm_s"], f"crossover ~{cross:.3g} samples/rank", "#333", 5, -8)
+    return fig
+
+
+# ---- variants ---------------------------------------------------------------------------------------------------
+def variants(result, rows: list[dict], title: str) -> LogLog | None:
+    """One model at one batch: each measured variant at its counted intensity (its bytes at stored widths) and the
+    FLOP/s its median call achieved, an arrow from eager fp32 to each, under the roofs of fp32 and of the other
+    compute dtypes the variants use."""
+    rows = [r for r in rows if r.get("median_s") and r.get("intensity") and r.get("achieved_flop_per_s")]
+    if not rows:
+        return None
+    result = roofs_of(result)
+    dtypes = list(dict.fromkeys(["fp32"] + [r["compute_dtype"] for r in rows]))
+    xlim, ylim = _limits(rows, result, "fp32")
+    peaks = [result.compute[d].value for d in dtypes if d in result.compute]
+    ylim = (ylim[0], max([ylim[1]] + [p * 3 for p in peaks]))
+    fig = LogLog(xlim, ylim, title, "arithmetic intensity [FLOP/byte] (counted FLOPs / bytes at the variant's widths)",
+                 "achieved [FLOP/s] (counted FLOPs / median call)",
+                 subtitle="arrow: from eager fp32 to each variant; red roofs: GEMM peak of each compute dtype; "
+                          "quality misses marked x")
+    _roofs(fig, result, "fp32")
+    for i, d in enumerate(d for d in dtypes[1:] if d in result.compute):
+        c = result.compute[d]
+        fig.line(list(xlim), [c.value] * 2, PALETTE[(i + 3) % len(PALETTE)], 1.2, "6,3", f"{d} peak {si(c.value, c.unit)}")
+    ref = next((r for r in rows if (r["runtime"], r["precision"]) == ("eager", "fp32")), None)
+    for i, r in enumerate(sorted(rows, key=lambda r: r["variant"])):
+        colour = PALETTE[i % len(PALETTE)]
+        if ref is not None and r is not ref:
+            fig.arrow(ref["intensity"], ref["achieved_flop_per_s"], r["intensity"], r["achieved_flop_per_s"], colour)
+        hover = (f"{r['variant']}: {r['median_s'] * 1e3:.3g} ms median, {r['achieved_flop_per_s'] / 1e9:.3g} GFLOP/s at "
+                 f"{r['intensity']:.3g} FLOP/B, {r.get('bound', '?')}-bound"
+                 + (f", {r['speedup']:.2f}x eager fp32" if r.get("speedup") else "")
+                 + ("" if r.get("quality_ok") else f"; OUTSIDE the quality budget ({r.get('quality_why')})"))
+        fig.points([r["intensity"]], [r["achieved_flop_per_s"]], [6], colour, [hover],
+                   f"{r['variant']} {r['median_s'] * 1e3:.3g} ms" + ("" if r.get("quality_ok") else " (x quality)"))
+        fig.label(r["intensity"], r["achieved_flop_per_s"], r["variant"] + ("" if r.get("quality_ok") else " x"),
+                  colour, avoid=True)
     return fig

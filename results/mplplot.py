@@ -63,6 +63,10 @@ def png(fig, path: str | os.PathLike) -> str:
             else:
                 ax.annotate(text, (x, y), xytext=(dx * PX, -dy * PX), textcoords="offset points", fontsize=7,
                             color=colour)
+        elif kind == "arrow":
+            x0, y0, x1, y1, colour = args
+            ax.annotate("", (x1, y1), xytext=(x0, y0), zorder=2,
+                        arrowprops={"arrowstyle": "->", "color": colour, "lw": 1.0, "alpha": 0.8, "shrinkB": 5})
         else:  # a legend entry with nothing drawn
             ax.plot([], [], " ", label=args[0])
     ax.set_xscale("log", base=2)

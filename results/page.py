@@ -171,10 +171,35 @@ def record_context(result: Analysis, path: str | None, index: int = 0) -> dict:
                "ceilings": ceilings_rows(result), "problems": problem_rows(record),
                "models": _models(result, prefix), "model_totals": list(result.models),
                "summary": summary_text(result, path)}
+    context["variants"] = _variants(result, prefix)
     context["validation"] = _validation(result)
     context["conventions"] = list(dict.fromkeys((c["section"], c["convention"]) for c in context["ceilings"]
                                                  if c["convention"]))
     return context
+
+
+def _variants(result: Analysis, prefix: str) -> dict | None:
+    """The variants section: the choice per model and batch with its reason, the predicted-vs-measured order, a
+    roofline per model and batch, the table."""
+    from results.plot import variants_title
+    from results.variants import groups, summary, table_rows
+
+    data = summary(result)
+    if not data["rows"]:
+        return None
+    o = data["ordering"]
+    order = (f"Predicted vs measured order of variants: {o['agree']} of {o['pairs']} pairs agree "
+             f"({100 * o['share']:.0f}%; {o['tied']} tied pairs left out: {o['rule']})" + ("; not: " + "; ".join(o["disagree"]) if o["disagree"] else "")
+             if o["pairs"] else "")
+    figs = [_figure(figures.variants(result, mine, variants_title(result, model, batch)), f"{prefix}v{i}")
+            for i, ((model, batch), mine) in enumerate(groups(data["rows"]).items())]
+    return {"note": (f"Time: {data['conventions']['time']}; {data['conventions']['throughput']}; bytes: "
+                     f"{data['conventions']['bytes']}; {data['conventions']['quality']}. Hover a point for its figures."),
+            "decisions": [{"key": k, "choice": d.get("choice"), "why": d["why"],
+                           "median": f"{d['median_s'] * 1e3:.3g} ms" if d.get("median_s") else "",
+                           "outside": ", ".join(d.get("faster_outside_budget") or [])}
+                          for k, d in data["decisions"].items()],
+            "ordering": order, "figures": [f for f in figs if f], "table": table_rows(data["rows"])}
 
 
 def _validation(result: Analysis) -> dict:

@@ -34,6 +34,23 @@ def write_layer_plots(result, stem: str | os.PathLike) -> list[str]:
     return paths
 
 
+def write_variant_plots(result, stem: str | os.PathLike) -> list[str]:
+    """Per model and batch, its variants on the measured roofline (results/variants.py's rows), named after
+    ``stem``. Returns their paths (none where no variant was measured)."""
+    from results.variants import groups, variant_rows
+
+    paths = []
+    for (model, batch), mine in groups(variant_rows(result)).items():
+        fig = figures.variants(result, mine, variants_title(result, model, batch))
+        if fig is not None:
+            paths.append(png(fig, f"{Path(stem)}.variants-{figures.slug(str(model))}-b{batch}.png"))
+    return paths
+
+
+def variants_title(result, model, batch) -> str:
+    return f"{model} at batch {batch}: its variants on the measured roofline of {result.info.get('name')}"
+
+
 def compare_png(analyses: list, path: str | os.PathLike) -> str:
     """Overlaid measured rooflines of several analysed records, one colour per record."""
     return png(figures.compare(analyses, unique_labels([a.record for a in analyses])), path)

@@ -14,6 +14,7 @@ from results.roofline import is_hardware, rate_unit
 from results.speccheck import clean_silicon, cpu_theoretical, effective_clock_lines
 from results.units import pct as _pct
 from results.units import si
+from results.variants import summary_lines as variants_lines
 
 
 def _shape(c) -> str:
@@ -170,7 +171,7 @@ def summary_text(result: Analysis, record_path: str | None = None, plot_path: st
             parts = ", ".join(f"{m['impl']} {si(m['flop_per_s'], ceiling.unit)}" for m in squares)
             lines.append(f"  {dtype} peak / best implementation at n=4096 in this run ({parts}) = "
                          f"{ceiling.value / best['flop_per_s']:.3f}")
-    missing = missing_rows(record)
+    missing = [m for m in missing_rows(record) if m.get("group") != "variant"]  # variants: their own table
     if missing:
         lines += ["", f"Missing / skipped ({len(missing)}): no figure is given for these"]
         seen = set()
@@ -181,6 +182,7 @@ def summary_text(result: Analysis, record_path: str | None = None, plot_path: st
             seen.add(key)
             lines.append(f"  - {m['group']} {m['kernel']} {m['dtype']} {m.get('shape') or ''}: {m['status']}: {m.get('reason')}")
     lines.append(layers_text(result))
+    lines += variants_lines(result)
     if result.spec_error is None:
         lines += ["", validation_text(result)]
     else:  # a broken sheet must not hide the measurements

@@ -77,6 +77,8 @@ class LogLog:
                 self.tick_mark(*args)
             elif kind == "label":
                 self.label(*args[:-1])  # a label that avoids others is placed where it points (no text metrics here)
+            elif kind == "arrow":
+                self.arrow(*args)
             else:  # note: a legend entry with nothing drawn
                 self.legend.append(("note", "", args[0]))
 
@@ -106,6 +108,21 @@ class LogLog:
                                  "</circle>")
         if label:
             self.legend.append(("point", f'fill="{color}" fill-opacity="0.75" stroke="#000" stroke-width="0.5"', label))
+
+    def arrow(self, x0: float, y0: float, x1: float, y1: float, color: str) -> None:
+        if min(x0, y0, x1, y1) <= 0:
+            return
+        ax, ay, bx, by = self.px(x0), self.py(y0), self.px(x1), self.py(y1)
+        length = math.hypot(bx - ax, by - ay)
+        if length < 2:
+            return
+        ux, uy = (bx - ax) / length, (by - ay) / length
+        tip_x, tip_y = bx - 7 * ux, by - 7 * uy  # stop short of the point's circle
+        head = [(tip_x, tip_y), (tip_x - 7 * ux + 3.5 * uy, tip_y - 7 * uy - 3.5 * ux),
+                (tip_x - 7 * ux - 3.5 * uy, tip_y - 7 * uy + 3.5 * ux)]
+        self.body.append(f'<line x1="{ax:.1f}" y1="{ay:.1f}" x2="{tip_x:.1f}" y2="{tip_y:.1f}" stroke="{color}" '
+                         'stroke-width="1.2" stroke-opacity="0.8"/>')
+        self.body.append('<polygon points="' + " ".join(f"{x:.1f},{y:.1f}" for x, y in head) + f'" fill="{color}"/>')
 
     def tick_mark(self, x: float, y: float, color: str) -> None:
         """A short horizontal dash at (x, y): the attainable rate of a point."""
