@@ -171,11 +171,12 @@ def item_label(item, group: str) -> dict:
     if "variant_point" in params:
         from bench.variant_plan import plan_of
 
-        batch, v = params["variant_point"]
+        batch, v, again = params["variant_point"]
         plan = plan_of(item.config)
-        return {"group": "variant", "kernel": f"{plan.name if plan else '?'} b{batch} {v.name}", "dtype": v.compute_dtype, "impl": v.runtime,
+        return {"group": "variant", "kernel": f"{plan.name if plan else '?'} b{batch} {v.name}"
+                                              f"{' (again)' if again else ''}", "dtype": v.compute_dtype, "impl": v.runtime,
                 "extra": {"model": plan.source if plan else None, "batch": batch, "runtime": v.runtime,
-                          "precision": v.precision, "compute_dtype": v.compute_dtype}}
+                          "precision": v.precision, "compute_dtype": v.compute_dtype, "again": again}}
     if "engine_point" in params:
         return {"group": "peak", "kernel": params["engine_point"][0], "dtype": params["engine_point"][1],
                 "impl": "native"}

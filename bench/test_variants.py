@@ -47,8 +47,12 @@ def pytest_generate_tests(metafunc):
     from bench.variant_plan import plan_of
 
     plan = plan_of(metafunc.config)
-    points = [] if plan is None else [pytest.param((batch, v), id=f"b{batch}-{v.runtime}-{v.precision}")
-                                      for batch in plan.batches for v in plan.variants]
+    points = []
+    for batch in plan.batches if plan is not None else []:
+        points += [pytest.param((batch, v, False), id=f"b{batch}-{v.runtime}-{v.precision}") for v in plan.variants]
+        # eager fp32 once more after the batch's variants: the machine drifts (a VM shares its cores and memory),
+        # and a speed-up smaller than the reference's own drift is not a speed-up
+        points.append(pytest.param((batch, plan.variants[0], True), id=f"b{batch}-eager-fp32-again"))
     metafunc.parametrize("variant_point", points)
 
 
@@ -112,6 +116,12 @@ def _shared(plan, suite):
         samples = plan.data.to(device)
     else:
         samples = torch.randn((max(QUALITY_SAMPLES, *plan.batches), *plan.shape[1:]), generator=gen).to(device)
+    from kernels.variants import settle_random_model
+
+    # the suite's builders load no weights (no network): give the random model outputs with signal; a factory's
+    # model may be trained, so only its all-zero weights are redrawn, its BatchNorm statistics are kept
+    random_weights = ":" not in plan.source or plan.source.startswith("timm:")
+    settled = settle_random_model(model, samples, batch_norm=random_weights)
     with torch.no_grad():  # fp32 eager in chunks of 8 (eager fp32's own quality shows the batch-size numerics)
         reference = torch.cat([_torch_out(model(samples[i:i + 8])) for i in range(0, len(samples), 8)])
     if plan.record_path:  # the roofs the variants are placed under, copied so that the record stands alone
@@ -120,6 +130,9 @@ def _shared(plan, suite):
         from results.variants import roofs_dict
 
         suite.record.data["variant_roofs"] = roofs_dict(analyse(read_record(plan.record_path)), plan.record_path)
+    suite.record.data["variant_model"] = {"source": plan.source, "random_weights": random_weights,
+                                          "settled": settled, "quality_inputs": plan.data_path or
+                                          f"{len(samples)} seeded N(0, 1) samples"}
     _STATE.update(model=model, samples=samples, reference=reference, exports=Exports(), facts=_facts(platform),
                   per_sample={}, counts={})
     return _STATE
@@ -137,13 +150,13 @@ def _counts(plan, batch: int, dtype: str):
 def test_variant(suite, benchmark, variant_point, request):
     from bench.variant_plan import plan_of
 
-    batch, v = variant_point
+    batch, v, again = variant_point
     plan = plan_of(request.config)
     shape = [batch, *plan.shape[1:]]
     label = {"model": plan.source, "batch": batch, "runtime": v.runtime, "precision": v.precision,
-             "compute_dtype": v.compute_dtype}
-    fields = dict(group="variant", kernel=f"{plan.name} b{batch} {v.name}", dtype=v.compute_dtype, impl=v.runtime,
-                  shape=shape, extra=dict(label))
+             "compute_dtype": v.compute_dtype, "again": again}
+    fields = dict(group="variant", kernel=f"{plan.name} b{batch} {v.name}{' (again)' if again else ''}",
+                  dtype=v.compute_dtype, impl=v.runtime, shape=shape, extra=dict(label))
     state = _shared(plan, suite)
     why = why_missing(v, state["facts"])
     if why:
@@ -156,7 +169,7 @@ def test_variant(suite, benchmark, variant_point, request):
         return _prepare(plan, v, batch, shape, label, state, suite)
 
     row = suite.run(benchmark, make, **fields)
-    if row and row.get("median_s"):
+    if row and row.get("median_s") and not again:
         state["per_sample"].setdefault(v, {})[batch] = row["median_s"] / batch
 
 
@@ -224,15 +237,45 @@ def _prepare(plan, v: Variant, batch: int, shape: list, label: dict, state: dict
         if not bool(torch.isfinite(got).all()):
             return Verdict(False, "non-finite outputs")
         extra["quality"] = _quality(built, got, batch, samples, reference)
+        extra["layers"], extra["layers_how"] = _layers(built, fed, first_s, platform)
         ok, why = within_budget(extra["quality"])
         extra["quality_ok"], extra["quality_why"] = ok, why
         return Verdict(True, f"output finite, shape as fp32 eager's; quality vs fp32 eager on "
                              f"{extra['quality']['n']} samples: cosine {extra['quality'].get('cosine', math.nan):.6f}"
                        + ("" if ok else f" (outside the quality budget: {why})"))
 
-    return Prepared(group="variant", kernel=f"{plan.name} b{batch} {v.name}", dtype=v.compute_dtype, impl=v.runtime,
+    return Prepared(group="variant", kernel=f"{plan.name} b{batch} {v.name}{' (again)' if label['again'] else ''}",
+                    dtype=v.compute_dtype, impl=v.runtime,
                     fn=fn, verify=verify, flops=cost["flops"], bytes=cost["bytes"], convention=CONVENTION,
                     shape=shape, extra=extra, state={"built": built})
+
+
+#: a variant whose call is longer than this is not timed layer by layer (three more calls)
+LAYER_CALL_CAP_S = 1.0
+
+
+def _layers(built, fed, call_s: float, platform) -> tuple[dict, str]:
+    """Per-layer seconds of one call where the runtime can say: eager through module hooks (bench.timing's
+    layer_times), ONNX Runtime through its profiler; the others say why not."""
+    import torch
+
+    from bench.timing import layer_times
+
+    if call_s > LAYER_CALL_CAP_S:
+        return {}, f"not timed: one call takes {call_s:.2f} s"
+    if built.variant.runtime == "eager":
+        with torch.no_grad():
+            return (layer_times(built.keep[0], (fed,), platform.sync),
+                    "module hooks (pre/post, synchronised), median of 3 passes; leaf modules")
+    if built.layers is not None:
+        try:
+            return built.layers(fed)
+        except Exception as exc:  # a profiler that fails costs the per-layer view only
+            return {}, f"the runtime's profiler failed: {type(exc).__name__}: {str(exc)[:120]}"
+    why = {"compile": "inductor's generated kernels span modules (no per-module time)",
+           "openvino": "OpenVINO's per-node counters are not collected yet",
+           "tensorrt": "a TensorRT engine is one call"}
+    return {}, f"not available: {why.get(built.variant.runtime, 'the runtime does not say')}"
 
 
 def _quality(built, first_out, batch: int, samples, reference) -> dict:

@@ -251,6 +251,42 @@ def weighted_layers(model) -> dict[str, tuple[int, str]]:
 
 
 # ---- quality ---------------------------------------------------------------------------------------------------
+def settle_random_model(model, samples, batch_norm: bool = True) -> list[str]:
+    """Make a randomly initialised model's outputs carry signal, so that comparing a variant's outputs with fp32
+    eager means something (values only: shapes, FLOPs, bytes and times are the same). Weights that are all zero
+    (zero-initialised heads and class tokens, as torchvision's ViT) are drawn from a seeded N(0, 0.02); with
+    ``batch_norm``, BatchNorm running statistics are set from ``samples`` (forward passes in train mode, a cumulative
+    average), as a trained model's are from its data: a random MobileNetV2 otherwise ends at 1e-9, where fp16
+    underflows to zero and int8 scales collapse. Returns what was changed, in words."""
+    import torch
+
+    notes = []
+    gen = torch.Generator(device="cpu").manual_seed(4321)
+    zeroed = [n for n, p in model.named_parameters() if p.dim() >= 2 and not bool(p.detach().any())]
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name in zeroed:
+                p.copy_(torch.randn(p.shape, generator=gen).mul_(0.02).to(p.device, p.dtype))
+    if zeroed:
+        notes.append(f"{len(zeroed)} all-zero weight(s) redrawn from N(0, 0.02) ({', '.join(zeroed[:4])})")
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if batch_norm and norms:
+        saved = [(m, m.momentum) for m in norms]
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None
+        model.train()
+        with torch.no_grad():
+            for i in range(0, len(samples), 8):
+                model(samples[i:i + 8])
+        model.eval()
+        for m, momentum in saved:
+            m.momentum = momentum
+        notes.append(f"{len(norms)} BatchNorm layers' running statistics set from the {len(samples)} seeded inputs "
+                     "(random weights: otherwise activations vanish or explode)")
+    return notes
+
+
 def quality(reference, output) -> dict[str, Any]:
     """The outputs of a variant against fp32 eager on the same inputs (first dimension: samples): max and mean
     relative error (|a - b| / max |reference|, per sample, then the max and the mean over samples), cosine similarity
@@ -263,6 +299,9 @@ def quality(reference, output) -> dict[str, Any]:
         return {"n": int(ref.shape[0]), "error": f"output shape {list(output.shape)} is not the reference's "
                                                  f"{list(reference.shape)}"}
     finite = bool(torch.isfinite(got).all())
+    if not bool(ref.abs().amax(dim=1).gt(0).all()):
+        return {"n": int(ref.shape[0]), "finite": finite,
+                "error": "fp32 eager's outputs are all zero for some inputs: quality cannot be judged on them"}
     scale = ref.abs().amax(dim=1).clamp_min(1e-30)
     rel = (got - ref).abs().amax(dim=1) / scale
     mean_rel = (got - ref).abs().mean(dim=1) / scale
@@ -311,6 +350,9 @@ class Built:
     facts: dict = field(default_factory=dict)
     #: kept alive while the variant is timed (sessions, temporary folders)
     keep: list = field(default_factory=list, repr=False)
+    #: per-layer times where the runtime can say: ``layers(fed) -> ({module path: seconds}, how)``; None where it
+    #: cannot (the harness times eager's layers with module hooks)
+    layers: Callable | None = field(default=None, repr=False)
 
 
 class Exports:
@@ -481,10 +523,12 @@ def _build_ort(v: Variant, model, path: str, notes: list[str], start: float, dev
         a = x.detach().cpu().numpy()
         return {name: a.astype(np.float16) if half else a}
 
-    return Built(v, lambda fed: session.run(None, fed), feed, _torch_out, time.perf_counter() - start, storage,
-                 dynamic, notes + [f"{providers[0]}, {options.intra_op_num_threads} intra-op threads, all graph "
-                                   "optimisations"],
-                 {"onnx_nodes": onnx_node_count(path)}, keep=[session])
+    built = Built(v, lambda fed: session.run(None, fed), feed, _torch_out, time.perf_counter() - start, storage,
+                  dynamic, notes + [f"{providers[0]}, {options.intra_op_num_threads} intra-op threads, all graph "
+                                    "optimisations"],
+                  {"onnx_nodes": onnx_node_count(path)}, keep=[session])
+    built.layers = lambda fed, runs=3: ort_layer_times(path, fed, providers, options.intra_op_num_threads, runs)
+    return built
 
 
 def _build_openvino(v: Variant, path: str, example, notes: list[str], start: float) -> Built:
@@ -506,6 +550,68 @@ def _build_openvino(v: Variant, path: str, example, notes: list[str], start: flo
                  notes=notes + [f"OpenVINO CPU plugin, INFERENCE_PRECISION_HINT={hint}, LATENCY hint, "
                                 f"{_threads()} threads, static input shape"],
                  facts={"onnx_nodes": onnx_node_count(path)}, keep=[compiled, request])
+
+
+def ort_layer_times(path: str, fed: dict, providers: list[str], threads: int, runs: int = 3
+                    ) -> tuple[dict[str, float], str]:
+    """Per-module seconds of one call from ONNX Runtime's own profiler (a second session with profiling on, one
+    warm-up and ``runs`` profiled calls, the median per node), each node mapped back to the module that made it
+    through the exporter's name scopes (``pkg.torch.onnx.name_scopes``); nodes the runtime fused or made itself go
+    under "(runtime: unmapped nodes)"."""
+    import json
+    import statistics
+
+    import onnxruntime as ort
+
+    scopes = onnx_node_modules(path)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.enable_profiling = True
+    options.profile_file_prefix = os.path.join(os.path.dirname(path), "ort-profile")
+    session = ort.InferenceSession(path, options, providers=providers)
+    for _ in range(1 + runs):
+        session.run(None, fed)
+    profile = session.end_profiling()
+    try:
+        with open(profile) as handle:
+            events = json.load(handle)
+    finally:
+        os.unlink(profile)
+    per_node: dict[str, list[float]] = {}
+    for e in events:
+        name = e.get("name", "")
+        if e.get("cat") == "Node" and name.endswith("_kernel_time"):
+            per_node.setdefault(name[: -len("_kernel_time")], []).append(e.get("dur", 0) * 1e-6)
+    per_module: dict[str, float] = {}
+    mapped = 0
+    for node, times in per_node.items():
+        calls = times[-runs:] if len(times) > runs else times  # the warm-up call's events come first
+        module = scopes.get(node)
+        mapped += module is not None
+        key = module or "(runtime: unmapped nodes)"
+        per_module[key] = per_module.get(key, 0.0) + statistics.median(calls)
+    how = (f"ONNX Runtime's profiler: median of {runs} calls per node, {mapped} of {len(per_node)} nodes mapped to "
+           "modules by the exporter's name scopes")
+    return per_module, how
+
+
+def onnx_node_modules(path: str) -> dict[str, str]:
+    """ONNX node name -> the innermost module path that made it (the dynamo exporter's name scopes), where known."""
+    import ast
+
+    import onnx
+
+    out = {}
+    for node in onnx.load(path, load_external_data=False).graph.node:
+        for prop in node.metadata_props:
+            if prop.key == "pkg.torch.onnx.name_scopes":
+                try:
+                    scopes = [s for s in ast.literal_eval(prop.value) if s]
+                except (ValueError, SyntaxError):
+                    scopes = []
+                if scopes:
+                    out[node.name] = scopes[-1]
+    return out
 
 
 def onnx_initializer_bytes(path: str) -> int:

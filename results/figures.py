@@ -387,6 +387,9 @@ def dp(record: dict) -> LogLog | None:
 
 
 # ---- variants ---------------------------------------------------------------------------------------------------
+#: the GEMM roofs of compute dtypes other than fp32 (fp32's is red, as on every roofline): dark, dashed, apart from
+#: the points' palette
+DTYPE_ROOF_COLOURS = {"bf16": "#1b7837", "fp16": "#762a83", "tf32": "#8c510a"}
 def variants(result, rows: list[dict], title: str) -> LogLog | None:
     """One model at one batch: each measured variant at its counted intensity (its bytes at stored widths) and the
     FLOP/s its median call achieved, an arrow from eager fp32 to each, under the roofs of fp32 and of the other
@@ -396,17 +399,22 @@ def variants(result, rows: list[dict], title: str) -> LogLog | None:
         return None
     result = roofs_of(result)
     dtypes = list(dict.fromkeys(["fp32"] + [r["compute_dtype"] for r in rows]))
-    xlim, ylim = _limits(rows, result, "fp32")
+    _, ylim = _limits(rows, result, "fp32")
     peaks = [result.compute[d].value for d in dtypes if d in result.compute]
-    ylim = (ylim[0], max([ylim[1]] + [p * 3 for p in peaks]))
+    ylim = (min([ylim[0]] + [p / 3 for p in peaks]), max([ylim[1]] + [p * 3 for p in peaks]))
+    # x: the points and the ridge points of their dtypes, not the whole span a run's roofline shows
+    ridges = [result.compute[d].value / result.dram.value for d in dtypes if d in result.compute and result.dram]
+    xs = [r["intensity"] for r in rows] + [x for x in ridges if x > 0]
+    xlim = (min(xs) / 4, max(xs) * 4)
     fig = LogLog(xlim, ylim, title, "arithmetic intensity [FLOP/byte] (counted FLOPs / bytes at the variant's widths)",
                  "achieved [FLOP/s] (counted FLOPs / median call)",
                  subtitle="arrow: from eager fp32 to each variant; red roofs: GEMM peak of each compute dtype; "
                           "quality misses marked x")
     _roofs(fig, result, "fp32")
-    for i, d in enumerate(d for d in dtypes[1:] if d in result.compute):
+    for d in (d for d in dtypes[1:] if d in result.compute):
         c = result.compute[d]
-        fig.line(list(xlim), [c.value] * 2, PALETTE[(i + 3) % len(PALETTE)], 1.2, "6,3", f"{d} peak {si(c.value, c.unit)}")
+        fig.line(list(xlim), [c.value] * 2, DTYPE_ROOF_COLOURS.get(d, "#555"), 1.2, "6,3",
+                 f"{d} peak {si(c.value, c.unit)}")
     ref = next((r for r in rows if (r["runtime"], r["precision"]) == ("eager", "fp32")), None)
     for i, r in enumerate(sorted(rows, key=lambda r: r["variant"])):
         colour = PALETTE[i % len(PALETTE)]

@@ -182,7 +182,7 @@ def _variants(result: Analysis, prefix: str) -> dict | None:
     """The variants section: the choice per model and batch with its reason, the predicted-vs-measured order, a
     roofline per model and batch, the table."""
     from results.plot import variants_title
-    from results.variants import groups, summary, table_rows
+    from results.variants import groups, layer_table, summary, table_rows
 
     data = summary(result)
     if not data["rows"]:
@@ -197,9 +197,12 @@ def _variants(result: Analysis, prefix: str) -> dict | None:
                      f"{data['conventions']['bytes']}; {data['conventions']['quality']}. Hover a point for its figures."),
             "decisions": [{"key": k, "choice": d.get("choice"), "why": d["why"],
                            "median": f"{d['median_s'] * 1e3:.3g} ms" if d.get("median_s") else "",
-                           "outside": ", ".join(d.get("faster_outside_budget") or [])}
+                           "outside": ", ".join(d.get("faster_outside_budget") or []),
+                           "close": d.get("close_note") or ""}
                           for k, d in data["decisions"].items()],
-            "ordering": order, "figures": [f for f in figs if f], "table": table_rows(data["rows"])}
+            "ordering": order, "figures": [f for f in figs if f], "table": table_rows(data["rows"]),
+            "layers": [{"key": f"{model} b{batch}", **t} for (model, batch), mine in groups(data["rows"]).items()
+                       if (t := layer_table(mine))]}
 
 
 def _validation(result: Analysis) -> dict:

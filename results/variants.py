@@ -68,12 +68,15 @@ def _is_variant(m: dict) -> bool:
 
 def variant_rows(analysis) -> list[dict[str, Any]]:
     """One row per variant point of the record, measured or not, with everything derived from it."""
-    rows = []
+    rows, again = [], {}
     roofs = roofs_of(analysis)
     for m in analysis.record.get("measurements", []):
         if not _is_variant(m):
             continue
         x = m.get("extra") or {}
+        if x.get("again"):  # eager fp32 re-measured after the batch's variants: the drift, not a variant
+            again[(x.get("model"), x.get("batch"))] = m
+            continue
         ok = m.get("status") == "ok" and m.get("median_s")
         cost = x.get("counted") or {}
         row = {"model": x.get("model"), "batch": x.get("batch"), "runtime": x.get("runtime"),
@@ -90,7 +93,8 @@ def variant_rows(analysis) -> list[dict[str, Any]]:
                        achieved_flop_per_s=(cost.get("flops") or 0) / m["median_s"] or None,
                        quality=x.get("quality") or {}, quality_ok=x.get("quality_ok"),
                        quality_why=x.get("quality_why") or "", quality_note=x.get("quality_note") or "", notes=list(x.get("notes") or []),
-                       facts=dict(x.get("facts") or {}), eager_fp32_bytes=x.get("eager_fp32_bytes"))
+                       facts=dict(x.get("facts") or {}), eager_fp32_bytes=x.get("eager_fp32_bytes"),
+                       layers=dict(x.get("layers") or {}), layers_how=x.get("layers_how") or "")
             row.update(_bound(roofs, row["compute_dtype"], intensity))
             fp32, mine = roofs.compute.get("fp32"), roofs.compute.get(row["compute_dtype"])
             row["roof_ratio"] = mine.value / fp32.value if fp32 and mine else None
@@ -98,7 +102,7 @@ def variant_rows(analysis) -> list[dict[str, Any]]:
         row["predicted_s"] = predicted.get("predicted_s")
         row["predicted_basis"] = predicted.get("basis") or predicted.get("unavailable") or ""
         rows.append(row)
-    _relative(rows)
+    _relative(rows, again)
     return rows
 
 
@@ -114,14 +118,22 @@ def _bound(analysis, dtype: str, intensity: float | None) -> dict[str, Any]:
             "attainable_flop_per_s": attainable, "bound_why": f"{dtype} ridge {ridge:.3g} FLOP/B"}
 
 
-def _relative(rows: list[dict]) -> None:
-    """Speed-up, bytes and intensity against eager fp32 of the same model and batch."""
+def _relative(rows: list[dict], again: dict | None = None) -> None:
+    """Speed-up, bytes and intensity against eager fp32 of the same model and batch. Where eager fp32 was measured
+    again after the batch's variants, the reference time is the mean of the two and its drift is kept on its row."""
     refs = {(r["model"], r["batch"]): r for r in rows if (r["runtime"], r["precision"]) == REFERENCE and r.get("median_s")}
+    for key, ref in refs.items():
+        later = (again or {}).get(key)
+        ref["reference_s"] = ref["median_s"]
+        if later and later.get("status") == "ok" and later.get("median_s"):
+            ref["again_s"] = later["median_s"]
+            ref["drift"] = later["median_s"] / ref["median_s"] - 1
+            ref["reference_s"] = (ref["median_s"] + later["median_s"]) / 2
     for r in rows:
         ref = refs.get((r["model"], r["batch"]))
         if ref is None or not r.get("median_s"):
             continue
-        r["speedup"] = ref["median_s"] / r["median_s"]
+        r["speedup"] = ref["reference_s"] / r["median_s"]
         if ref.get("bytes") and r.get("bytes"):
             r["bytes_ratio"] = ref["bytes"] / r["bytes"]
 
@@ -139,10 +151,17 @@ def choose(rows: list[dict]) -> dict[str, Any]:
     inside = [r for r in measured if r.get("quality_ok")]
     if not inside:
         return {"choice": None, "why": "no variant was measured inside the quality budget"}
-    best = min(inside, key=lambda r: r["median_s"])
+    inside.sort(key=lambda r: r["median_s"])
+    best = inside[0]
     faster_outside = [r["variant"] for r in measured if not r.get("quality_ok") and r["median_s"] < best["median_s"]]
+    ref = next((r for r in rows if (r["runtime"], r["precision"]) == REFERENCE), {})
+    drift = abs(ref.get("drift") or 0.0)
+    close = [r["variant"] for r in inside[1:] if r["median_s"] / best["median_s"] - 1 <= max(drift, 0.03)]
     return {"choice": best["variant"], "median_s": best["median_s"], "speedup": best.get("speedup"),
-            "why": best.get("explanation") or best["variant"], "faster_outside_budget": faster_outside}
+            "why": best.get("explanation") or best["variant"], "faster_outside_budget": faster_outside,
+            "close": close, "drift": ref.get("drift"),
+            "close_note": (f"within {100 * max(drift, 0.03):.0f}% of it (the reference's drift during the run, or 3%): "
+                           f"{', '.join(close)}; not told apart here" if close else "")}
 
 
 def explain(r: dict, ref: dict | None, dispatch_s: float | None = None) -> str:
@@ -233,6 +252,21 @@ def summary(analysis) -> dict[str, Any]:
                                             "outputs against fp32 eager on a fixed seeded input set: a proxy")}}
 
 
+def layer_table(rows: list[dict], top: int = 10) -> dict[str, Any] | None:
+    """One model and batch: the ``top`` modules by eager fp32's time, each variant's time for the same module where
+    its runtime could say (module hooks in eager, ONNX Runtime's profiler mapped by name scopes)."""
+    ref = next((r for r in rows if (r["runtime"], r["precision"]) == REFERENCE and r.get("layers")), None)
+    if ref is None:
+        return None
+    others = [r for r in rows if r.get("layers") and r is not ref]
+    modules = sorted(ref["layers"], key=lambda k: -ref["layers"][k])[:top]
+    return {"columns": [ref["variant"]] + [r["variant"] for r in others],
+            "rows": [{"module": m, "times": [_ms(ref["layers"][m])] + [_ms(r["layers"].get(m)) for r in others]}
+                     for m in modules],
+            "how": sorted({f"{r['variant']}: {r['layers_how']}" for r in [ref] + others}),
+            "none": [f"{r['variant']}: {r['layers_how']}" for r in rows if r.get("median_s") and not r.get("layers")]}
+
+
 def _ms(s: float | None) -> str:
     return "-" if s is None else f"{s * 1e3:.3g} ms"
 
@@ -275,12 +309,24 @@ def summary_lines(analysis) -> list[str]:
     if measured:
         lines.append(pd.DataFrame(table_rows(measured)).to_string(index=False))
     lines.append(f"  roofs: {data['roofs']}")
+    model = analysis.record.get("variant_model") or {}
+    if model:
+        lines.append(f"  quality inputs: {model.get('quality_inputs')}; "
+                     + ("random weights (the suite loads none)" if model.get("random_weights") else "the factory's weights")
+                     + (": " + "; ".join(model["settled"]) if model.get("settled") else ""))
+    for (model, batch), mine in groups(data["rows"]).items():
+        ref = next((r for r in mine if (r["runtime"], r["precision"]) == REFERENCE and r.get("again_s")), None)
+        if ref:
+            lines.append(f"  {model} b{batch}: eager/fp32 {_ms(ref['median_s'])} first, {_ms(ref['again_s'])} again "
+                         f"after the variants (drift {100 * ref['drift']:+.0f}%); speed-ups are against their mean")
     for r in data["rows"]:
         if not r.get("median_s"):
             lines.append(f"  - {r['model']} b{r['batch']} {r['variant']}: {r['status']}: {r['reason']}")
     for key, d in data["decisions"].items():
         if d.get("choice"):
             lines.append(f"  {key}: choose {d['choice']} ({_ms(d['median_s'])}): {d['why']}")
+            if d.get("close_note"):
+                lines.append(f"    {d['close_note']}")
             if d.get("faster_outside_budget"):
                 lines.append(f"    faster but outside the quality budget: {', '.join(d['faster_outside_budget'])}")
         else:

@@ -228,6 +228,21 @@ def test_choose_takes_the_fastest_inside_the_quality_budget():
     assert choose([r for r in got if not r.get("quality_ok")])["choice"] is None
 
 
+def test_the_reference_measured_again_gives_the_drift_and_speed_ups_against_the_mean():
+    again = _row("eager/fp32", 1, 0.120)
+    again["extra"]["again"] = True
+    rows = [_row("eager/fp32", 1, 0.100), _row("eager/bf16", 1, 0.050), _row("openvino/fp32", 1, 0.0505), again]
+    got = variant_rows(analyse(_record(rows, roofs=False)))
+    assert [r["variant"] for r in got] == ["eager/fp32", "eager/bf16", "openvino/fp32"]  # "again" is no variant
+    ref = got[0]
+    assert ref["drift"] == pytest.approx(0.2) and ref["reference_s"] == pytest.approx(0.110)
+    assert got[1]["speedup"] == pytest.approx(0.110 / 0.050)
+    d = choose(got)
+    assert d["choice"] == "eager/bf16" and d["close"] == ["openvino/fp32"] and "not told apart" in d["close_note"]
+    lines = summary_lines(analyse(_record(rows, roofs=False)))
+    assert any("drift +20%" in line for line in lines)
+
+
 def test_explain_names_the_bytes_the_bound_and_what_a_runtime_fused():
     rows = [_row("eager/fp32", 1, 0.100, flops=1e9, bytes_=1e9), _row("eager/bf16", 1, 0.050, flops=1e9, bytes_=5e8),
             _row("compile/fp32", 1, 0.060, flops=1e9, bytes_=1e9, facts={"eager_ops": 300, "generated_kernels": 40})]
