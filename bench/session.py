@@ -162,7 +162,9 @@ def _draw(done: Finished, measured: bool, layer_pngs: bool) -> None:
         elif measured:  # nothing measured, nothing to draw (matplotlib spends a second or two on an empty roofline)
             from results.plot import roofline_png, write_layer_plots
 
-            done.plot_path = roofline_png(done.analysis_now(), path.with_suffix(".png"))
+            analysis = done.analysis_now()
+            if analysis.compute or analysis.memory:  # a run of variants alone has no roofline of its own to draw
+                done.plot_path = roofline_png(analysis, path.with_suffix(".png"))
             from results.plot import write_variant_plots
 
             done.plots += write_variant_plots(done.analysis, path.with_suffix(""))  # few: even a --quick run

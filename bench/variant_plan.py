@@ -119,7 +119,11 @@ def make_plan(config) -> Plan | None:
     if data_path:
         data = load_data(data_path, shape)
     kind = platform.kind if platform is not None else "cpu"
-    return Plan(source=source, shape=shape, batches=parse_batches(config.getoption("--variant-batches")),
+    batches = parse_batches(config.getoption("--variant-batches"))
+    if data is not None and len(data) < max(batches):
+        raise OptionError(f"--variant-data {data_path}: {len(data)} samples, fewer than the largest batch "
+                          f"({max(batches)}): give at least that many, or smaller --variant-batches")
+    return Plan(source=source, shape=shape, batches=batches,
                 variants=matrix(kind, precisions, runtimes), target="cpu" if kind == "cpu" else "cuda", data=data,
                 data_path=data_path, record_path=record_path)
 

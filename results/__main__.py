@@ -19,6 +19,7 @@ from results.plot import (
     roofline_png,
     write_distributed_plots,
     write_layer_plots,
+    write_variant_plots,
 )
 from results.record import RecordError, export_record, read_record
 from results.specs import SpecError
@@ -119,8 +120,10 @@ def _main(argv: list[str] | None = None) -> int:
             return 2
         result = analyse(record)
         try:
-            print(roofline_png(result, out))
-            for path in write_layer_plots(result, out.rsplit(".png", 1)[0]):
+            if result.compute or result.memory or not result.record.get("measurements"):
+                print(roofline_png(result, out))
+            stem = out.rsplit(".png", 1)[0]
+            for path in write_layer_plots(result, stem) + write_variant_plots(result, stem):
                 print(path)
         except OSError as exc:
             print(f"error: cannot write {out}: {exc.strerror or exc}; pass -o with a writable path", file=sys.stderr)

@@ -403,19 +403,23 @@ def variants(result, rows: list[dict], title: str) -> LogLog | None:
     peaks = [result.compute[d].value for d in dtypes if d in result.compute]
     ylim = (min([ylim[0]] + [p / 3 for p in peaks]), max([ylim[1]] + [p * 3 for p in peaks]))
     # x: the points and the ridge points of their dtypes, not the whole span a run's roofline shows
-    ridges = [result.compute[d].value / result.dram.value for d in dtypes if d in result.compute and result.dram]
+    top = max(peaks, default=0.0)
+    ridges = [result.compute[d].value / result.dram.value for d in dtypes
+              if d in result.compute and result.dram and result.compute[d].value >= 0.1 * top]
     xs = [r["intensity"] for r in rows] + [x for x in ridges if x > 0]
     xlim = (min(xs) / 4, max(xs) * 4)
     fig = LogLog(xlim, ylim, title, "arithmetic intensity [FLOP/byte] (counted FLOPs / bytes at the variant's widths)",
                  "achieved [FLOP/s] (counted FLOPs / median call)",
-                 subtitle="arrow: from eager fp32 to each variant; red roofs: GEMM peak of each compute dtype; "
-                          "quality misses marked x")
+                 subtitle="arrow: from eager fp32 to each variant (the legend names every point); solid red: the "
+                          "fp32 GEMM roof, dashed: other compute dtypes'; x: outside the quality budget")
     _roofs(fig, result, "fp32")
     for d in (d for d in dtypes[1:] if d in result.compute):
         c = result.compute[d]
         fig.line(list(xlim), [c.value] * 2, DTYPE_ROOF_COLOURS.get(d, "#555"), 1.2, "6,3",
                  f"{d} peak {si(c.value, c.unit)}")
     ref = next((r for r in rows if (r["runtime"], r["precision"]) == ("eager", "fp32")), None)
+    # text labels for the reference and the four fastest only: points of one intensity stack up, the legend has all
+    labelled = {id(r) for r in sorted(rows, key=lambda r: r["median_s"])[:4]} | {id(ref)}
     for i, r in enumerate(sorted(rows, key=lambda r: r["variant"])):
         colour = PALETTE[i % len(PALETTE)]
         if ref is not None and r is not ref:
@@ -426,6 +430,7 @@ def variants(result, rows: list[dict], title: str) -> LogLog | None:
                  + ("" if r.get("quality_ok") else f"; OUTSIDE the quality budget ({r.get('quality_why')})"))
         fig.points([r["intensity"]], [r["achieved_flop_per_s"]], [6], colour, [hover],
                    f"{r['variant']} {r['median_s'] * 1e3:.3g} ms" + ("" if r.get("quality_ok") else " (x quality)"))
-        fig.label(r["intensity"], r["achieved_flop_per_s"], r["variant"] + ("" if r.get("quality_ok") else " x"),
-                  colour, avoid=True)
+        if id(r) in labelled:
+            fig.label(r["intensity"], r["achieved_flop_per_s"], r["variant"] + ("" if r.get("quality_ok") else " x"),
+                      colour, avoid=True)
     return fig

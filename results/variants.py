@@ -98,6 +98,8 @@ def variant_rows(analysis) -> list[dict[str, Any]]:
             row.update(_bound(roofs, row["compute_dtype"], intensity))
             fp32, mine = roofs.compute.get("fp32"), roofs.compute.get(row["compute_dtype"])
             row["roof_ratio"] = mine.value / fp32.value if fp32 and mine else None
+            int8 = roofs.compute.get("int8")
+            row["int8_roof_ratio"] = int8.value / fp32.value if fp32 and int8 else None
         predicted = x.get("predicted") or {}
         row["predicted_s"] = predicted.get("predicted_s")
         row["predicted_basis"] = predicted.get("basis") or predicted.get("unavailable") or ""
@@ -182,6 +184,10 @@ def explain(r: dict, ref: dict | None, dispatch_s: float | None = None) -> str:
     roofs = r.get("roof_ratio")
     if r.get("bound") == "compute" and roofs and abs(roofs - 1) > 0.05:
         parts.append(f"its {r['compute_dtype']} GEMM roof is {roofs:.2f}x fp32's")
+    if r.get("bound") == "compute" and r["precision"] == "int8-dyn" and s > 1.2:
+        parts.append("so the gain is the int8 arithmetic of its quantised layers (a roof above "
+                     "fp32's; " + (f"the record's int8 GEMM roof is {r['int8_roof_ratio']:.2f}x fp32's)"
+                                   if r.get("int8_roof_ratio") else "the record has no int8 GEMM roof to show it)"))
     facts = r.get("facts") or {}
     eager_ops = facts.get("eager_ops")
     if r["runtime"] == "compile" and facts.get("generated_kernels") is not None and eager_ops:
@@ -267,6 +273,10 @@ def layer_table(rows: list[dict], top: int = 10) -> dict[str, Any] | None:
             "none": [f"{r['variant']}: {r['layers_how']}" for r in rows if r.get("median_s") and not r.get("layers")]}
 
 
+def _cos(q: dict) -> float:
+    return q["cosine"] if q.get("cosine") is not None else math.nan
+
+
 def _ms(s: float | None) -> str:
     return "-" if s is None else f"{s * 1e3:.3g} ms"
 
@@ -277,7 +287,7 @@ def table_rows(rows: list[dict]) -> list[dict[str, str]]:
     for r in sorted(rows, key=lambda r: (r["model"] or "", r["batch"] or 0, r.get("median_s") or math.inf)):
         q = r.get("quality") or {}
         if r.get("median_s"):
-            quality = (f"cos {q.get('cosine', math.nan):.5f}" + (f", top-1 {100 * q['top1_agreement']:.0f}%"
+            quality = (f"cos {_cos(q):.5f}" + (f", top-1 {100 * q['top1_agreement']:.0f}%"
                                                                  if "top1_agreement" in q else "")
                        + f" (n={q.get('n')})" + ("" if r.get("quality_ok") else " OUTSIDE budget"))
             out.append({"model": r["model"], "batch": str(r["batch"]), "variant": r["variant"],

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from kernels.count import count_model
+from kernels.runtimes import build
 from kernels.variants import (
     DEFAULT_MATRIX,
     OFFERS,
@@ -19,7 +20,6 @@ from kernels.variants import (
     DeviceFacts,
     Variant,
     VariantError,
-    build,
     counted,
     matrix,
     ort_int8_storage,
@@ -324,13 +324,43 @@ def test_a_small_variants_run_measures_the_reference_and_reports_missing_runtime
     assert "variants" in next(tmp_path.glob("*.html")).read_text()
 
 
-def test_variant_option_errors_are_one_line():
+def test_a_bad_variant_option_is_one_line_from_the_command():
     out = _run("-m", "bench.variants", "resnet18", "--precisions", "fp32,int3", "--budget", "5")
     assert out.returncode == 2 and "unknown int3" in out.stderr and "Traceback" not in out.stderr
-    out = _run("-m", "pytest", "bench/test_variants.py", "--variant-batches", "1", "-p", "no:cacheprovider")
-    assert out.returncode == 4 and "--variant-batches needs --variants MODEL" in out.stderr
-    out = _run("-m", "bench.variants", "resnet18", "--batch", "0")
-    assert out.returncode == 2 and "positive integers" in out.stderr
+
+
+class _Config:
+    """What bench.variant_plan reads of pytest's config: the options (and a stash with no run: a CPU)."""
+
+    def __init__(self, **options):
+        self.options, self.stash = options, {}
+
+    def getoption(self, name, default=None):
+        return self.options.get(name.lstrip("-").replace("-", "_"), default)
+
+
+def test_the_plan_from_the_options_and_its_errors(tmp_path):
+    from bench.options import OptionError
+    from bench.variant_plan import make_plan, parse_batches
+
+    assert make_plan(_Config()) is None
+    with pytest.raises(OptionError, match="--variant-batches needs --variants MODEL"):
+        make_plan(_Config(variant_batches="1"))
+    with pytest.raises(OptionError, match="unknown int3"):
+        make_plan(_Config(variants="tests.data.tiny_cnn:build", precisions="fp32,int3"))
+    with pytest.raises(OptionError, match="positive integers"):
+        parse_batches("0,1")
+    plan = make_plan(_Config(variants="tests.data.tiny_cnn:build", variant_input="1,3,16,16",
+                             variant_batches="8,1,8"))
+    assert plan.batches == [1, 8] and plan.shape == (1, 3, 16, 16) and plan.variants == matrix("cpu")
+    torch.save(torch.randn(4, 3, 16, 16), tmp_path / "x.pt")
+    with pytest.raises(OptionError, match="4 samples, fewer than the largest batch"):
+        make_plan(_Config(variants="tests.data.tiny_cnn:build", variant_input="1,3,16,16",
+                          variant_data=str(tmp_path / "x.pt")))
+    torch.save(torch.randn(8, 3, 8, 8), tmp_path / "y.pt")
+    with pytest.raises(OptionError, match=r"samples are \[3, 8, 8\], the model's input is \[3, 16, 16\]"):
+        make_plan(_Config(variants="tests.data.tiny_cnn:build", variant_input="1,3,16,16",
+                          variant_data=str(tmp_path / "y.pt")))
 
 
 def test_a_run_without_variants_collects_none():
