@@ -265,6 +265,11 @@ def _layers(built, fed, call_s: float, platform) -> tuple[dict, str]:
 
     from bench.timing import layer_times
 
+    why = {"compile": "inductor's generated kernels span modules (no per-module time)",
+           "openvino": "OpenVINO's per-node counters are not collected yet",
+           "tensorrt": "a TensorRT engine is one call"}
+    if built.variant.runtime in why:
+        return {}, f"not available: {why[built.variant.runtime]}"
     if call_s > LAYER_CALL_CAP_S:
         return {}, f"not timed: one call takes {call_s:.2f} s"
     if built.variant.runtime == "eager":
@@ -276,10 +281,7 @@ def _layers(built, fed, call_s: float, platform) -> tuple[dict, str]:
             return built.layers(fed)
         except Exception as exc:  # a profiler that fails costs the per-layer view only
             return {}, f"the runtime's profiler failed: {type(exc).__name__}: {str(exc)[:120]}"
-    why = {"compile": "inductor's generated kernels span modules (no per-module time)",
-           "openvino": "OpenVINO's per-node counters are not collected yet",
-           "tensorrt": "a TensorRT engine is one call"}
-    return {}, f"not available: {why.get(built.variant.runtime, 'the runtime does not say')}"
+    return {}, "not available: the runtime does not say"
 
 
 def _quality(built, first_out, batch: int, samples, reference) -> dict:

@@ -166,7 +166,10 @@ def build(v: Variant, model, example, device: str, exports: Exports | None = Non
                      storage, dynamic, notes, facts, keep=[m])
     if v.runtime in ("onnxruntime", "openvino"):
         exports = exports or Exports()
-        path, export_s, how = exports.onnx(model, example, (id(model), tuple(example.shape)))
+        source, sample = model, example
+        if v.precision == "fp16":  # ONNX Runtime's fp16 (its CUDA provider) runs an fp16 graph: export one
+            source, sample = copy.deepcopy(model).to(dtype=dtype).eval(), example.to(dtype)
+        path, export_s, how = exports.onnx(source, sample, (id(model), tuple(example.shape), v.compute_dtype))
         notes = [f"exported once per model and batch by {how} in {export_s:.1f} s (not in the build time)"]
         start = time.perf_counter()
         if v.runtime == "onnxruntime":
@@ -250,9 +253,10 @@ def _build_openvino(v: Variant, path: str, example, notes: list[str], start: flo
 def ort_layer_times(path: str, fed: dict, providers: list[str], threads: int, runs: int = 3
                     ) -> tuple[dict[str, float], str]:
     """Per-module seconds of one call from ONNX Runtime's own profiler (a second session with profiling on, one
-    warm-up and ``runs`` profiled calls, the median per node), each node mapped back to the module that made it
-    through the exporter's name scopes (``pkg.torch.onnx.name_scopes``); nodes the runtime fused or made itself go
-    under "(runtime: unmapped nodes)"."""
+    warm-up and ``runs`` profiled calls, the median per node), each node mapped back to the module that made it:
+    ONNX Runtime names an optimised node after the tensor it writes (``relu_1_nchwc``: a convolution fused with its
+    ReLU), and the exporter's name scopes say which module wrote that tensor. A node that cannot be mapped is
+    listed by its op type."""
     import json
     import statistics
 
@@ -273,25 +277,29 @@ def ort_layer_times(path: str, fed: dict, providers: list[str], threads: int, ru
     finally:
         os.unlink(profile)
     per_node: dict[str, list[float]] = {}
+    kinds: dict[str, str] = {}
     for e in events:
         name = e.get("name", "")
         if e.get("cat") == "Node" and name.endswith("_kernel_time"):
-            per_node.setdefault(name[: -len("_kernel_time")], []).append(e.get("dur", 0) * 1e-6)
+            node = name[: -len("_kernel_time")]
+            per_node.setdefault(node, []).append(e.get("dur", 0) * 1e-6)
+            kinds[node] = (e.get("args") or {}).get("op_name", "?")
     per_module: dict[str, float] = {}
     mapped = 0
     for node, times in per_node.items():
         calls = times[-runs:] if len(times) > runs else times  # the warm-up call's events come first
-        module = scopes.get(node)
+        module = next((scopes[c] for c in [node] + [node.rsplit("_", k)[0] for k in (1, 2, 3)] if c in scopes), None)
         mapped += module is not None
-        key = module or "(runtime: unmapped nodes)"
+        key = module if module is not None else f"(unmapped {kinds[node]})"
         per_module[key] = per_module.get(key, 0.0) + statistics.median(calls)
     how = (f"ONNX Runtime's profiler: median of {runs} calls per node, {mapped} of {len(per_node)} nodes mapped to "
-           "modules by the exporter's name scopes")
+           "modules through the tensors they write (a fused node goes to the module of its last op)")
     return per_module, how
 
 
 def onnx_node_modules(path: str) -> dict[str, str]:
-    """ONNX node name -> the innermost module path that made it (the dynamo exporter's name scopes), where known."""
+    """Node names and the tensors nodes write -> the innermost module path that made them (the dynamo exporter's
+    name scopes: module paths, then the FX node's own name), where known."""
     import ast
 
     import onnx
@@ -301,11 +309,13 @@ def onnx_node_modules(path: str) -> dict[str, str]:
         for prop in node.metadata_props:
             if prop.key == "pkg.torch.onnx.name_scopes":
                 try:
-                    scopes = [s for s in ast.literal_eval(prop.value) if s]
+                    scopes = list(ast.literal_eval(prop.value))
                 except (ValueError, SyntaxError):
-                    scopes = []
-                if scopes:
-                    out[node.name] = scopes[-1]
+                    continue
+                if len(scopes) >= 2:
+                    module = scopes[-2] or "(top level)"
+                    for key in [node.name, scopes[-1], *node.output]:
+                        out.setdefault(key, module)
     return out
 
 

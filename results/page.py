@@ -193,16 +193,24 @@ def _variants(result: Analysis, prefix: str) -> dict | None:
              if o["pairs"] else "")
     figs = [_figure(figures.variants(result, mine, variants_title(result, model, batch)), f"{prefix}v{i}")
             for i, ((model, batch), mine) in enumerate(groups(data["rows"]).items())]
-    return {"note": (f"Time: {data['conventions']['time']}; {data['conventions']['throughput']}; bytes: "
+    return {"models": ", ".join(dict.fromkeys(str(r["model"]) for r in data["rows"])),
+            "note": (f"Time: {data['conventions']['time']}; {data['conventions']['throughput']}; bytes: "
                      f"{data['conventions']['bytes']}; {data['conventions']['quality']}. Hover a point for its figures."),
             "decisions": [{"key": k, "choice": d.get("choice"), "why": d["why"],
                            "median": f"{d['median_s'] * 1e3:.3g} ms" if d.get("median_s") else "",
                            "outside": ", ".join(d.get("faster_outside_budget") or []),
                            "close": d.get("close_note") or ""}
                           for k, d in data["decisions"].items()],
-            "ordering": order, "figures": [f for f in figs if f], "table": table_rows(data["rows"]),
+            "ordering": order, "figures": [f for f in figs if f], "table": _one_model(table_rows(data["rows"])),
             "layers": [{"key": f"{model} b{batch}", **t} for (model, batch), mine in groups(data["rows"]).items()
                        if (t := layer_table(mine))]}
+
+
+def _one_model(rows: list[dict]) -> list[dict]:
+    """The variants table without its model column where every row is of one model (the heading names it)."""
+    if len({r["model"] for r in rows}) == 1:
+        return [{k: v for k, v in r.items() if k != "model"} for r in rows]
+    return rows
 
 
 def _validation(result: Analysis) -> dict:

@@ -53,7 +53,9 @@ def quick_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("quick")
     # a small real run: the GEMM and stream files under a 12 s budget (stream sweeps put one size per level, DRAM
     # included, first; the other files' real runs are in test_faults, test_harness and test_budget)
-    out = run("-m", "pytest", "bench/test_gemm.py", "bench/test_stream.py", "--platform", "cpu", "--quick", "--dtypes",
+    # bench/test_variants.py too: without --variants it has no items (deselected, nothing in the record)
+    out = run("-m", "pytest", "bench/test_gemm.py", "bench/test_stream.py", "bench/test_variants.py", "--platform",
+              "cpu", "--quick", "--dtypes",
               "fp32,bf16,tf32", "--budget", "12",
               "--results-dir", str(folder), "-q", "--benchmark-json", str(folder / "bench.json"), timeout=300)
     return folder, out
@@ -70,6 +72,7 @@ def test_quick_cpu_run_yields_a_valid_record_and_png(quick_run):
     assert any(r["group"] == "gemm" and r["dtype"] == "fp32" and r["verified"] for r in rows)
     assert any(r["dtype"] == "tf32" and r["status"] == "missing" and "TF32" in r["reason"] for r in rows)
     assert all(r["times_s"] for r in rows if r["status"] == "ok")
+    assert not any(r["group"] == "variant" for r in rows) and "deselected" in out.stdout  # no --variants: none
     png = records[0].with_suffix(".png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
     assert "Peak compute" in out.stdout and "DRAM" in out.stdout and "Record:" in out.stdout

@@ -361,8 +361,3 @@ def test_the_plan_from_the_options_and_its_errors(tmp_path):
     with pytest.raises(OptionError, match=r"samples are \[3, 8, 8\], the model's input is \[3, 16, 16\]"):
         make_plan(_Config(variants="tests.data.tiny_cnn:build", variant_input="1,3,16,16",
                           variant_data=str(tmp_path / "y.pt")))
-
-
-def test_a_run_without_variants_collects_none():
-    out = _run("-m", "pytest", "bench/test_variants.py", "--collect-only", "-q", "-p", "no:cacheprovider")
-    assert "test_variant" not in out.stdout and "deselected" in out.stdout
