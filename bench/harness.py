@@ -621,9 +621,15 @@ def _with_load(row: dict, load: dict) -> dict:
     return row
 
 
+#: the fields of a point's extra that name it (a variant's model, batch, runtime, precision): kept on a row that
+#: has no figure, so a reader can still tell which point it was
+LABEL_EXTRA = ("model", "batch", "runtime", "precision", "compute_dtype", "again", "spec", "batch_tag", "source")
+
+
 def _label(p: Prepared) -> dict:
     return {"group": p.group, "kernel": p.kernel, "dtype": p.dtype, "impl": p.impl, "shape": p.shape,
-            "size_bytes": p.size_bytes, "flops": p.flops, "bytes": p.bytes, "convention": p.convention}
+            "size_bytes": p.size_bytes, "flops": p.flops, "bytes": p.bytes, "convention": p.convention,
+            "extra": {k: p.extra[k] for k in LABEL_EXTRA if k in p.extra}}
 
 
 def _short(exc: BaseException) -> str:

@@ -173,6 +173,9 @@ def atomic_savefig(fig, path, **kwargs) -> None:
     leaves the earlier PNG (or none), never a truncated one."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600: a plot is meant to be shared, like the record beside it
     os.close(fd)
     try:
         fig.savefig(tmp, format=kwargs.pop("format", path.suffix.lstrip(".") or "png"), **kwargs)
