@@ -81,8 +81,9 @@ def test_a_kernel_1000x_slower_keeps_the_run_within_its_budget(tmp_path):
     record = json.loads(next(tmp_path.glob("2*.json")).read_text())
     clock = record["time_budget"]
     # the bound: 1.5 x the budget, plus at most one call already running when it ran out (the CPU's quick call cap,
-    # 0.6 s; on a loaded machine the stand-in's calls stretch)
-    assert clock["run_s"] == budget and clock["elapsed_s"] <= 1.5 * budget + 2 * 0.6, clock
+    # 0.6 s; on a loaded machine the stand-in's calls stretch: a shared VM's host stretched them past 2 x once in a
+    # full test run on 2026-12-02, so 4 x the cap is allowed)
+    assert clock["run_s"] == budget and clock["elapsed_s"] <= 1.5 * budget + 4 * 0.6, clock
     assert wall < 1.5 * budget + 45  # + python, torch and the end-of-run summary, page and plot
     rows = record["measurements"]
     fp32 = [r for r in rows if r.get("group") == "gemm" and r.get("dtype") == "fp32" and r.get("impl") == "torch"]
