@@ -10,6 +10,7 @@ operator probes is at hand (this run's, or --variants-record), the predictor pri
 """
 from __future__ import annotations
 
+import atexit
 import math
 import threading
 import time
@@ -132,7 +133,9 @@ def _shared(plan, suite):
     suite.record.data["variant_model"] = {"source": plan.source, "random_weights": random_weights,
                                           "settled": settled, "quality_inputs": plan.data_path or
                                           f"{len(samples)} seeded N(0, 1) samples"}
-    _STATE.update(model=model, samples=samples, reference=reference, exports=Exports(), facts=_facts(platform),
+    exports = Exports()
+    atexit.register(exports.close)  # the ONNX files (a ResNet-50 is 100 MB with its int8 copy) go with the run
+    _STATE.update(model=model, samples=samples, reference=reference, exports=exports, facts=_facts(platform),
                   per_sample={}, counts={})
     return _STATE
 

@@ -167,7 +167,8 @@ def build(v: Variant, model, example, device: str, exports: Exports | None = Non
     if v.runtime in ("onnxruntime", "openvino"):
         exports = exports or Exports()
         source, sample = model, example
-        if v.precision == "fp16":  # ONNX Runtime's fp16 (its CUDA provider) runs an fp16 graph: export one
+        if v.runtime == "onnxruntime" and v.precision == "fp16":  # its CUDA provider runs an fp16 graph: export one
+            # (OpenVINO takes the fp32 graph and its precision hint)
             source, sample = copy.deepcopy(model).to(dtype=dtype).eval(), example.to(dtype)
         path, export_s, how = exports.onnx(source, sample, (id(model), tuple(example.shape), v.compute_dtype))
         notes = [f"exported once per model and batch by {how} in {export_s:.1f} s (not in the build time)"]
