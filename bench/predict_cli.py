@@ -22,6 +22,7 @@ from kernels.predict import (
     load_model,
     module_calls,
     ops_of,
+    weight_bytes,
 )
 from kernels.zoo import check_output_path, make_input
 from results.predict import DeviceModel, PredictError
@@ -182,7 +183,8 @@ def main(argv: list[str] | None = None) -> int:
                     counts = count_for(source, inputs, dtype, target)
                     try:
                         calibrate(device, dtype, target)
-                        pred = device.predict(source, ops_of(counts, dtype), module_calls(counts), dtype)
+                        pred = device.predict(source, ops_of(counts, dtype), module_calls(counts), dtype,
+                                              weight_bytes(counts, dtype))
                     except PredictError as exc:
                         if len(devices) * len(dtypes) == 1:
                             raise

@@ -63,6 +63,13 @@ def ops_of(counts, dtype: str) -> list[Op]:
             for o in counts.ops for family, gemm in [classify(o)]]
 
 
+def weight_bytes(counts, dtype: str) -> int:
+    """The model's parameters in bytes at ``dtype`` (what must stay in cache between two calls of an op)."""
+    import torch
+
+    return counts.total_params * torch.empty((), dtype=DTYPES[dtype]).element_size()
+
+
 def module_calls(counts) -> int:
     """Calls of modules whose cost no priced op carries: containers (Sequential, a residual block) and leaves that
     ran no op (Identity, Dropout in eval)."""
@@ -130,7 +137,7 @@ def price_variant(device, source: str, variant, counts, eager, storage: dict, dy
     calibrate(device, dtype, target)
     quantised = bool(storage)
     priced = counts.with_weights(storage, dynamic) if quantised else counts
-    pred = device.predict(source, ops_of(priced, dtype), module_calls(priced), dtype)
+    pred = device.predict(source, ops_of(priced, dtype), module_calls(priced), dtype, weight_bytes(counts, dtype))
     if variant.runtime == "eager":
         basis = "the predictor's median call from the record's probes (kernels.predict)"
         if quantised:

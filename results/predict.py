@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from dataclasses import replace
 from typing import Iterable
 
 from results.prediction import Op, OpPrediction, Point, Prediction, base_op
@@ -66,6 +67,17 @@ def _warm_s(row: dict) -> float:
     return extra.get("warm_median_s") or row.get("median_s")
 
 
+def _cold_s(row: dict) -> float | None:
+    """A layer or probe row's cold-cache median (the row's own median where a warm one is kept beside it)."""
+    return row.get("median_s") if (row.get("extra") or {}).get("warm_median_s") else None
+
+
+def _cold_ratio(points) -> float:
+    """Geometric mean of cold / warm over the points an op leaned on (1 where none has a cold time)."""
+    ratios = [p.cold_s / p.time_s for p in points if p.cold_s and p.time_s]
+    return math.exp(sum(math.log(max(r, 1.0)) for r in ratios) / len(ratios)) if ratios else 1.0
+
+
 def _conv_family(groups: int, n: int) -> str:
     if groups <= 1:
         return "conv"
@@ -89,6 +101,9 @@ class DeviceModel:
         self.stream: list[tuple[float, float]] = []
         self.dispatch_s = self.module_call_s = None
         self.peaks: dict[str, float] = {}
+        caches = [c for c in platform.get("caches") or [] if isinstance(c, dict) and c.get("size_bytes")]
+        #: the last-level cache (bytes), from the record's platform facts (None where it names none)
+        self.llc_bytes = caches[-1]["size_bytes"] if caches else None
         #: dtype -> the whole-model calibration row (bench/test_opsweep.py::test_model_calibration)
         self.calibration: dict[str, dict] = {}
         #: dtype -> (per_op_s, typical_factor, how), set by ``calibrate``
@@ -127,14 +142,16 @@ class DeviceModel:
                         "linear" if row.get("impl") == "Linear" else None
                 if family:
                     self._add(family, dtype, Point(family, (g["m"], g["n"], g["k"], g["batch"]), time_s, row["flops"],
-                                                   label))
+                                                   label, cold_s=_cold_s(row)))
             elif family == "attention" and row.get("shape") and row.get("flops"):
                 b, h, t, d = row["shape"]
-                self._add("attention", dtype, Point("attention", (t, t, d, b * h), time_s, row["flops"], label))
+                self._add("attention", dtype, Point("attention", (t, t, d, b * h), time_s, row["flops"], label,
+                                                    cold_s=_cold_s(row)))
             elif family == "elementwise" and row.get("bytes"):
                 for op in extra.get("ops") or []:
                     self.eltwise.setdefault((base_op(op), dtype), []).append(
-                        Point("elementwise", (row["bytes"],), time_s, row.get("flops") or 0, label, op=base_op(op)))
+                        Point("elementwise", (row["bytes"],), time_s, row.get("flops") or 0, label, op=base_op(op),
+                              cold_s=_cold_s(row)))
         elif group == "stream" and row.get("impl") in ("torch", "", None) and \
                 row.get("kernel") in ("copy", "add", "triad", "scale"):  # records before impl was kept: torch
             rate = row.get("bytes_per_s_median") or row.get("bytes_per_s")
@@ -222,7 +239,8 @@ class DeviceModel:
             bound = "memory/overhead"  # the points it leaned on ran far below this dtype's GEMM peak
         basis = f"{family} at {rate / 1e9:.3g} G{'OP' if dtype == 'int8' else 'FLOP'}/s from {scored[0][1].label}" + \
                 (f" +{len(scored) - 1} more" if len(scored) > 1 else "")
-        return OpPrediction(op, time_s, time_s / (1 + spread), time_s * (1 + spread), bound, basis, widened)
+        return OpPrediction(op, time_s, time_s / (1 + spread), time_s * (1 + spread), bound, basis, widened,
+                            cold_ratio=_cold_ratio([p for _d, p in scored]))
 
     # -- everything else ------------------------------------------------------------------------------------------
     def other_time(self, op: Op) -> OpPrediction:
@@ -238,7 +256,8 @@ class DeviceModel:
             if op.bytes > 4 * pts[-1].key[0]:
                 spread *= 2
             bound = "overhead" if op.bytes <= pts[0].key[0] else "memory"
-            return OpPrediction(op, time_s, time_s / (1 + spread), time_s * (1 + spread), bound, basis, widened)
+            return OpPrediction(op, time_s, time_s / (1 + spread), time_s * (1 + spread), bound, basis, widened,
+                                cold_ratio=_cold_ratio(pts))
         if not self.stream or not self.dispatch_s:
             raise PredictError("the record has neither element-wise probes nor a stream sweep and dispatch cost: "
                                "it cannot price non-GEMM ops")
@@ -260,7 +279,11 @@ class DeviceModel:
     def predict_op(self, op: Op) -> OpPrediction:
         return self.gemm_time(op) if op.family in GEMM_FAMILIES and op.gemm else self.other_time(op)
 
-    def predict(self, model: str, ops: Iterable[Op], module_calls: int, dtype: str) -> Prediction:
+    def predict(self, model: str, ops: Iterable[Op], module_calls: int, dtype: str,
+                weight_bytes: int | None = None) -> Prediction:
+        """``weight_bytes``: the model's parameters in bytes. Where they exceed the record's last-level cache, a
+        model's op finds its weights evicted since its last call, as its back-to-back probe did not: each op is
+        priced that share (1 - cache / weights) of the way from its probes' warm time to their cold-cache time."""
         ops = list(ops)
         if dtype not in self.dtypes():
             groups = sorted({str(m.get("group")) for m in self.record.get("measurements", [])
@@ -282,6 +305,16 @@ class DeviceModel:
             notes.append("the record has no convolution probes (a run before bench/test_opsweep.py): convolutions "
                          "lean on GEMM points, expect a wide error")
         predictions = [self.predict_op(op) for op in ops]
+        if weight_bytes and self.llc_bytes and weight_bytes > self.llc_bytes:
+            share = 1.0 - self.llc_bytes / weight_bytes
+            # an op that alone moves more than the cache already streamed from memory in its warm probe
+            predictions = [p if p.op.bytes >= self.llc_bytes else
+                           replace(p, time_s=p.time_s * (1 + share * (p.cold_ratio - 1)),
+                                   low_s=p.low_s * (1 + share * (p.cold_ratio - 1)),
+                                   high_s=p.high_s * (1 + share * (p.cold_ratio - 1))) for p in predictions]
+            notes.append(f"the model's weights ({weight_bytes / 1e6:.0f} MB) exceed the last-level cache "
+                         f"({self.llc_bytes / 2**20:.0f} MiB): each op that moves less than the cache is priced "
+                         f"{100 * share:.0f}% of the way from its probes' warm time to their cold-cache time")
         per_op, typical, how = self.factors.get(dtype, (0.0, 1.0, ""))
         if how:
             notes.append(how)

@@ -47,6 +47,8 @@ class Point:
     flops: float
     label: str
     op: str = ""
+    #: the same probe timed with cold caches (the layer harness's cold median), where the record has it
+    cold_s: float | None = None
 
     @property
     def rate(self) -> float:
@@ -62,6 +64,8 @@ class OpPrediction:
     bound: str  # compute | memory | overhead
     basis: str  # which points / roof it leaned on
     widened: str = ""
+    #: cold-cache time over warm of the probes it leaned on (1: no cold times in the record)
+    cold_ratio: float = 1.0
 
 
 @dataclass

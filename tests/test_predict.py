@@ -390,3 +390,27 @@ def test_the_reference_model_counts_and_prices_from_a_record():
     kp.calibrate(device, "fp32", "cpu")
     per_op, typical, how = device.factors["fp32"]
     assert per_op >= 0 and typical >= 1 and "reference model" in how  # used, or said why not (synthetic probes)
+
+
+def test_weights_beyond_the_cache_price_ops_between_warm_and_cold_probes():
+    """A conv probe whose cold-cache time is twice its warm one, a 10 MiB last-level cache: a model with 40 MiB of
+    weights finds 3/4 of them evicted between two calls of an op, so its op is priced 75% of the way to cold; a model
+    that fits the cache, and an op that alone moves more than the cache, keep the warm time."""
+    flops = 2 * 3136 * 64 * 576
+    warm = flops / 40e9
+    conv = row("opsweep", "conv-a", "fp32", flops=flops, bytes=1, median_s=2 * warm, shape=None,
+               extra={"family": "conv", "implicit_gemm": {"m": 3136, "n": 64, "k": 576, "batch": 1}, "ops": [],
+                      "warm_median_s": warm})
+    caches = [{"name": "L2", "size_bytes": 1 << 20}, {"name": "L3", "size_bytes": 10 << 20}]
+    device = DeviceModel(record(conv, platform={"kind": "cpu", "name": "Test CPU", "caches": caches}))
+    assert device.llc_bytes == 10 << 20
+    small = Op("c", "aten.convolution", "fp32", flops=flops, bytes=1 << 20, family="conv", gemm=(3136, 64, 576, 1))
+    assert device.predict_op(small).cold_ratio == pytest.approx(2.0)
+    fits = device.predict("m", [small], 0, "fp32", weight_bytes=5 << 20)
+    assert fits.ops[0].time_s == pytest.approx(warm, rel=1e-9)
+    evicted = device.predict("m", [small], 0, "fp32", weight_bytes=40 << 20)
+    assert evicted.ops[0].time_s == pytest.approx(warm * 1.75, rel=1e-9)
+    assert any("exceed the last-level cache" in n and "75%" in n for n in evicted.notes)
+    big = Op("c", "aten.convolution", "fp32", flops=flops, bytes=20 << 20, family="conv", gemm=(3136, 64, 576, 1))
+    assert device.predict("m", [big], 0, "fp32", weight_bytes=40 << 20).ops[0].time_s == pytest.approx(warm, rel=1e-9)
+    assert DeviceModel(synthetic()).llc_bytes is None  # a record that names no cache: nothing changes
