@@ -5,9 +5,7 @@ import time
 from typing import Any
 
 from platforms.base import CacheLevel, Platform
-from platforms.throttle import IDLE  # noqa: F401
-from platforms.throttle import REASONS as THROTTLE_REASONS
-from platforms.throttle import decode as decode_throttle_reasons
+from platforms.throttle import IDLE, REASONS as THROTTLE_REASONS, decode as decode_throttle_reasons  # noqa: F401
 
 #: a single read_repeat call should last at least this long on the device (launch cost is ~5 us)
 CALL_TARGET_S = 1e-3
