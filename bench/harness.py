@@ -645,11 +645,13 @@ def _progress(row: dict) -> str:
                 + f" ({si(row['flop_per_s_median'], 'FLOP/s')}), {'verified' if row['verified'] else 'VERIFICATION FAILED'}"
                 + _load_note(row))
     if row["group"] == "variant":
+        from results.variants import cosine_of
+
         x = row.get("extra") or {}
         q = x.get("quality") or {}
         return (f"  {row['kernel']}: median {row['median_s'] * 1e3:.3g} ms (IQR {100 * (row.get('iqr_rel') or 0):.0f}%, "
                 f"n={row['n']}), first call {x.get('first_call_s', 0) * 1e3:.3g} ms, "
-                f"{si(row['flop_per_s_median'], 'FLOP/s')}; cosine vs fp32 eager {q.get('cosine') if q.get('cosine') is not None else float('nan'):.5f}"
+                f"{si(row['flop_per_s_median'], 'FLOP/s')}; cosine vs fp32 eager {cosine_of(q):.5f}"
                 + ("" if x.get("quality_ok", True) else " (outside the quality budget)") + _load_note(row))
     where = ("x".join(map(str, row["shape"])) if row["group"] == "gemm" else f"{(row['size_bytes'] or 0) / 2**10:.0f} KiB")
     rate = si(row["flop_per_s"], "FLOP/s") if row["group"] == "gemm" else si(row["bytes_per_s"], "B/s")

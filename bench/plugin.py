@@ -67,9 +67,10 @@ def pytest_collection_modifyitems(session, config, items):
         from bench.variant_plan import VARIANTS_BUDGET_S
 
         seconds = VARIANTS_BUDGET_S["cpu" if platform.kind == "cpu" else "gpu"]
-        if run.budget_s is None and set(run.groups.values()) == {"variants"}:
+        alone = set(run.groups.values()) == {"variants"}
+        if alone and run.budget_s is None:
             run.clock.run_s = seconds  # the variants alone: their own budget, not a full run's plus theirs
-        run.clock.add_group("variants", seconds, extend=run.budget_s is None and run.clock.run_s != seconds)
+        run.clock.add_group("variants", seconds, extend=run.budget_s is None and not alone)
     run.clock.expect(run.groups.values())
 
 

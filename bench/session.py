@@ -160,13 +160,15 @@ def _draw(done: Finished, measured: bool, layer_pngs: bool) -> None:
 
             done.plots = write_distributed_plots(record.data, path.with_suffix(""))
         elif measured:  # nothing measured, nothing to draw (matplotlib spends a second or two on an empty roofline)
-            from results.plot import roofline_png, write_layer_plots
+            from results.plot import (
+                roofline_png,
+                write_layer_plots,
+                write_variant_plots,
+            )
 
             analysis = done.analysis_now()
             if analysis.compute or analysis.memory:  # a run of variants alone has no roofline of its own to draw
                 done.plot_path = roofline_png(analysis, path.with_suffix(".png"))
-            from results.plot import write_variant_plots
-
             done.plots += write_variant_plots(done.analysis, path.with_suffix(""))  # few: even a --quick run
             if layer_pngs:
                 done.plots += write_layer_plots(done.analysis, path.with_suffix(""))

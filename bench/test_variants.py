@@ -11,7 +11,6 @@ operator probes is at hand (this run's, or --variants-record), the predictor pri
 from __future__ import annotations
 
 import atexit
-import math
 import threading
 import time
 
@@ -30,6 +29,7 @@ from kernels.variants import (
     why_missing,
     within_budget,
 )
+from results.variants import cosine_of
 
 #: samples in the quality set (seeded), and the seconds a point may spend on it beyond its first chunk
 QUALITY_SAMPLES = 16
@@ -88,13 +88,12 @@ class _PeakRSS:
 
 
 def _facts(platform) -> DeviceFacts:
-    info = platform.info()
     capability = None
     if platform.kind != "cpu":
         import torch
 
         capability = tuple(torch.cuda.get_device_capability(platform.device))
-    return DeviceFacts(platform.kind, capability, frozenset(info.get("cpu_flags") or ()), str(info.get("vendor") or ""))
+    return DeviceFacts(platform.kind, capability)
 
 
 def _shared(plan, suite):
@@ -244,17 +243,13 @@ def _prepare(plan, v: Variant, batch: int, shape: list, label: dict, state: dict
         ok, why = within_budget(extra["quality"])
         extra["quality_ok"], extra["quality_why"] = ok, why
         return Verdict(True, f"output shaped as fp32 eager's; quality vs fp32 eager on "
-                             f"{extra['quality']['n']} samples: cosine {_cos(extra['quality']):.6f}"
+                             f"{extra['quality']['n']} samples: cosine {cosine_of(extra['quality']):.6f}"
                        + ("" if ok else f" (outside the quality budget: {why})"))
 
     return Prepared(group="variant", kernel=f"{plan.name} b{batch} {v.name}{' (again)' if label['again'] else ''}",
                     dtype=v.compute_dtype, impl=v.runtime,
                     fn=fn, verify=verify, flops=cost["flops"], bytes=cost["bytes"], convention=CONVENTION,
                     shape=shape, extra=extra, state={"built": built})
-
-
-def _cos(q: dict) -> float:
-    return q["cosine"] if q.get("cosine") is not None else math.nan
 
 
 #: a variant whose call is longer than this is not timed layer by layer (three more calls)

@@ -114,10 +114,6 @@ def calibrate(device, dtype: str, target: str) -> None:
     reference = device.predict(REFERENCE_SOURCE, ops_of(counts, dtype), module_calls(counts), dtype)
     device.calibrate(dtype, reference.sum_s, len(reference.ops))
 
-#: runtimes that fuse element-wise ops into their producers and dispatch a graph, not op by op
-FUSING_RUNTIMES = ("compile", "onnxruntime", "openvino", "tensorrt")
-
-
 def price_variant(device, source: str, variant, counts, eager, storage: dict, dynamic: set, target: str) -> dict:
     """A variant priced from a record (results.predict.DeviceModel), or why it cannot be: eager in a dtype the
     record probed is the predictor's own prediction; a quantised eager variant is that, with each quantised op that

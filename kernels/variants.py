@@ -127,13 +127,11 @@ def _have(module: str) -> bool:
 
 @dataclass(frozen=True)
 class DeviceFacts:
-    """What decides whether a variant can run: the platform kind, the GPU's compute capability, the CPU's
-    instruction sets (platforms.cpu's flags) and ONNX Runtime's providers."""
+    """What decides whether a variant can run, beside the packages present: the platform kind and the GPU's compute
+    capability (OpenVINO's CPU capabilities and ONNX Runtime's providers are asked where needed)."""
 
     kind: str
     capability: tuple[int, int] | None = None
-    cpu_flags: frozenset = frozenset()
-    vendor: str = ""
 
 
 def why_missing(v: Variant, facts: DeviceFacts) -> str | None:

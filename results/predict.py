@@ -308,10 +308,13 @@ class DeviceModel:
         if weight_bytes and self.llc_bytes and weight_bytes > self.llc_bytes:
             share = 1.0 - self.llc_bytes / weight_bytes
             # an op that alone moves more than the cache already streamed from memory in its warm probe
-            predictions = [p if p.op.bytes >= self.llc_bytes else
-                           replace(p, time_s=p.time_s * (1 + share * (p.cold_ratio - 1)),
-                                   low_s=p.low_s * (1 + share * (p.cold_ratio - 1)),
-                                   high_s=p.high_s * (1 + share * (p.cold_ratio - 1))) for p in predictions]
+            def evicted(p: OpPrediction) -> OpPrediction:
+                if p.op.bytes >= self.llc_bytes:
+                    return p
+                factor = 1 + share * (p.cold_ratio - 1)
+                return replace(p, time_s=p.time_s * factor, low_s=p.low_s * factor, high_s=p.high_s * factor)
+
+            predictions = [evicted(p) for p in predictions]
             notes.append(f"the model's weights ({weight_bytes / 1e6:.0f} MB) exceed the last-level cache "
                          f"({self.llc_bytes / 2**20:.0f} MiB): each op that moves less than the cache is priced "
                          f"{100 * share:.0f}% of the way from its probes' warm time to their cold-cache time")

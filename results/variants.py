@@ -273,7 +273,8 @@ def layer_table(rows: list[dict], top: int = 10) -> dict[str, Any] | None:
             "none": [f"{r['variant']}: {r['layers_how']}" for r in rows if r.get("median_s") and not r.get("layers")]}
 
 
-def _cos(q: dict) -> float:
+def cosine_of(q: dict) -> float:
+    """A quality dict's lowest cosine (NaN where it has none: non-finite outputs, an all-zero reference)."""
     return q["cosine"] if q.get("cosine") is not None else math.nan
 
 
@@ -287,7 +288,7 @@ def table_rows(rows: list[dict]) -> list[dict[str, str]]:
     for r in sorted(rows, key=lambda r: (r["model"] or "", r["batch"] or 0, r.get("median_s") or math.inf)):
         q = r.get("quality") or {}
         if r.get("median_s"):
-            quality = (f"cos {_cos(q):.5f}" + (f", top-1 {100 * q['top1_agreement']:.0f}%"
+            quality = (f"cos {cosine_of(q):.5f}" + (f", top-1 {100 * q['top1_agreement']:.0f}%"
                                                                  if "top1_agreement" in q else "")
                        + f" (n={q.get('n')})" + ("" if r.get("quality_ok") else " OUTSIDE budget"))
             out.append({"model": r["model"], "batch": str(r["batch"]), "variant": r["variant"],
