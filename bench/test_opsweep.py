@@ -100,6 +100,48 @@ def test_model_calibration(suite, benchmark):
         suite.budget = full
 
 
+def test_eviction_calibration(suite, benchmark):
+    """A whole model whose weights are twice the last-level cache (kernels.opsweep.evicting_model), timed call after
+    call: the predictor prices it with the probes' warm and cold-cache times and learns where between them a model
+    that evicts its own weights lands on this machine (on one VM near the cold end, on another near the warm)."""
+    import dataclasses
+
+    import torch
+
+    from kernels.base import torch_dtype
+    from kernels.layers import prepare_model
+    from kernels.opsweep import EVICTING_INPUT, evicting_blocks, evicting_model
+
+    if suite.platform.kind != "cpu":
+        pytest.skip("the eviction calibration is for CPU records (a GPU's L2 holds no model's weights)")
+    caches = [c for c in suite.record.data["platform"].get("caches") or [] if c.get("size_bytes")]
+    llc = caches[-1]["size_bytes"] if caches else None
+    blocks = evicting_blocks(llc)
+    fields = dict(group="calibration", kernel="evicting_model", dtype="fp32", shape=list(EVICTING_INPUT))
+    device = suite.platform.device
+
+    def make():
+        model = evicting_model(blocks).to(device=device).eval()
+        x = torch.randn(EVICTING_INPUT, generator=torch.Generator(device=device).manual_seed(0), device=device,
+                        dtype=torch_dtype("fp32"))
+        with torch.no_grad():
+            counts = count_model(model, (x,))
+        p = prepare_model(model, (x,), "evicting_model", counts)
+        p.group, p.dtype = "calibration", "fp32"
+        p.extra.update({"input": list(EVICTING_INPUT), "blocks": blocks, "llc_bytes": llc,
+                        "what": f"kernels.opsweep.evicting_model({blocks}), eval, no_grad: weights "
+                                f"{blocks * 9.4:.0f} MB against a {(llc or 0) / 2**20:.0f} MiB last-level cache"})
+        return p
+
+    full = suite.budget
+    suite.budget = dataclasses.replace(full, point_budget_s=CALIBRATION_BUDGET_S[1 if full.quick else 0],
+                                       max_rounds=CALIBRATION_ROUNDS)
+    try:
+        suite.run(benchmark, make, **fields)
+    finally:
+        suite.budget = full
+
+
 def test_probe(suite, benchmark, probe_point):
     import torch
 

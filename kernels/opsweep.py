@@ -63,6 +63,11 @@ def probes(quick: bool) -> list[Probe]:
         _conv(16, 96, 1, 112), _conv(24, 144, 1, 56), _conv(144, 24, 1, 56), _conv(96, 576, 1, 14),
         _conv(320, 1280, 1, 7), _conv(960, 160, 1, 7), _conv(32, 8, 1, 1), _conv(8, 32, 1, 1),
         _conv(1280, 320, 1, 1),
+        # narrow convolutions (16-128 channels at 56-14 pixels, depthwise at 4x4): a grid over the gap the probes
+        # above leave in (M, N, K), where the blind check (tools/validate_predictor.py, seed 1, 2026-12-02) found
+        # convolutions 2-3x slower than the rate of wider probes nearby in M, N and K (a fixed ~0.2 ms per call)
+        _conv(16, 64, 1, 56), _conv(64, 16, 1, 56), _conv(32, 32, 1, 28), _conv(128, 32, 1, 28), _conv(64, 64, 1, 14),
+        _conv(16, 16, 3, 56), _conv(32, 64, 3, 56, stride=2),
         # stems and patch embeddings
         _conv(3, 64, 7, 224, stride=2), _conv(3, 32, 3, 224, stride=2), _conv(3, 96, 4, 224, stride=4),
         _conv(3, 768, 16, 224, stride=16),
@@ -71,10 +76,11 @@ def probes(quick: bool) -> list[Probe]:
         _conv(144, 144, 3, 56, groups=144), _conv(192, 192, 3, 28, groups=192), _conv(384, 384, 3, 14, groups=384),
         _conv(960, 960, 3, 7, groups=960), _conv(240, 240, 5, 28, groups=240), _conv(672, 672, 5, 14, groups=672),
         _conv(96, 96, 7, 56, groups=96), _conv(192, 192, 7, 28, groups=192), _conv(384, 384, 7, 14, groups=384),
-        _conv(768, 768, 7, 7, groups=768),
+        _conv(768, 768, 7, 7, groups=768), _conv(32, 32, 3, 28, groups=32), _conv(64, 64, 3, 4, groups=64),
+        _conv(256, 256, 3, 4, groups=256),
         # grouped (ResNeXt, RegNet)
         _conv(128, 128, 3, 56, groups=32), _conv(256, 256, 3, 28, groups=32), _conv(512, 512, 3, 14, groups=32),
-        _conv(224, 224, 3, 28, groups=28),
+        _conv(224, 224, 3, 28, groups=28), _conv(64, 64, 3, 14, groups=8),
         # batch 8
         _conv(64, 64, 3, 56, batch=8), _conv(256, 64, 1, 56, batch=8), _conv(512, 512, 3, 7, batch=8),
         _conv(144, 144, 3, 56, groups=144, batch=8), _conv(3, 64, 7, 224, stride=2, batch=8),
@@ -232,3 +238,28 @@ def reference_model() -> nn.Module:
                          _Block(16, 16, 1), _Block(16, 24, 2), _Block(24, 32, 1), _Block(32, 32, 1),
                          _Block(32, 64, 2), _Block(64, 96, 1), _Block(96, 96, 1), _Block(96, 160, 2),
                          nn.Conv2d(160, 640, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(640, 1000))
+
+
+#: the evicting model's input and one block's weights (a 512-channel 3x3 convolution at 7x7: 9.4 MB in fp32)
+EVICTING_INPUT = (1, 512, 7, 7)
+EVICTING_BLOCK_BYTES = 512 * 512 * 9 * 4
+#: blocks: enough that the weights are twice the last-level cache, within these bounds (time stays bounded on a
+#: 300 MiB L3: 64 blocks, ~0.6 GB)
+EVICTING_BLOCKS = (4, 64)
+
+
+def evicting_blocks(llc_bytes: int | None) -> int:
+    """How many blocks make the evicting model's fp32 weights twice ``llc_bytes`` (the last-level cache)."""
+    want = -(-2 * (llc_bytes or 0) // EVICTING_BLOCK_BYTES)
+    return max(EVICTING_BLOCKS[0], min(EVICTING_BLOCKS[1], want))
+
+
+def evicting_model(blocks: int = EVICTING_BLOCKS[0]) -> nn.Module:
+    """The model the run times whole to learn how much a model whose weights exceed the last-level cache slows
+    down on this machine (bench/test_opsweep.py): ``blocks`` dense 3x3 convolutions of 512 channels at 7x7, each
+    with its own 9.4 MB of weights, so each call finds every weight evicted since the last. The predictor prices it
+    with warm probes and with cold-cache ones and learns where between them this machine's model calls land."""
+    layers = []
+    for _ in range(blocks):
+        layers += [nn.Conv2d(512, 512, 3, padding=1), nn.ReLU()]
+    return nn.Sequential(*layers)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 
 from kernels.count import DTYPES, count_model
+from kernels.opsweep import EVICTING_BLOCKS, EVICTING_INPUT, evicting_model
 from kernels.zoo import build_model, make_input, parse_input
 from results.prediction import Op
 
@@ -59,8 +60,18 @@ def classify(op) -> tuple[str, tuple | None]:
 
 def ops_of(counts, dtype: str) -> list[Op]:
     return [Op(module=o.module, op=o.op, dtype=dtype, flops=2 * o.macs + o.other_flops,
-               bytes=o.bytes_read + o.bytes_written, family=family, gemm=gemm)
+               bytes=o.bytes_read + o.bytes_written, family=family, gemm=gemm, taps=taps(o, family))
             for o in counts.ops for family, gemm in [classify(o)]]
+
+
+def taps(op, family: str) -> int:
+    """A convolution's kernel taps (kh x kw, from its weight's shape); 1 for other matrix products; 0 otherwise."""
+    if family.startswith("conv"):
+        try:
+            return max(1, math.prod(op.input_shapes[1][2:]))
+        except (IndexError, TypeError):
+            return 0
+    return 1 if family in ("linear", "bmm") else 0
 
 
 def weight_bytes(counts, dtype: str) -> int:
@@ -106,6 +117,17 @@ REFERENCE_SOURCE = "kernels.opsweep:reference_model"
 def calibrate(device, dtype: str, target: str) -> None:
     """Price the record's reference model from the record itself and set the device's best and typical factors for
     ``dtype`` (results.predict.DeviceModel.calibrate), once; a record without the calibration row is left as is."""
+    evicting = device.eviction_row.get(dtype)
+    if evicting is not None and dtype not in device.eviction:
+        import torch
+
+        blocks = (evicting.get("extra") or {}).get("blocks") or EVICTING_BLOCKS[0]
+        with torch.device("meta"):
+            model = evicting_model(blocks).to(DTYPES[dtype])
+        x = torch.empty(EVICTING_INPUT, device="meta", dtype=DTYPES[dtype])
+        with torch.no_grad():
+            counts = count_model(model, (x,), target=target)
+        device.calibrate_eviction(dtype, ops_of(counts, dtype))
     row = device.calibration.get(dtype)
     if row is None or dtype in device.factors:
         return

@@ -2,7 +2,8 @@
 
 The model (inputs and limits are stated in every prediction, ``MODEL_NOTE``):
 - An op that is a GEMM (convolution as im2col, mm/addmm/bmm, attention): time = FLOPs / rate, the rate
-  interpolated (inverse-distance weights on log M, N, K, batch; the 4 nearest points) among the record's measured
+  interpolated (inverse-distance weights on log M, N, K, batch and, where both say, the kernel's taps: a 16x16 patch
+  embedding runs other code than a 1x1 convolution of the same GEMM; the 4 nearest points) among the record's measured
   points of the same family: probe layers (bench/test_opsweep.py), the layers of timed models, and, for
   linears and batched products, the GEMM sweep. The points' times are warm back-to-back calls of one layer, so
   they include that op's dispatch cost; the prediction is never below the family's fastest measured call.
@@ -23,6 +24,12 @@ The model (inputs and limits are stated in every prediction, ``MODEL_NOTE``):
   than the blind check's (``RANGE``: the share of measured medians it held there is ``RANGE_COVERAGE``); wider by
   ``RANGE_WIDEN`` where more than a quarter of the time rests on ops priced by a fallback or far outside the
   measured shapes, which the prediction names.
+- A grouped convolution whose groups are wide (``WIDE_GROUP`` output channels or more) runs like a dense one of one
+  group's size, once per group: priced from the dense points.
+- Where the model's weights exceed the last-level cache, an op finds its weights evicted since its last call: priced
+  between its probes' warm and cold-cache times, ``1 - cache / weights`` of the way, times how far the record's
+  evicting model (bench/test_opsweep.py: dense convolutions with twice the cache in weights, timed whole) landed
+  between its own warm and cold sums on this machine (one VM: the whole way; another: not at all).
 Limits: eager mode, one stream, no overlap of host and device work, the caches' state as in the probes (warm);
 fusion (torch.compile) and a different BLAS than the record's are not modelled.
 """
@@ -52,6 +59,8 @@ FACTOR_BOUNDS = (0.8, 4.0)
 #: an op with this many times less work than every probe of its family is priced from the GEMM sweep where the
 #: sweep reaches its size, and the family's fastest probe is no floor for it
 SMALLER_THAN_PROBES = 8
+#: a grouped convolution whose groups are at least this wide (output channels per group) is priced as a dense one
+WIDE_GROUP = 32
 
 
 class PredictError(ValueError):
@@ -108,6 +117,10 @@ class DeviceModel:
         self.calibration: dict[str, dict] = {}
         #: dtype -> (per_op_s, typical_factor, how), set by ``calibrate``
         self.factors: dict[str, tuple[float, float, str]] = {}
+        #: dtype -> the eviction calibration row (bench/test_opsweep.py::test_eviction_calibration)
+        self.eviction_row: dict[str, dict] = {}
+        #: dtype -> (how far from warm to cold an evicting model's ops land, 0..1; how), set by ``calibrate_eviction``
+        self.eviction: dict[str, tuple[float, str]] = {}
         for row in record["measurements"]:
             if _ok(row):
                 self._take(row)
@@ -127,7 +140,7 @@ class DeviceModel:
             if rate:
                 self._add("linear" if batch == 1 else "bmm", dtype,
                           Point("linear" if batch == 1 else "bmm", (m, n, k, batch), row["flops"] / rate, row["flops"],
-                                f"GEMM {batch}x{m}x{n}x{k}"))
+                                f"GEMM {batch}x{m}x{n}x{k}", taps=1))
                 self.peaks[dtype] = max(self.peaks.get(dtype, 0.0), row.get("flop_per_s") or 0.0)
         elif group in ("opsweep", "layer"):
             time_s = _warm_s(row)
@@ -141,8 +154,10 @@ class DeviceModel:
                     family = _conv_family(g["batch"], g["n"]) if row.get("impl") == "Conv2d" else \
                         "linear" if row.get("impl") == "Linear" else None
                 if family:
+                    conv = extra.get("conv")  # a probe's (cin, cout, kernel, stride, groups); a layer row has none
+                    taps = conv[2] ** 2 if conv else 1 if row.get("impl") == "Linear" else 0
                     self._add(family, dtype, Point(family, (g["m"], g["n"], g["k"], g["batch"]), time_s, row["flops"],
-                                                   label, cold_s=_cold_s(row)))
+                                                   label, cold_s=_cold_s(row), taps=taps))
             elif family == "attention" and row.get("shape") and row.get("flops"):
                 b, h, t, d = row["shape"]
                 self._add("attention", dtype, Point("attention", (t, t, d, b * h), time_s, row["flops"], label,
@@ -159,6 +174,8 @@ class DeviceModel:
                 self.stream.append((float(row["size_bytes"]), float(rate)))
         elif group == "calibration" and row.get("kernel") == "reference_model" and row.get("best_s"):
             self.calibration[dtype] = row
+        elif group == "calibration" and row.get("kernel") == "evicting_model" and row.get("best_s"):
+            self.eviction_row[dtype] = row
         elif group == "overhead" and row.get("kernel") == "dispatch":
             self.dispatch_s = row.get("median_s")
         elif group == "overhead" and row.get("kernel") == "module_call":
@@ -187,8 +204,30 @@ class DeviceModel:
         self.factors[dtype] = (per_op, typical, how)
         return self.factors[dtype]
 
+    def calibrate_eviction(self, dtype: str, ops: list[Op]) -> tuple[float, str]:
+        """Set ``dtype``'s eviction factor from the record's evicting model (``ops``: its count, priced here): its
+        measured best call against the sum of its ops at their probes' warm times and at their cold-cache times;
+        the factor is where between the two it landed (0 warm, 1 cold)."""
+        row = self.eviction_row[dtype]
+        priced = [self.predict_op(op) for op in ops]
+        warm = sum(p.time_s for p in priced)
+        cold = sum(p.time_s * p.cold_ratio for p in priced)
+        best = row["best_s"]
+        factor = min(1.0, max(0.0, (best - warm) / (cold - warm))) if cold > warm * 1.01 else 1.0
+        how = (f"eviction calibrated on the record's evicting model ({(row.get('extra') or {}).get('blocks', '?')} "
+               f"blocks: best call {best * 1e3:.3g} ms; its ops sum to {warm * 1e3:.3g} ms warm, {cold * 1e3:.3g} ms "
+               f"cold): a model whose weights exceed the cache lands {100 * factor:.0f}% of the way to cold here")
+        self.eviction[dtype] = (factor, how)
+        return self.eviction[dtype]
+
     # -- GEMM-like ops ---------------------------------------------------------------------------------------
     def gemm_time(self, op: Op) -> OpPrediction:
+        if op.family == "conv_grouped" and op.gemm[1] >= WIDE_GROUP and self.points.get(("conv", op.dtype)):
+            # a few wide groups run like a dense convolution of one group's size, each group in turn: priced from
+            # the dense points at one group's GEMM (ResNeSt's radix groups ran 4x faster than the narrow-group
+            # probes' rate said)
+            m, n, k, _groups = op.gemm
+            return replace(self.gemm_time(replace(op, family="conv", gemm=(m, n, k, 1))), op=op)
         family, dtype = op.family, op.dtype
         widened = ""
         pts = self.points.get((family, dtype), [])
@@ -212,9 +251,7 @@ class DeviceModel:
                                f"priced from the {other} (GEMM) points of its size (range x2)")
                     pts = cand
                     break
-        q = [math.log(max(v, 1)) for v in op.gemm]
-        scored = sorted(((sum((a - b) ** 2 for a, b in zip(q, [math.log(max(v, 1)) for v in p.key])), p) for p in pts),
-                        key=lambda s: s[0])[:NEIGHBOURS]
+        scored = sorted(((_distance(op, p), p) for p in pts), key=lambda s: s[0])[:NEIGHBOURS]
         weights = [1.0 / (d + 1e-3) for d, _p in scored]
         log_rate = sum(w * math.log(p.rate) for w, (_d, p) in zip(weights, scored)) / sum(weights)
         rate = math.exp(log_rate)
@@ -306,7 +343,10 @@ class DeviceModel:
                          "lean on GEMM points, expect a wide error")
         predictions = [self.predict_op(op) for op in ops]
         if weight_bytes and self.llc_bytes and weight_bytes > self.llc_bytes:
-            share = 1.0 - self.llc_bytes / weight_bytes
+            landed, how_evicted = self.eviction.get(dtype, (1.0, "the record has no eviction calibration (a run "
+                                                              "before bench/test_opsweep.py timed its evicting "
+                                                              "model): priced the full way"))
+            share = landed * (1.0 - self.llc_bytes / weight_bytes)
             # an op that alone moves more than the cache already streamed from memory in its warm probe
             def evicted(p: OpPrediction) -> OpPrediction:
                 if p.op.bytes >= self.llc_bytes:
@@ -317,7 +357,8 @@ class DeviceModel:
             predictions = [evicted(p) for p in predictions]
             notes.append(f"the model's weights ({weight_bytes / 1e6:.0f} MB) exceed the last-level cache "
                          f"({self.llc_bytes / 2**20:.0f} MiB): each op that moves less than the cache is priced "
-                         f"{100 * share:.0f}% of the way from its probes' warm time to their cold-cache time")
+                         f"{100 * share:.0f}% of the way from its probes' warm time to their cold-cache time; "
+                         f"{how_evicted}")
         per_op, typical, how = self.factors.get(dtype, (0.0, 1.0, ""))
         if how:
             notes.append(how)
@@ -327,6 +368,15 @@ class DeviceModel:
                          "sits near a model's best call; its median call is usually slower")
         return Prediction(model, dtype, self.name, self.device, predictions, module_calls, self.module_call_s or 0.0,
                           notes, per_op_s=per_op, typical_factor=typical)
+
+
+def _distance(op: Op, point: Point) -> float:
+    """Squared distance in log M, N, K, batch, and, where both say, log kernel taps (a 16x16 patch embedding and a
+    1x1 convolution of the same implicit GEMM run different code)."""
+    d = sum((math.log(max(a, 1)) - math.log(max(b, 1))) ** 2 for a, b in zip(op.gemm, point.key))
+    if op.taps and point.taps:
+        d += (math.log(op.taps) - math.log(point.taps)) ** 2
+    return d
 
 
 def _interp_bytes(points: list[Point], size: float) -> float:

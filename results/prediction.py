@@ -8,9 +8,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 MODEL_NOTE = ("per op: GEMM-like ops at FLOPs / the rate interpolated among measured points of the same family "
-              "(probe layers, model layers, GEMM sweep; 4 nearest on log M,N,K,batch); other ops at the time of "
+              "(probe layers, model layers, GEMM sweep; 4 nearest on log M,N,K,batch and kernel taps; a grouped "
+              "convolution of wide groups as a dense one of one group's size); other ops at the time of "
               "probes of the same aten op interpolated on log bytes; + the module-call cost per container call. "
-              "Eager, warm caches, no host/device overlap.")
+              "Eager, warm caches (where the weights exceed the last-level cache: between warm and cold, as far as "
+              "the record's evicting model says), no host/device overlap.")
 #: the calibrated band around the predicted median: (low, high) = (median / RANGE[0], median x RANGE[1]), and the
 #: share of measured medians inside it on the calibration check (tools/validate_predictor.py --models torchvision,
 #: 2026-12-02, the 2-core Xeon VM of README "Predicting a model's time": 14 of 16 inside; measured / predicted
@@ -37,6 +39,8 @@ class Op:
     bytes: int
     family: str  # a GEMM family or "elementwise"
     gemm: tuple | None = None  # (m, n, k, batch)
+    #: a convolution's kernel taps (kh x kw; 1 for a matrix product; 0 where unknown)
+    taps: int = 0
 
 
 @dataclass
@@ -49,6 +53,8 @@ class Point:
     op: str = ""
     #: the same probe timed with cold caches (the layer harness's cold median), where the record has it
     cold_s: float | None = None
+    #: a convolution probe's kernel taps (kh x kw; 1 for a matrix product; 0 where the record does not say)
+    taps: int = 0
 
     @property
     def rate(self) -> float:

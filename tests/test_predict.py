@@ -414,3 +414,78 @@ def test_weights_beyond_the_cache_price_ops_between_warm_and_cold_probes():
     big = Op("c", "aten.convolution", "fp32", flops=flops, bytes=20 << 20, family="conv", gemm=(3136, 64, 576, 1))
     assert device.predict("m", [big], 0, "fp32", weight_bytes=40 << 20).ops[0].time_s == pytest.approx(warm, rel=1e-9)
     assert DeviceModel(synthetic()).llc_bytes is None  # a record that names no cache: nothing changes
+
+
+def test_the_eviction_calibration_sets_how_far_to_cold_from_the_evicting_model():
+    """The same conv probe (cold twice warm), and an evicting-model row whose best call is 25% of the way from its
+    ops' warm sum to their cold sum: a model with 40 MiB of weights against a 10 MiB cache is priced 0.25 x 75% of
+    the way to cold; a best call below the warm sum clamps to 0 (warm), above the cold sum to 1."""
+    from kernels.opsweep import EVICTING_BLOCKS, evicting_blocks
+
+    flops = 2 * 3136 * 64 * 576
+    warm = flops / 40e9
+    conv = row("opsweep", "conv-a", "fp32", flops=flops, bytes=1, median_s=2 * warm, shape=None,
+               extra={"family": "conv", "implicit_gemm": {"m": 3136, "n": 64, "k": 576, "batch": 1}, "ops": [],
+                      "warm_median_s": warm})
+    caches = [{"name": "L3", "size_bytes": 10 << 20}]
+    op = Op("c", "aten.convolution", "fp32", flops=flops, bytes=1 << 20, family="conv", gemm=(3136, 64, 576, 1))
+    for best, landed in ((1.25 * warm * 4, 0.25), (0.5 * warm * 4, 0.0), (3 * warm * 4, 1.0)):
+        evicting = row("calibration", "evicting_model", best_s=best, median_s=best, extra={"blocks": 4})
+        device = DeviceModel(record(conv, evicting, platform={"kind": "cpu", "name": "Test CPU", "caches": caches}))
+        factor, how = device.calibrate_eviction("fp32", [op] * 4)
+        assert factor == pytest.approx(landed)
+        assert f"{100 * landed:.0f}% of the way to cold" in how
+        priced = device.predict("m", [op], 0, "fp32", weight_bytes=40 << 20)
+        assert priced.ops[0].time_s == pytest.approx(warm * (1 + landed * 0.75), rel=1e-9)
+    assert evicting_blocks(None) == EVICTING_BLOCKS[0]
+    assert evicting_blocks(32 << 20) == 8  # 2 x 32 MiB of 9.4 MB blocks
+    assert evicting_blocks(300 << 20) == EVICTING_BLOCKS[1]
+
+
+def test_the_record_evicting_model_is_counted_and_priced():
+    """kernels.predict.calibrate counts the record's evicting model (its block count from the row) and sets the
+    eviction factor with its note."""
+    dev = DeviceModel(record(*synthetic()["measurements"],
+                             row("calibration", "evicting_model", best_s=1.0, median_s=1.1, extra={"blocks": 5})))
+    predict.calibrate(dev, "fp32", "cpu")
+    factor, how = dev.eviction["fp32"]
+    assert 0.0 <= factor <= 1.0 and "5 blocks" in how
+
+
+def test_kernel_taps_keep_a_1x1_convolution_off_a_patch_embedding_probe():
+    """Two conv probes of the same implicit GEMM, a 1x1 at 100 GFLOP/s and a 16x16 patch embedding at 20: a 1x1
+    op of a nearby GEMM is priced from the 1x1 probe, a 16x16 op from the patch embedding."""
+    gemm = {"m": 196, "n": 768, "k": 768, "batch": 1}
+    flops = 2 * 196 * 768 * 768
+    one = probe_row("conv1x1", "conv", gemm=gemm, flops=flops, time_s=flops / 100e9)
+    one["extra"]["conv"] = [768, 768, 1, 1, 1]
+    patch = probe_row("patch16", "conv", gemm=gemm, flops=flops, time_s=flops / 20e9)
+    patch["extra"]["conv"] = [3, 768, 16, 16, 1]
+    device = DeviceModel(record(one, patch))
+    near = (196, 1024, 1024, 1)
+    as_1x1 = Op("c", "aten.convolution", "fp32", flops=2 * 196 * 1024 * 1024, bytes=1, family="conv", gemm=near,
+                taps=1)
+    as_patch = Op("c", "aten.convolution", "fp32", flops=2 * 196 * 1024 * 1024, bytes=1, family="conv", gemm=near,
+                  taps=256)
+    assert as_1x1.flops / device.predict_op(as_1x1).time_s > 80e9
+    assert as_patch.flops / device.predict_op(as_patch).time_s < 30e9
+    conv = nn.Conv2d(64, 64, 3, padding=1)
+    counted = predict.ops_of(count_model(conv, (torch.randn(1, 64, 8, 8),)), "fp32")
+    assert [o.taps for o in counted if o.family == "conv"] == [9]
+
+
+def test_a_grouped_convolution_of_wide_groups_is_priced_as_a_dense_one():
+    """Dense conv points at 80 GFLOP/s, one narrow-group probe at 5: a conv of 2 groups of 64 output channels is
+    priced from the dense points at one group's GEMM; one of 32 groups of 4 from the grouped probe."""
+    dense = probe_row("dense", "conv", gemm={"m": 3136, "n": 64, "k": 576, "batch": 1}, flops=2 * 3136 * 64 * 576,
+                      time_s=2 * 3136 * 64 * 576 / 80e9)
+    narrow = probe_row("narrow", "conv_grouped", gemm={"m": 3136, "n": 4, "k": 36, "batch": 32},
+                       flops=2 * 3136 * 4 * 36 * 32, time_s=2 * 3136 * 4 * 36 * 32 / 5e9)
+    device = DeviceModel(record(dense, narrow))
+    wide = Op("g", "aten.convolution", "fp32", flops=2 * 3136 * 64 * 576 * 2, bytes=1, family="conv_grouped",
+              gemm=(3136, 64, 576, 2))
+    priced = device.predict_op(wide)
+    assert wide.flops / priced.time_s == pytest.approx(80e9, rel=0.01) and priced.op is wide
+    thin = Op("g", "aten.convolution", "fp32", flops=2 * 3136 * 4 * 36 * 32, bytes=1, family="conv_grouped",
+              gemm=(3136, 4, 36, 32))
+    assert thin.flops / device.predict_op(thin).time_s == pytest.approx(5e9, rel=0.01)
