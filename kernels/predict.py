@@ -117,17 +117,18 @@ REFERENCE_SOURCE = "kernels.opsweep:reference_model"
 def calibrate(device, dtype: str, target: str) -> None:
     """Price the record's reference model from the record itself and set the device's best and typical factors for
     ``dtype`` (results.predict.DeviceModel.calibrate), once; a record without the calibration row is left as is."""
-    evicting = device.eviction_row.get(dtype)
-    if evicting is not None and dtype not in device.eviction:
+    for measured, evicting in device.eviction_row.items():  # fp32 on a CPU; it stands for the record's other dtypes
+        if measured in device.eviction:
+            continue
         import torch
 
         blocks = (evicting.get("extra") or {}).get("blocks") or EVICTING_BLOCKS[0]
         with torch.device("meta"):
-            model = evicting_model(blocks).to(DTYPES[dtype])
-        x = torch.empty(EVICTING_INPUT, device="meta", dtype=DTYPES[dtype])
+            model = evicting_model(blocks).to(DTYPES[measured])
+        x = torch.empty(EVICTING_INPUT, device="meta", dtype=DTYPES[measured])
         with torch.no_grad():
             counts = count_model(model, (x,), target=target)
-        device.calibrate_eviction(dtype, ops_of(counts, dtype))
+        device.calibrate_eviction(measured, ops_of(counts, measured))
     row = device.calibration.get(dtype)
     if row is None or dtype in device.factors:
         return

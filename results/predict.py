@@ -343,9 +343,10 @@ class DeviceModel:
                          "lean on GEMM points, expect a wide error")
         predictions = [self.predict_op(op) for op in ops]
         if weight_bytes and self.llc_bytes and weight_bytes > self.llc_bytes:
-            landed, how_evicted = self.eviction.get(dtype, (1.0, "the record has no eviction calibration (a run "
-                                                              "before bench/test_opsweep.py timed its evicting "
-                                                              "model): priced the full way"))
+            # the calibration of this dtype, else of the dtype the record measured it in (fp32 on a CPU)
+            landed, how_evicted = self.eviction.get(dtype) or next(iter(self.eviction.values()), None) or \
+                (1.0, "the record has no eviction calibration (a run before bench/test_opsweep.py timed its evicting "
+                      "model): priced the full way")
             share = landed * (1.0 - self.llc_bytes / weight_bytes)
             # an op that alone moves more than the cache already streamed from memory in its warm probe
             def evicted(p: OpPrediction) -> OpPrediction:
