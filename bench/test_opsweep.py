@@ -62,84 +62,72 @@ def test_module_call_overhead(suite, benchmark):
 CALIBRATION_BUDGET_S, CALIBRATION_ROUNDS = (1.5, 0.75), 100
 
 
-def test_model_calibration(suite, benchmark):
-    """A whole reference model (kernels.opsweep.reference_model, torch.nn only), timed call after call as a user's
-    model is: the predictor learns from it how far this machine's model calls sit from the sum of their ops (best
-    call vs the probes) and how far the median call sits above the best (a whole model's calls spread more than one
-    op repeated back to back)."""
+def _time_whole_model(suite, benchmark, kernel: str, dtype: str, build, shape: tuple, extra: dict) -> None:
+    """Time ``build()`` (an nn.Module) whole on ``shape``, call after call, as a calibration row (group
+    "calibration", ``kernel``), under the calibration's own point budget; the row keeps best and median."""
     import dataclasses
 
     import torch
 
     from kernels.base import torch_dtype
     from kernels.layers import prepare_model
-    from kernels.opsweep import REFERENCE_INPUT, reference_model
 
-    dtype = "fp32" if suite.platform.kind == "cpu" else "bf16"
-    fields = dict(group="calibration", kernel="reference_model", dtype=dtype, shape=list(REFERENCE_INPUT))
     device = suite.platform.device
 
     def make():
-        model = reference_model().to(device=device, dtype=torch_dtype(dtype)).eval()
-        x = torch.randn(REFERENCE_INPUT, generator=torch.Generator(device=device).manual_seed(0), device=device,
+        model = build().to(device=device, dtype=torch_dtype(dtype)).eval()
+        x = torch.randn(shape, generator=torch.Generator(device=device).manual_seed(0), device=device,
                         dtype=torch_dtype(dtype))
         with torch.no_grad():
             counts = count_model(model, (x,))
-        p = prepare_model(model, (x,), "reference_model", counts)
+        p = prepare_model(model, (x,), kernel, counts)
         p.group, p.dtype = "calibration", dtype
-        p.extra.update({"input": list(REFERENCE_INPUT), "what": "kernels.opsweep.reference_model, eval, no_grad, "
-                        "one call per round where a call outlasts a block"})
+        p.extra.update({"input": list(shape), **extra})
         return p
 
     full = suite.budget
     suite.budget = dataclasses.replace(full, point_budget_s=CALIBRATION_BUDGET_S[1 if full.quick else 0],
                                        max_rounds=CALIBRATION_ROUNDS)
     try:
-        suite.run(benchmark, make, **fields)  # the row keeps best and median: their ratio is the spread
+        suite.run(benchmark, make, group="calibration", kernel=kernel, dtype=dtype, shape=list(shape))
     finally:
         suite.budget = full
+
+
+def test_model_calibration(suite, benchmark):
+    """A whole reference model (kernels.opsweep.reference_model, torch.nn only), timed call after call as a user's
+    model is: the predictor learns from it how far this machine's model calls sit from the sum of their ops (best
+    call vs the probes) and how far the median call sits above the best (a whole model's calls spread more than one
+    op repeated back to back)."""
+    from kernels.opsweep import REFERENCE_INPUT, reference_model
+
+    dtype = "fp32" if suite.platform.kind == "cpu" else "bf16"
+    _time_whole_model(suite, benchmark, "reference_model", dtype, reference_model, REFERENCE_INPUT,
+                      {"what": "kernels.opsweep.reference_model, eval, no_grad, one call per round where a call "
+                               "outlasts a block"})
 
 
 def test_eviction_calibration(suite, benchmark):
     """A whole model whose weights are twice the last-level cache (kernels.opsweep.evicting_model), timed call after
     call: the predictor prices it with the probes' warm and cold-cache times and learns where between them a model
     that evicts its own weights lands on this machine (on one VM near the cold end, on another near the warm)."""
-    import dataclasses
-
-    import torch
-
-    from kernels.base import torch_dtype
-    from kernels.layers import prepare_model
-    from kernels.opsweep import EVICTING_INPUT, evicting_blocks, evicting_model
+    from kernels.opsweep import (
+        EVICTING_BLOCK_BYTES,
+        EVICTING_INPUT,
+        evicting_blocks,
+        evicting_model,
+    )
+    from results.predict import last_level_cache
 
     if suite.platform.kind != "cpu":
         pytest.skip("the eviction calibration is for CPU records (a GPU's L2 holds no model's weights)")
-    caches = [c for c in suite.record.data["platform"].get("caches") or [] if c.get("size_bytes")]
-    llc = caches[-1]["size_bytes"] if caches else None
+    llc = last_level_cache(suite.record.data["platform"])
     blocks = evicting_blocks(llc)
-    fields = dict(group="calibration", kernel="evicting_model", dtype="fp32", shape=list(EVICTING_INPUT))
-    device = suite.platform.device
-
-    def make():
-        model = evicting_model(blocks).to(device=device).eval()
-        x = torch.randn(EVICTING_INPUT, generator=torch.Generator(device=device).manual_seed(0), device=device,
-                        dtype=torch_dtype("fp32"))
-        with torch.no_grad():
-            counts = count_model(model, (x,))
-        p = prepare_model(model, (x,), "evicting_model", counts)
-        p.group, p.dtype = "calibration", "fp32"
-        p.extra.update({"input": list(EVICTING_INPUT), "blocks": blocks, "llc_bytes": llc,
-                        "what": f"kernels.opsweep.evicting_model({blocks}), eval, no_grad: weights "
-                                f"{blocks * 9.4:.0f} MB against a {(llc or 0) / 2**20:.0f} MiB last-level cache"})
-        return p
-
-    full = suite.budget
-    suite.budget = dataclasses.replace(full, point_budget_s=CALIBRATION_BUDGET_S[1 if full.quick else 0],
-                                       max_rounds=CALIBRATION_ROUNDS)
-    try:
-        suite.run(benchmark, make, **fields)
-    finally:
-        suite.budget = full
+    _time_whole_model(suite, benchmark, "evicting_model", "fp32", lambda: evicting_model(blocks), EVICTING_INPUT,
+                      {"blocks": blocks, "llc_bytes": llc,
+                       "what": f"kernels.opsweep.evicting_model({blocks}), eval, no_grad: weights "
+                               f"{blocks * EVICTING_BLOCK_BYTES / 1e6:.0f} MB against a {(llc or 0) / 2**20:.0f} MiB "
+                               f"last-level cache"})
 
 
 def test_probe(suite, benchmark, probe_point):

@@ -117,11 +117,11 @@ REFERENCE_SOURCE = "kernels.opsweep:reference_model"
 def calibrate(device, dtype: str, target: str) -> None:
     """Price the record's reference model from the record itself and set the device's best and typical factors for
     ``dtype`` (results.predict.DeviceModel.calibrate), once; a record without the calibration row is left as is."""
+    import torch
+
     for measured, evicting in device.eviction_row.items():  # fp32 on a CPU; it stands for the record's other dtypes
         if measured in device.eviction:
             continue
-        import torch
-
         blocks = (evicting.get("extra") or {}).get("blocks") or EVICTING_BLOCKS[0]
         with torch.device("meta"):
             model = evicting_model(blocks).to(DTYPES[measured])

@@ -87,6 +87,12 @@ def _cold_ratio(points) -> float:
     return math.exp(sum(math.log(max(r, 1.0)) for r in ratios) / len(ratios)) if ratios else 1.0
 
 
+def last_level_cache(platform: dict) -> int | None:
+    """The last-level cache in bytes from a record's platform facts (caches smallest first); None where it names none."""
+    caches = [c for c in platform.get("caches") or [] if isinstance(c, dict) and c.get("size_bytes")]
+    return caches[-1]["size_bytes"] if caches else None
+
+
 def _conv_family(groups: int, n: int) -> str:
     if groups <= 1:
         return "conv"
@@ -110,9 +116,8 @@ class DeviceModel:
         self.stream: list[tuple[float, float]] = []
         self.dispatch_s = self.module_call_s = None
         self.peaks: dict[str, float] = {}
-        caches = [c for c in platform.get("caches") or [] if isinstance(c, dict) and c.get("size_bytes")]
         #: the last-level cache (bytes), from the record's platform facts (None where it names none)
-        self.llc_bytes = caches[-1]["size_bytes"] if caches else None
+        self.llc_bytes = last_level_cache(platform)
         #: dtype -> the whole-model calibration row (bench/test_opsweep.py::test_model_calibration)
         self.calibration: dict[str, dict] = {}
         #: dtype -> (per_op_s, typical_factor, how), set by ``calibrate``
