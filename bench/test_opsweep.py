@@ -152,7 +152,9 @@ def test_probe(suite, benchmark, probe_point):
         p = prepare_layer(cases[0])
         p.group, p.kernel, p.dtype = "opsweep", probe.name, dtype
         p.extra.update({"family": probe.family, "ops": sorted({o.op for o in counts.ops}),
-                        "conv": list(probe.build[1]) if probe.build[0] == "conv" else None})
+                        "conv": list(probe.build[1]) if probe.build[0] == "conv" else None,
+                        # what torch ran each op as (a CPU convolution's backend, a batch norm's training form)
+                        "variants": {o.op: o.variant for o in counts.ops if o.variant}})
         return p
 
     suite.run_layer(benchmark, make, None, **fields)

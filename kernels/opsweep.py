@@ -48,6 +48,9 @@ ELEMENTWISE = ("relu", "relu6", "silu", "gelu", "hardswish", "sigmoid", "batchno
 #: gate (hardsigmoid), group norm and the pooling token mixer (PoolFormer: avg_pool2d 3x3 and a subtraction), a
 #: channel shuffle and a permute that copy (ShuffleNet, GhostNet, channels-last blocks), a spatial mean
 DATA_MOVEMENT = ("hardsigmoid", "groupnorm", "avgpool3", "sub", "shuffle", "permute", "mean")
+#: a batch norm that computes its batch's statistics: weight standardisation (NFNet, BiT) runs one on each
+#: convolution's weights every call, also in an eval model; 4-11x an eval batch norm (a Zen 5 VM, 2026-12-03)
+STATISTICS = ("batchnorm_stats",)
 
 
 def probes(quick: bool) -> list[Probe]:
@@ -68,6 +71,11 @@ def probes(quick: bool) -> list[Probe]:
         # convolutions 2-3x slower than the rate of wider probes nearby in M, N and K (a fixed ~0.2 ms per call)
         _conv(16, 64, 1, 56), _conv(64, 16, 1, 56), _conv(32, 32, 1, 28), _conv(128, 32, 1, 28), _conv(64, 64, 1, 14),
         _conv(16, 16, 3, 56), _conv(32, 64, 3, 56, stride=2),
+        # small inputs (channels x pixels up to 20480 at batch 1), where torch 2.x on a CPU runs a dense 3x3 or
+        # 1x1 convolution by im2col ("Slow2d") instead of oneDNN: 1.3-1.5x slower at one shape (a Zen 5 VM,
+        # 2026-12-03); late stages of CNNs at 7x7 and 14x14 pixels. kernels.count.op_variant tells the two apart
+        _conv(48, 48, 3, 14), _conv(96, 96, 3, 14), _conv(192, 192, 3, 7), _conv(384, 384, 3, 7),
+        _conv(64, 128, 3, 14, stride=2), _conv(256, 1024, 1, 7), _conv(160, 960, 1, 7),
         # stems and patch embeddings
         _conv(3, 64, 7, 224, stride=2), _conv(3, 32, 3, 224, stride=2), _conv(3, 96, 4, 224, stride=4),
         _conv(3, 768, 16, 224, stride=16),
@@ -93,7 +101,7 @@ def probes(quick: bool) -> list[Probe]:
     attention = [_attention(12, 197, 64), _attention(12, 197, 64, batch=8), _attention(3, 49, 32, batch=64),
                  _attention(32, 128, 64), _attention(8, 50, 64)]
     sizes = [(64, 28), (64, 112), (256, 56)]  # 50k, 800k, 800k x 4 elements
-    eltwise = [_eltwise(op, c, h) for op in ELEMENTWISE + DATA_MOVEMENT for c, h in sizes] + \
+    eltwise = [_eltwise(op, c, h) for op in ELEMENTWISE + DATA_MOVEMENT + STATISTICS for c, h in sizes] + \
               [_eltwise(op, 64, 112, batch=8) for op in ("relu", "batchnorm", "add")] + \
               [_eltwise(op, 1280, 7) for op in ("avgpool", "silu", "mul")] + \
               [_eltwise(op, 16, 1) for op in ("relu", "sigmoid", "mul", "add")]
@@ -176,7 +184,9 @@ def build_probe(probe: Probe) -> nn.Module:
             "softmax": lambda: nn.Softmax(dim=-1), "cat": lambda: _Cat(),
             "hardsigmoid": lambda: nn.Hardsigmoid(), "groupnorm": lambda: nn.GroupNorm(1, channels),
             "avgpool3": lambda: nn.AvgPool2d(3, 1, 1, count_include_pad=False), "sub": lambda: _Sub(),
-            "shuffle": lambda: _Shuffle(), "permute": lambda: _Permute(), "mean": lambda: _Mean()}[key]()
+            "shuffle": lambda: _Shuffle(), "permute": lambda: _Permute(), "mean": lambda: _Mean(),
+            # no running statistics: the batch's own, in eval mode too (as F.batch_norm(training=True) computes them)
+            "batchnorm_stats": lambda: nn.BatchNorm2d(channels, affine=False, track_running_stats=False)}[key]()
 
 
 class _ChannelsLast(nn.LayerNorm):

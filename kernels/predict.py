@@ -60,7 +60,8 @@ def classify(op) -> tuple[str, tuple | None]:
 
 def ops_of(counts, dtype: str) -> list[Op]:
     return [Op(module=o.module, op=o.op, dtype=dtype, flops=2 * o.macs + o.other_flops,
-               bytes=o.bytes_read + o.bytes_written, family=family, gemm=gemm, taps=taps(o, family))
+               bytes=o.bytes_read + o.bytes_written, family=family, gemm=gemm, taps=taps(o, family),
+               variant=o.variant)
             for o in counts.ops for family, gemm in [classify(o)]]
 
 

@@ -40,7 +40,7 @@ import statistics
 from dataclasses import replace
 from typing import Iterable
 
-from results.prediction import Op, OpPrediction, Point, Prediction, base_op
+from results.prediction import Op, OpPrediction, Point, Prediction, base_op, probe_key
 
 GEMM_FAMILIES = ("conv", "conv_dw", "conv_grouped", "linear", "bmm", "attention")
 #: families that may stand in for each other when a record has no point of the asked family (widens the range)
@@ -152,6 +152,7 @@ class DeviceModel:
             if not time_s:
                 return
             label = f"{'probe' if group == 'opsweep' else 'layer'} {row['kernel']}"
+            variants = extra.get("variants") or {}  # aten op -> kernels.count.op_variant (records since 2026-12-03)
             family = extra.get("family")
             g = extra.get("implicit_gemm")
             if g and row.get("flops"):
@@ -162,14 +163,15 @@ class DeviceModel:
                     conv = extra.get("conv")  # a probe's (cin, cout, kernel, stride, groups); a layer row has none
                     taps = conv[2] ** 2 if conv else 1 if row.get("impl") == "Linear" else 0
                     self._add(family, dtype, Point(family, (g["m"], g["n"], g["k"], g["batch"]), time_s, row["flops"],
-                                                   label, cold_s=_cold_s(row), taps=taps))
+                                                   label, cold_s=_cold_s(row), taps=taps,
+                                                   variant=variants.get("aten.convolution", "")))
             elif family == "attention" and row.get("shape") and row.get("flops"):
                 b, h, t, d = row["shape"]
                 self._add("attention", dtype, Point("attention", (t, t, d, b * h), time_s, row["flops"], label,
                                                     cold_s=_cold_s(row)))
             elif family == "elementwise" and row.get("bytes"):
                 for op in extra.get("ops") or []:
-                    self.eltwise.setdefault((base_op(op), dtype), []).append(
+                    self.eltwise.setdefault((probe_key(op, variants.get(op, "")), dtype), []).append(
                         Point("elementwise", (row["bytes"],), time_s, row.get("flops") or 0, label, op=base_op(op),
                               cold_s=_cold_s(row)))
         elif group == "stream" and row.get("impl") in ("torch", "", None) and \
@@ -245,6 +247,14 @@ class DeviceModel:
         if not pts:
             raise PredictError(f"the record has no measured {family} points (nor {', '.join(FALLBACK.get(family, []))}) "
                                f"in {dtype}: run the suite with --dtypes {dtype} on that device")
+        if op.variant and any(p.variant for p in pts):
+            # the record says which backend ran each probe: an op is priced among the probes torch runs the same
+            # way (a CPU convolution's oneDNN and im2col paths differ by 1.3-1.5x at one shape), where it has 2+
+            same = [p for p in pts if p.variant == op.variant]
+            if len(same) >= 2:
+                pts = same
+            else:
+                widened = widened or f"only {len(same)} {family} probe(s) ran as {op.variant}: priced among all"
         smallest = min(p.flops for p in pts)
         if op.flops * SMALLER_THAN_PROBES < smallest:
             # the family was probed only at larger sizes (a --quick record holds a few large dense convolutions):
@@ -286,9 +296,13 @@ class DeviceModel:
 
     # -- everything else ------------------------------------------------------------------------------------------
     def other_time(self, op: Op) -> OpPrediction:
-        pts = self.eltwise.get((base_op(op.op), op.dtype))
-        basis = f"probes of {base_op(op.op)}"
+        pts = self.eltwise.get((probe_key(op.op, op.variant), op.dtype))
+        basis = f"probes of {probe_key(op.op, op.variant)}"
         widened = ""
+        if not pts and op.variant:
+            pts = self.eltwise.get((base_op(op.op), op.dtype))
+            basis = f"probes of {base_op(op.op)}"
+            widened = f"no probe of {probe_key(op.op, op.variant)}: priced as {base_op(op.op)} (range x2)"
         if not pts:
             pts = self._generic(op.dtype)
             basis, widened = "generic element-wise probes", f"no probe of {base_op(op.op)}: the median of all (range x2)"

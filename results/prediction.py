@@ -27,6 +27,12 @@ def base_op(name: str) -> str:
     return name[:-1] if name.endswith("_") and not name.endswith("__") else name
 
 
+def probe_key(name: str, variant: str = "") -> str:
+    """The key an element-wise op's probes are kept under: its base op, and its variant where it has one
+    (aten.native_batch_norm[train] is another kernel than aten.native_batch_norm)."""
+    return f"{base_op(name)}[{variant}]" if variant else base_op(name)
+
+
 
 @dataclass
 class Op:
@@ -41,6 +47,9 @@ class Op:
     gemm: tuple | None = None  # (m, n, k, batch)
     #: a convolution's kernel taps (kh x kw; 1 for a matrix product; 0 where unknown)
     taps: int = 0
+    #: what runs it where that changes its cost (kernels.count.op_variant: a CPU convolution's backend, "train"
+    #: for a batch norm computing batch statistics; "" where nothing does or the count could not say)
+    variant: str = ""
 
 
 @dataclass
@@ -55,6 +64,8 @@ class Point:
     cold_s: float | None = None
     #: a convolution probe's kernel taps (kh x kw; 1 for a matrix product; 0 where the record does not say)
     taps: int = 0
+    #: what ran it (the probe's ``extra.variants``, as ``Op.variant``); "" where the record does not say
+    variant: str = ""
 
     @property
     def rate(self) -> float:
@@ -139,7 +150,7 @@ class Prediction:
         out: dict[str, list] = {}
         for p in self.ops:
             if p.widened.startswith("no "):  # no probe, no points of its family, no element-wise probes at all
-                entry = out.setdefault(base_op(p.op.op), [0, 0.0])
+                entry = out.setdefault(probe_key(p.op.op, p.op.variant), [0, 0.0])
                 entry[0] += 1
                 entry[1] += p.time_s
         return sorted(((op, n, t) for op, (n, t) in out.items()), key=lambda e: -e[2])

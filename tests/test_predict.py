@@ -489,3 +489,55 @@ def test_a_grouped_convolution_of_wide_groups_is_priced_as_a_dense_one():
     thin = Op("g", "aten.convolution", "fp32", flops=2 * 3136 * 4 * 36 * 32, bytes=1, family="conv_grouped",
               gemm=(3136, 4, 36, 32))
     assert thin.flops / device.predict_op(thin).time_s == pytest.approx(5e9, rel=0.01)
+
+
+def test_the_count_says_which_backend_runs_a_cpu_convolution_and_a_statistics_batch_norm():
+    """kernels.count.op_variant asks torch which backend a CPU convolution takes (on meta too) and marks a batch norm
+    that computes its batch's statistics; an eval batch norm and a CUDA target's convolution carry none."""
+    from kernels.count import op_variant
+
+    big, small = nn.Conv2d(64, 64, 3, padding=1), nn.Conv2d(8, 8, 3, padding=1)
+    x_big, x_small = torch.empty(1, 64, 56, 56, device="meta"), torch.empty(1, 8, 8, 8, device="meta")
+    aten = torch.ops.aten
+    args = lambda conv, x: (x, conv.weight.to("meta"), conv.bias.to("meta"), [1, 1], [1, 1], [1, 1], False, [0, 0], 1)
+    expect = lambda conv, x: str(torch._C._select_conv_backend(
+        torch.empty(x.shape), conv.weight, conv.bias, [1, 1], [1, 1], [1, 1], False, [0, 0], 1)).rsplit(".", 1)[-1]
+    assert op_variant(aten.convolution, args(big, x_big), "cpu") == expect(big, x_big)
+    assert op_variant(aten.convolution, args(small, x_small), "cpu") == expect(small, x_small)
+    assert op_variant(aten.convolution, args(big, x_big), "cuda") == ""
+    stats = nn.BatchNorm2d(8, affine=False, track_running_stats=False).eval()
+    with torch.no_grad():
+        counted = count_model(nn.Sequential(small, nn.BatchNorm2d(8).eval(), stats), (torch.randn(1, 8, 8, 8),))
+    variants = [o.variant for o in counted.ops if o.op == "aten.native_batch_norm"]
+    assert variants == ["", "train"]
+    assert [o.variant for o in predict.ops_of(counted, "fp32") if o.family == "conv"] == [expect(small, x_small)]
+
+
+def test_a_convolution_is_priced_among_probes_of_its_backend_and_a_statistics_batch_norm_apart():
+    """Conv probes near one shape, two run by oneDNN at 100 GFLOP/s, two by im2col at 50: an op the count says runs
+    im2col is priced at 50, one run by oneDNN at 100, one of no known backend among all four; a batch norm computing
+    statistics is priced from its own probes (10x the eval ones), and, where a record has none, as an eval one with
+    the fallback named."""
+    rows = []
+    for name, variant, rate, m in (("a", "Mkldnn", 100e9, 196), ("b", "Mkldnn", 100e9, 392),
+                                   ("c", "Slow2d", 50e9, 196), ("d", "Slow2d", 50e9, 392)):
+        flops = 2 * m * 256 * 2304
+        r = probe_row(name, "conv", gemm={"m": m, "n": 256, "k": 2304, "batch": 1}, flops=flops, time_s=flops / rate)
+        r["extra"]["variants"] = {"aten.convolution": variant}
+        rows.append(r)
+    eval_bn = probe_row("bn", "elementwise", nbytes=1_000_000, time_s=1e-5, ops=["aten.native_batch_norm"])
+    stats_bn = probe_row("bn-stats", "elementwise", nbytes=1_000_000, time_s=1e-4, ops=["aten.native_batch_norm"])
+    stats_bn["extra"]["variants"] = {"aten.native_batch_norm": "train"}
+    device = DeviceModel(record(*rows, eval_bn, stats_bn))
+    flops = 2 * 280 * 256 * 2304
+    rate = lambda variant: flops / device.predict_op(Op("c", "aten.convolution", "fp32", flops, 1, "conv",
+                                                        (280, 256, 2304, 1), taps=9, variant=variant)).time_s
+    assert rate("Slow2d") == pytest.approx(50e9, rel=0.01)
+    assert rate("Mkldnn") == pytest.approx(100e9, rel=0.01)
+    assert 50e9 < rate("") < 100e9
+    bn = lambda variant: device.predict_op(Op("b", "aten.native_batch_norm", "fp32", 0, 1_000_000, "elementwise",
+                                              variant=variant))
+    assert bn("train").time_s == pytest.approx(1e-4) and bn("").time_s == pytest.approx(1e-5)
+    plain = DeviceModel(record(eval_bn)).predict_op(Op("b", "aten.native_batch_norm", "fp32", 0, 1_000_000,
+                                                       "elementwise", variant="train"))
+    assert plain.time_s == pytest.approx(1e-5) and "no probe of aten.native_batch_norm[train]" in plain.widened
