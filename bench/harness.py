@@ -341,9 +341,9 @@ class Suite:
         size = min(size, self.platform.memory_bytes() // 4)
         try:
             # the arrays are kept for the next check where they take at most 1/8 of the free memory (allocating and
-            # faulting in GiB-sized arrays cost more than the check itself); the output is zeroed before each check
+            # faulting in GiB-sized arrays cost more than the check itself); the output is zeroed before each check (so verify sees this check's copy)
             p = self._sentinel_arrays or stream.prepare("copy", size, self.platform.device)
-            p.state["c"].zero_()
+            p.state["target"].zero_()  # the copy's output (kernels.stream keeps it as "target")
             p.fn()
             self.monitor.start()
             times = [block(self.platform.clock, p.fn, 1) for _ in range(5)]

@@ -25,6 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import predict_cli as predict  # noqa: E402
+from kernels.predict import REFERENCE_SOURCE  # noqa: E402
 
 #: (model, input shape at batch 1): torchvision classifiers of several families, and the suite's decoder block; the
 #: predictor's range is calibrated on these (never on the blind draw)
@@ -106,8 +107,10 @@ def main(argv=None) -> int:
               f"{record.get('host')})"
     results = []
     tmp = Path(args.out).with_suffix(".part.json")
+    check_machine = machine_sentinel(record)
     for i, (model, shape, batch) in enumerate(runs, 1):
         print(f"[{i}/{len(runs)}] {model} batch {batch} {args.dtype}", flush=True)
+        state = check_machine()
         inputs = ["--input", f"{batch},{shape}"] if shape else []
         start = time.perf_counter()
         rc = predict.main(["--record", args.record, model, *inputs, "--dtype", args.dtype, "--measure", "--json",
@@ -117,6 +120,9 @@ def main(argv=None) -> int:
             continue
         entry = json.loads(tmp.read_text())[0]
         entry.update(batch=batch, seconds=time.perf_counter() - start)
+        if state and entry.get("error") is not None:
+            entry["machine"] = state
+            entry["error_machine"] = entry["predicted_s"] * state["ratio"] / entry["measured"]["median_s"] - 1
         results.append(entry)
         tmp.unlink(missing_ok=True)
     Path(args.out).write_text(json.dumps({"machine": machine, "record": args.record, "seed": args.seed,
@@ -127,17 +133,55 @@ def main(argv=None) -> int:
     return 0
 
 
+def machine_sentinel(record: dict):
+    """A function that times the record's reference model here (kernels.opsweep.reference_model, as its calibration
+    row was timed: the predictor's --measure) and returns its median over the record's: how much slower (>1) or
+    faster the machine is now than when the record was made. A VM's neighbours change that by 1.5x within minutes
+    (a 2-core Zen 5 VM, 2026-12-03: a 1024^3 GEMM at 114-173 GFLOP/s seconds apart, no steal shown), so each
+    model's error is also given against the machine's state just before it was timed. None where the record has
+    no calibration row (nothing to compare with)."""
+    rows = [m for m in record.get("measurements", []) if m.get("group") == "calibration"
+            and m.get("kernel") == "reference_model" and m.get("status") == "ok" and m.get("median_s")]
+    if not rows:
+        print("  the record has no reference-model calibration: no machine sentinel", flush=True)
+        return lambda: None
+    row = rows[0]
+    shape = tuple((row.get("extra") or {}).get("input") or row["shape"])
+    device = "cuda" if (record.get("platform") or {}).get("kind") in ("cuda", "jetson") else "cpu"
+
+    import torch
+
+    from bench.timing import measure_model
+    from platforms import resolve
+
+    platform = resolve(device)
+    model = predict.load_model(REFERENCE_SOURCE, device).to(predict.DTYPES[row.get("dtype") or "fp32"]).eval()
+    x = torch.randn(shape, device=device, generator=torch.Generator(device=device).manual_seed(0))
+
+    def check() -> dict:
+        # one model kept for the whole check (a fresh one would pay its first calls' setup each time) with the
+        # calibration's warm-up; the first check of a process also warms the process (allocator, oneDNN)
+        now = measure_model(model, (x,), platform, warmup=5)
+        return {"reference_median_s": now["median_s"], "record_median_s": row["median_s"],
+                "ratio": now["median_s"] / row["median_s"]}
+
+    check()
+    return check
+
+
 def table(results: list[dict]) -> str:
-    lines = ["| model | batch | predicted median (best) | range | measured median (best) | error of median | inside |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| model | batch | predicted median (best) | range | measured median (best) | error of median | inside | "
+             "machine then | error against it |", "|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         if r.get("error") is None:
-            lines.append(f"| {r['model']} | {r['batch']} | failed | | | | |")
+            lines.append(f"| {r['model']} | {r['batch']} | failed | | | | | | |")
             continue
         m = r["measured"]
         lines.append(f"| {r['model']} | {r['batch']} | {r['predicted_s'] * 1e3:.1f} ms ({r['best_s'] * 1e3:.1f}) | "
                      f"{r['low_s'] * 1e3:.1f}-{r['high_s'] * 1e3:.1f} | {m['median_s'] * 1e3:.1f} ms "
-                     f"({m['best_s'] * 1e3:.1f}) | {100 * r['error']:+.0f}% | {'yes' if r['inside_range'] else 'no'} |")
+                     f"({m['best_s'] * 1e3:.1f}) | {100 * r['error']:+.0f}% | {'yes' if r['inside_range'] else 'no'} | "
+                     + (f"{r['machine']['ratio']:.2f}x | {100 * r['error_machine']:+.0f}% |" if r.get("machine")
+                        else "| |"))
     return "\n".join(lines)
 
 
@@ -156,6 +200,16 @@ def summary(results: list[dict]) -> list[str]:
                    f" (of the best {100 * statistics.median(best_errs):.0f}%); worst {worst['model']} "
                    f"{100 * worst['error']:+.0f}% ({max(ratio):.2f}x); {sum(e <= 0.2 for e in errs)} within 20%; the "
                    f"range held {inside} of {len(ok)} measured medians ({100 * inside / len(ok):.0f}%)")
+        adjusted = [r for r in ok if r.get("error_machine") is not None]
+        if adjusted:
+            states = sorted(r["machine"]["ratio"] for r in adjusted)
+            errs_m = [abs(r["error_machine"]) for r in adjusted]
+            worst_m = max(adjusted, key=lambda r: abs(math.log(1 + r["error_machine"])))
+            out.append(f"  the machine: the reference model ran at {states[0]:.2f}-{states[-1]:.2f}x (median "
+                       f"{statistics.median(states):.2f}x) its record-time median before each model; against the "
+                       f"machine's state then, median |error| {100 * statistics.median(errs_m):.0f}%, worst "
+                       f"{worst_m['model']} {100 * worst_m['error_machine']:+.0f}%, {sum(e <= 0.2 for e in errs_m)} "
+                       f"within 20%")
     return out
 
 
