@@ -61,6 +61,8 @@ FACTOR_BOUNDS = (0.8, 4.0)
 SMALLER_THAN_PROBES = 8
 #: a grouped convolution whose groups are at least this wide (output channels per group) is priced as a dense one
 WIDE_GROUP = 32
+#: the machine's speed moving more than this while the record was made (DeviceModel.drift) widens the range by it
+DRIFT_NOTICE = 1.1
 
 
 class PredictError(ValueError):
@@ -122,6 +124,9 @@ class DeviceModel:
         self.calibration: dict[str, dict] = {}
         #: dtype -> (per_op_s, typical_factor, how), set by ``calibrate``
         self.factors: dict[str, tuple[float, float, str]] = {}
+        #: dtype -> the reference model timed again after the probes (bench/test_opsweep.py, records since
+        #: 2026-12-03): with the first, how far the machine's speed moved while the probes were measured
+        self.drift_row: dict[str, dict] = {}
         #: dtype -> the eviction calibration row (bench/test_opsweep.py::test_eviction_calibration)
         self.eviction_row: dict[str, dict] = {}
         #: dtype -> (how far from warm to cold an evicting model's ops land, 0..1; how), set by ``calibrate_eviction``
@@ -181,6 +186,8 @@ class DeviceModel:
                 self.stream.append((float(row["size_bytes"]), float(rate)))
         elif group == "calibration" and row.get("kernel") == "reference_model" and row.get("best_s"):
             self.calibration[dtype] = row
+        elif group == "calibration" and row.get("kernel") == "reference_model_again" and row.get("median_s"):
+            self.drift_row[dtype] = row
         elif group == "calibration" and row.get("kernel") == "evicting_model" and row.get("best_s"):
             self.eviction_row[dtype] = row
         elif group == "overhead" and row.get("kernel") == "dispatch":
@@ -210,6 +217,17 @@ class DeviceModel:
         per_op = max(per_op, 0.0)
         self.factors[dtype] = (per_op, typical, how)
         return self.factors[dtype]
+
+    def drift(self, dtype: str) -> tuple[float, str]:
+        """How far the machine's speed moved while the record's probes were measured: the larger over the smaller
+        median of the reference model timed before and after them (1.0 and "" where the record has one or none)."""
+        first, again = self.calibration.get(dtype), self.drift_row.get(dtype)
+        if not (first and again and first.get("median_s")):
+            return 1.0, ""
+        a, b = first["median_s"], again["median_s"]
+        moved = max(a, b) / min(a, b)
+        return moved, (f"the machine's speed moved while the record was made: its reference model's median call took "
+                       f"{a * 1e3:.3g} ms before the probes and {b * 1e3:.3g} ms after ({moved:.2f}x)")
 
     def calibrate_eviction(self, dtype: str, ops: list[Op]) -> tuple[float, str]:
         """Set ``dtype``'s eviction factor from the record's evicting model (``ops``: its count, priced here): its
@@ -386,8 +404,14 @@ class DeviceModel:
             notes.append("the record has no whole-model calibration (a run before bench/test_opsweep.py timed its "
                          "reference model): the prediction is the sum of the ops at their warm probes' times, which "
                          "sits near a model's best call; its median call is usually slower")
+        drift, how_drift = self.drift(dtype)
+        if drift > DRIFT_NOTICE:
+            notes.append(f"{how_drift}: the range is widened by it (a prediction cannot be steadier than the machine "
+                         f"it was measured on)")
+        else:
+            drift = 1.0
         return Prediction(model, dtype, self.name, self.device, predictions, module_calls, self.module_call_s or 0.0,
-                          notes, per_op_s=per_op, typical_factor=typical)
+                          notes, per_op_s=per_op, typical_factor=typical, drift=drift)
 
 
 def _distance(op: Op, point: Point) -> float:

@@ -99,6 +99,9 @@ class Prediction:
     #: probes' times, and median call / best call
     per_op_s: float = 0.0
     typical_factor: float = 1.0
+    #: how far the machine's speed moved while the record was made (results.predict.DeviceModel.drift; 1: steady
+    #: or not measured): the range is this much wider on each side
+    drift: float = 1.0
 
     @property
     def op_time_s(self) -> float:
@@ -126,7 +129,7 @@ class Prediction:
 
     @property
     def range_factors(self) -> tuple[float, float]:
-        widen = RANGE_WIDEN if self.uncertain_share > 0.25 else 1.0
+        widen = (RANGE_WIDEN if self.uncertain_share > 0.25 else 1.0) * self.drift
         return RANGE[0] * widen, RANGE[1] * widen
 
     @property
@@ -141,7 +144,9 @@ class Prediction:
         """What the range means, and why it is wider where it is."""
         lo, hi = self.range_factors
         why = (f"; widened {RANGE_WIDEN:g}x: {100 * self.uncertain_share:.0f}% of the time rests on ops priced by a "
-               "fallback or far from the measured shapes" if lo > RANGE[0] else "")
+               "fallback or far from the measured shapes" if self.uncertain_share > 0.25 else "")
+        if self.drift > 1.0:
+            why += f"; widened {self.drift:.2f}x: the machine's speed moved that much while the record was made"
         return (f"{100 * RANGE_COVERAGE:.0f}% range (median / {lo:.2f} .. median x {hi:.2f}; on the calibration check "
                 f"{RANGE_CHECK}){why}")
 
@@ -182,7 +187,7 @@ class Prediction:
             layers = sorted(layers, key=lambda r: -r["predicted_s"])[:top]
         return {"model": self.model, "dtype": self.dtype, "record": self.record, "device": self.device,
                 "predicted_s": self.predicted_s, "statistic": "median call (typical)", "best_s": self.best_s,
-                "sum_s": self.sum_s, "per_op_s": self.per_op_s, "typical_factor": self.typical_factor,
+                "sum_s": self.sum_s, "per_op_s": self.per_op_s, "typical_factor": self.typical_factor, "drift": self.drift,
                 "low_s": self.low_s, "high_s": self.high_s, "range": self.range_note(),
                 "range_coverage": RANGE_COVERAGE, "uncertain_share": self.uncertain_share,
                 "fallback_ops": [{"op": op, "calls": n, "predicted_s": t} for op, n, t in self.fallback_ops()],

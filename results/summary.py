@@ -265,19 +265,30 @@ def hardware_memory_lines(result: Analysis) -> list[str]:
 
 
 def sentinel_lines(result: Analysis) -> list[str]:
-    """The DRAM sentinel's spread over the run, beside the DRAM ceiling: how much the memory drifted meanwhile."""
+    """The DRAM sentinel's spread over the run, beside the DRAM ceiling: how much the memory drifted meanwhile; and
+    the reference model timed before and after the operator probes: how much the machine's speed moved."""
     record = result.record
+    lines = []
+    calls = {m.get("kernel"): m for m in record["measurements"] if m.get("group") == "calibration"
+             and m.get("status") == "ok" and m.get("median_s")}
+    first, again = calls.get("reference_model"), calls.get("reference_model_again")
+    if first and again:
+        a, b = first["median_s"], again["median_s"]
+        lines.append(f"  compute sentinel (the predictor's reference model, median call, before and after the operator "
+                     f"probes): {a * 1e3:.3g} ms .. {b * 1e3:.3g} ms, moved {100 * (max(a, b) / min(a, b) - 1):.0f}%"
+                     + (": the probes were measured on a machine whose speed changed; predictions from this record "
+                        "widen their range by it" if max(a, b) / min(a, b) > 1.1 else ""))
     points = [m for m in record["measurements"] if m.get("group") == "sentinel" and m.get("status") == "ok"
               and m.get("bytes_per_s")]
     if len(points) < 2:
-        return []
+        return lines
     rates = [m["bytes_per_s"] for m in points]
     lo, hi = min(rates), max(rates)
     dram = result.memory.get("DRAM")
     where = (f": the DRAM ceiling ({si(dram.value, 'B/s')}, {dram.kernel}, another kernel) was taken at one moment "
              "of such a drift" if dram else "")
     disturbed = sum(1 for m in points if m.get("disturbed"))
-    return [f"  DRAM sentinel (torch copy, {(points[0].get('size_bytes') or 0) / 2**20:.0f} MiB, best of 5 calls, checked "
+    return lines + [f"  DRAM sentinel (torch copy, {(points[0].get('size_bytes') or 0) / 2**20:.0f} MiB, best of 5 calls, checked "
             f"through the run: at its start and after benchmark files): {si(lo, 'B/s')} .. {si(hi, 'B/s')} over {len(points)} checks, "
             f"drift {100 * (hi - lo) / hi:.0f}%{where}" + (f"; {disturbed} of them disturbed" if disturbed else "")]
 

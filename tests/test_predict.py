@@ -382,6 +382,29 @@ def test_the_range_is_the_calibrated_band_and_widens_with_fallbacks():
     assert "widened" in unknown.range_note() and unknown.fallback_ops()[0][:2] == ("aten.hardswish", 1)
 
 
+def test_the_machines_drift_during_the_record_widens_the_range():
+    """The reference model timed again after the probes: 18 ms before, 27 after (1.5x) widens the band 1.5x each
+    side and says so; a steady machine (within 10%) leaves it as calibrated. The record's summary names the move."""
+    from results.analysis import analyse
+    from results.prediction import RANGE
+    from results.summary import sentinel_lines
+
+    ops = [Op("a", "aten.relu", "fp32", 0, 1_000_000, "elementwise")]
+    for again_s, widened in ((0.027, 1.5), (0.019, 1.0)):
+        rec = synthetic()
+        rec["measurements"] += [row("calibration", "reference_model", best_s=0.012, median_s=0.018, n=50),
+                                row("calibration", "reference_model_again", best_s=0.012, median_s=again_s, n=50)]
+        device = DeviceModel(rec)
+        assert device.drift("fp32")[0] == pytest.approx(again_s / 0.018)
+        p = device.predict("m", ops, 0, "fp32")
+        assert p.drift == pytest.approx(widened) and p.high_s == pytest.approx(p.predicted_s * RANGE[1] * widened)
+        assert ("speed moved" in p.range_note()) == (widened > 1) and any("speed moved" in n for n in p.notes) == \
+            (widened > 1)
+        line = sentinel_lines(analyse(rec))
+        assert line and "compute sentinel" in line[0] and ("widen their range" in line[0]) == (widened > 1)
+    assert DeviceModel(synthetic()).drift("fp32") == (1.0, "")
+
+
 def test_the_reference_model_counts_and_prices_from_a_record():
     """kernels.predict.calibrate prices the reference model from the record and sets the factors."""
     from kernels import predict as kp
