@@ -203,11 +203,17 @@ class DeviceModel:
         model (``reference_sum_s`` over ``reference_ops`` ops, priced by kernels.predict from this record); returns
         (per_op_s, typical_factor, how)."""
         row = self.calibration[dtype]
-        over, spread = row["best_s"] / reference_sum_s, row["median_s"] / row["best_s"]
-        per_op = K_OP * (row["best_s"] - reference_sum_s) / max(reference_ops, 1)
+        best_s, median_s, when = row["best_s"], row["median_s"], ""
+        again = self.drift_row.get(dtype)
+        if again and again.get("best_s") and again.get("median_s"):
+            # timed before and after the probes: the geometric mean stands for the machine while they were measured
+            best_s, median_s = math.sqrt(best_s * again["best_s"]), math.sqrt(median_s * again["median_s"])
+            when = ", geometric mean of its timings before and after the probes"
+        over, spread = best_s / reference_sum_s, median_s / best_s
+        per_op = K_OP * (best_s - reference_sum_s) / max(reference_ops, 1)
         typical = 1.0 + K_TYPICAL * (spread - 1.0)
-        how = (f"calibrated on the record's reference model ({row['n']} calls: best {row['best_s'] * 1e3:.3g} ms, "
-               f"median {row['median_s'] * 1e3:.3g} ms; its {reference_ops} ops sum to {reference_sum_s * 1e3:.3g} ms "
+        how = (f"calibrated on the record's reference model ({row['n']} calls: best {best_s * 1e3:.3g} ms, "
+               f"median {median_s * 1e3:.3g} ms{when}; its {reference_ops} ops sum to {reference_sum_s * 1e3:.3g} ms "
                f"here): best call = the sum of ops + {per_op * 1e6:.1f} us per op, median call = {typical:.3f} x the "
                f"best (K_OP {K_OP:g}, K_TYPICAL {K_TYPICAL:g})")
         if not (FACTOR_BOUNDS[0] <= over <= FACTOR_BOUNDS[1] and 1.0 <= spread <= FACTOR_BOUNDS[1]):

@@ -400,6 +400,11 @@ def test_the_machines_drift_during_the_record_widens_the_range():
         assert p.drift == pytest.approx(widened) and p.high_s == pytest.approx(p.predicted_s * RANGE[1] * widened)
         assert ("speed moved" in p.range_note()) == (widened > 1) and any("speed moved" in n for n in p.notes) == \
             (widened > 1)
+        from results.predict import K_TYPICAL
+
+        _per_op, typical, how = device.calibrate("fp32", reference_sum_s=0.010, reference_ops=100)
+        assert typical == pytest.approx(1 + K_TYPICAL * (math.sqrt(0.018 * again_s) / 0.012 - 1)) and \
+            "before and after the probes" in how
         line = sentinel_lines(analyse(rec))
         assert line and "compute sentinel" in line[0] and ("widen their range" in line[0]) == (widened > 1)
     assert DeviceModel(synthetic()).drift("fp32") == (1.0, "")
