@@ -87,6 +87,11 @@ def measure(source: str, inputs: list, dtype: str, device: str) -> dict:
 
 
 # ---- output -----------------------------------------------------------------------------------------------------
+#: page faults per model call from which --measure names them (a few hundred are noise; 18,400 cost NF-ResNet-50
+#: a third of its call on a Zen 5 VM)
+FAULTS_NOTICE = 500
+
+
 def _ms(seconds: float) -> str:
     return f"{seconds * 1e3:.3g} ms"
 
@@ -105,6 +110,12 @@ def print_prediction(p: Prediction, top: int, measured: dict | None) -> None:
         print(f"  predicted / measured: median {_ms(p.predicted_s)} / {_ms(measured['median_s'])} ({100 * err:+.0f}%), "
               f"best {_ms(p.best_s)} / {_ms(measured['best_s'])} ({100 * (p.best_s / measured['best_s'] - 1):+.0f}%); "
               f"the measured median is {inside} the range")
+        faults = measured.get("faults_per_call") or 0
+        if faults >= FAULTS_NOTICE:
+            print(f"  page faults: {faults:.0f} per call here (~{faults * 4096 / 1e6:.0f} MB of fresh memory from the "
+                  f"OS each call, not priced by the predictor), which spreads the calls above the best; "
+                  f"GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=268435456 "
+                  f"(glibc keeps freed memory) removed them for NF-ResNet-50 on a Zen 5 VM")
     print(f"  range: {p.range_note()}")
     fallback = p.fallback_ops()
     if fallback:

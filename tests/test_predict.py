@@ -248,7 +248,16 @@ def test_measure_a_tiny_model_against_its_prediction(tmp_path, capsys):
     result = json.loads(out.read_text())[0]
     assert result["predicted_s"] > 0 and result["measured"]["median_s"] > 0
     assert math.isfinite(result["error"]) and result["layer_errors"]
+    assert result["measured"]["faults_per_call"] >= 0
     assert json.loads(capsys.readouterr().out)[0]["model"] == "tests.data.tiny_cnn:build"
+
+
+def test_measure_names_page_faults_per_call_where_a_model_has_many(capsys):
+    p = DeviceModel(synthetic()).predict("m", [Op("a", "aten.relu", "fp32", 0, 1_000_000, "elementwise")], 0, "fp32")
+    measured = {"median_s": 2e-3, "best_s": 1e-3, "method": "test", "iqr_rel": 0.1, "layers": {}}
+    for faults, said in ((18_400, True), (3, False)):
+        cli.print_prediction(p, 3, {**measured, "faults_per_call": faults})
+        assert ("page faults: 18400 per call" in capsys.readouterr().out) == said
 
 
 def test_measure_refuses_a_record_from_another_machine(tmp_path, capsys):

@@ -5,6 +5,7 @@ with the machine's name, and write every result to a JSON file. A benchmark: run
     python tools/validate_predictor.py --record R.json --models torchvision          # the calibration list
     python tools/validate_predictor.py --record R.json --blind 20 --seed 1 --batch 1  # timm models drawn blind
     python tools/validate_predictor.py --record R.json --blind 20 --seed 1 --batch 8 --limit 10
+    python tools/validate_predictor.py --record R.json --blind 20 --seed 3 --passes 2   # twice, minutes apart
 
 ``--blind N --seed S`` draws N models from ``timm.list_models()`` in a fixed order (the seed), one per family, from
 families no probe shape was chosen for and none named in the predictor's earlier checks (``NAMED_FAMILIES``), and
@@ -91,6 +92,9 @@ def main(argv=None) -> int:
     parser.add_argument("--batch", default="1", help="comma-separated batch sizes (default 1)")
     parser.add_argument("--limit", type=int, default=None, help="only the first N models at batches above 1")
     parser.add_argument("--dtype", default="fp32")
+    parser.add_argument("--passes", type=int, default=1,
+                        help="time the whole list this many times, one pass after another (default 1): the same "
+                             "model's medians minutes apart say how repeatable the machine is")
     args = parser.parse_args(argv)
     if args.blind:
         print(f"blind draw: {args.blind} timm models, seed {args.seed}", flush=True)
@@ -100,33 +104,39 @@ def main(argv=None) -> int:
     else:
         models = [(m.strip(), None) for m in args.models.split(",") if m.strip()]
     batches = [int(b) for b in args.batch.split(",")]
-    runs = [(m, s, b) for b in batches for i, (m, s) in enumerate(models) if b == 1 or args.limit is None
-            or i < args.limit]
+    if args.passes < 1:
+        print(f"error: --passes {args.passes}: give 1 or more", file=sys.stderr)
+        return 2
+    runs = [(m, s, b, k) for k in range(1, args.passes + 1) for b in batches for i, (m, s) in enumerate(models)
+            if b == 1 or args.limit is None or i < args.limit]
     record = json.loads(Path(args.record).read_text())
     machine = f"{record['platform'].get('name')} ({record['platform'].get('physical_cores')} cores, host " \
               f"{record.get('host')})"
     results = []
     tmp = Path(args.out).with_suffix(".part.json")
     check_machine = machine_sentinel(record)
-    for i, (model, shape, batch) in enumerate(runs, 1):
-        print(f"[{i}/{len(runs)}] {model} batch {batch} {args.dtype}", flush=True)
+    for i, (model, shape, batch, pass_no) in enumerate(runs, 1):
+        print(f"[{i}/{len(runs)}] {model} batch {batch} {args.dtype}"
+              + (f" (pass {pass_no} of {args.passes})" if args.passes > 1 else ""), flush=True)
         state = check_machine()
         inputs = ["--input", f"{batch},{shape}"] if shape else []
         start = time.perf_counter()
         rc = predict.main(["--record", args.record, model, *inputs, "--dtype", args.dtype, "--measure", "--json",
                            "--out", str(tmp), "--top", "5"])
         if rc != 0 or not tmp.exists():
-            results.append({"model": model, "batch": batch, "dtype": args.dtype, "error": None, "failed": rc})
+            results.append({"model": model, "batch": batch, "dtype": args.dtype, "error": None, "failed": rc,
+                            "pass": pass_no})
             continue
         entry = json.loads(tmp.read_text())[0]
-        entry.update(batch=batch, seconds=time.perf_counter() - start)
+        entry.update(batch=batch, seconds=time.perf_counter() - start, **{"pass": pass_no})
         if state and entry.get("error") is not None:
             entry["machine"] = state
             entry["error_machine"] = entry["predicted_s"] * state["ratio"] / entry["measured"]["median_s"] - 1
         results.append(entry)
         tmp.unlink(missing_ok=True)
     Path(args.out).write_text(json.dumps({"machine": machine, "record": args.record, "seed": args.seed,
-                                          "blind": args.blind, "results": results}, indent=1, default=str))
+                                          "blind": args.blind, "passes": args.passes, "results": results},
+                                         indent=1, default=str))
     print(f"\nMachine: {machine}; record {Path(args.record).name}; {args.dtype}; eager, no_grad\n")
     print(table(results))
     print("\n" + "\n".join(summary(results)))
@@ -169,15 +179,19 @@ def machine_sentinel(record: dict):
     return check
 
 
+def label(r: dict) -> str:
+    return f" (pass {r['pass']})" if r.get("pass", 1) > 1 else ""
+
+
 def table(results: list[dict]) -> str:
     lines = ["| model | batch | predicted median (best) | range | measured median (best) | error of median | inside | "
              "machine then | error against it |", "|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         if r.get("error") is None:
-            lines.append(f"| {r['model']} | {r['batch']} | failed | | | | | | |")
+            lines.append(f"| {r['model']}{label(r)} | {r['batch']} | failed | | | | | | |")
             continue
         m = r["measured"]
-        lines.append(f"| {r['model']} | {r['batch']} | {r['predicted_s'] * 1e3:.1f} ms ({r['best_s'] * 1e3:.1f}) | "
+        lines.append(f"| {r['model']}{label(r)} | {r['batch']} | {r['predicted_s'] * 1e3:.1f} ms ({r['best_s'] * 1e3:.1f}) | "
                      f"{r['low_s'] * 1e3:.1f}-{r['high_s'] * 1e3:.1f} | {m['median_s'] * 1e3:.1f} ms "
                      f"({m['best_s'] * 1e3:.1f}) | {100 * r['error']:+.0f}% | {'yes' if r['inside_range'] else 'no'} | "
                      + (f"{r['machine']['ratio']:.2f}x | {100 * r['error_machine']:+.0f}% |" if r.get("machine")
@@ -187,10 +201,13 @@ def table(results: list[dict]) -> str:
 
 def summary(results: list[dict]) -> list[str]:
     out = []
-    for batch in sorted({r["batch"] for r in results}):
-        ok = [r for r in results if r.get("error") is not None and r["batch"] == batch]
+    passes = sorted({r.get("pass", 1) for r in results})
+    for batch, pass_no in [(b, k) for k in passes for b in sorted({r["batch"] for r in results})]:
+        ok = [r for r in results if r.get("error") is not None and r["batch"] == batch and r.get("pass", 1) == pass_no]
         if not ok:
             continue
+        if len(passes) > 1:
+            out.append(f"pass {pass_no}:")
         errs = [abs(r["error"]) for r in ok]
         ratio = [math.exp(abs(math.log(1 + r["error"]))) for r in ok]
         worst = max(ok, key=lambda r: abs(math.log(1 + r["error"])))
@@ -210,6 +227,17 @@ def summary(results: list[dict]) -> list[str]:
                        f"machine's state then, median |error| {100 * statistics.median(errs_m):.0f}%, worst "
                        f"{worst_m['model']} {100 * worst_m['error_machine']:+.0f}%, {sum(e <= 0.2 for e in errs_m)} "
                        f"within 20%")
+    if len(passes) > 1:
+        by_model: dict[tuple, list[float]] = {}
+        for r in results:
+            if r.get("error") is not None:
+                by_model.setdefault((r["model"], r["batch"]), []).append(r["measured"]["median_s"])
+        moved = sorted((max(v) / min(v), m) for m, v in by_model.items() if len(v) > 1)
+        if moved:
+            out.append(f"repeatability: the same model's measured median moved {statistics.median(r for r, _m in moved):.2f}x "
+                       f"between passes for the median model, {moved[-1][0]:.2f}x at most ({moved[-1][1][0]} batch "
+                       f"{moved[-1][1][1]}): a prediction cannot be closer to a measurement than two measurements "
+                       f"are to each other")
     return out
 
 
