@@ -57,6 +57,55 @@ def test_module_call_overhead(suite, benchmark):
     suite.run(benchmark, make, group="overhead", kernel="module_call", dtype="fp32")
 
 
+def test_fresh_memory_cost(suite):
+    """What writing memory fresh from the OS costs beyond writing memory already held: ``torch.empty(n).fill_()``
+    of FRESH_PROBE_BYTES each call against ``fill_`` of one kept tensor. An allocation of results.predict.FRESH_BYTES
+    or more is mapped afresh on every call (glibc), so a model's op whose output is that large pays a page fault per
+    4 KiB page each call (GELU on 8x56x56x384 floats: 14-18 ms against 1.5 ms to fill the same bytes held, a Zen 5
+    VM, 2026-12-03); the predictor adds (fresh - held) per page for such outputs. Measured in a child process with
+    only torch loaded, as a model's process is: on a VM the cost depends on what the process holds (the same
+    64 MiB cost 17 ms fresh in a new process, 140 ms in one holding 1 GiB: never-touched guest memory faults in the
+    host too). CPU only: a GPU's caching allocator keeps its blocks."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    import torch
+
+    from kernels.opsweep import FRESH_PROBE_BYTES
+    from results.record import measurement
+
+    if suite.platform.kind != "cpu":
+        pytest.skip("CPU only: torch's CUDA caching allocator reuses its blocks, no page is faulted per call")
+    calls = 5 if suite.budget.quick else 15
+    code = ("import json, sys, torch; from kernels.opsweep import fresh_memory_times; "
+            f"torch.set_num_threads({torch.get_num_threads()}); "
+            f"print(json.dumps(fresh_memory_times({FRESH_PROBE_BYTES}, {calls})))")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120,
+                             check=True)
+        times = json.loads(out.stdout.strip().splitlines()[-1])
+    except (subprocess.SubprocessError, ValueError, IndexError, OSError) as exc:
+        reason = f"the child process that measures it failed: {type(exc).__name__}: {str(exc)[:200]}"
+        for kernel in ("held_memory", "fresh_memory"):
+            suite.add(measurement(group="overhead", kernel=kernel, dtype="fp32", status="missing", reason=reason))
+        return
+    for kernel in ("held_memory", "fresh_memory"):
+        fresh = kernel == "fresh_memory"
+        ok = times["verified"]
+        suite.add(measurement(
+            group="overhead", kernel=kernel, dtype="fp32", impl="torch.empty(n).fill_(1)" if fresh else
+            "kept.fill_(1)", shape=[FRESH_PROBE_BYTES // 4], size_bytes=FRESH_PROBE_BYTES, bytes=FRESH_PROBE_BYTES,
+            times_s=times[kernel], number_per_run=1, verified=ok, status="ok" if ok else "failed",
+            reason="" if ok else "the buffer was not filled", convention="bytes written per call",
+            extra={"meaning": "seconds to write this many bytes " + ("into a fresh allocation (page faults "
+                              "included)" if fresh else "into memory already held"),
+                   "where": "a child process with only torch loaded (kernels.opsweep.fresh_memory_times)",
+                   "glibc_tunables": os.environ.get("GLIBC_TUNABLES", "")}))
+
+
 #: the calibration's own point budget (seconds: full run, --quick) and most calls: enough calls for a median and a
 #: best that mean something (a model call of ~15 ms; the probes' 0.6 s would give 40)
 CALIBRATION_BUDGET_S, CALIBRATION_ROUNDS = (1.5, 0.75), 100

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from results.predict import FRESH_BYTES
+
 
 @dataclass(frozen=True)
 class Probe:
@@ -92,17 +94,24 @@ def probes(quick: bool) -> list[Probe]:
         # batch 8
         _conv(64, 64, 3, 56, batch=8), _conv(256, 64, 1, 56, batch=8), _conv(512, 512, 3, 7, batch=8),
         _conv(144, 144, 3, 56, groups=144, batch=8), _conv(3, 64, 7, 224, stride=2, batch=8),
+        # batch 8 along the pyramid: at batch 8 a convolution's M is 8x its batch-1 M, beyond the batch-1 probes, and
+        # oneDNN runs it faster than their rate (the blind batch-8 check of 2026-12-03 priced CNNs 20-40% slow)
+        _conv(128, 128, 3, 28, batch=8), _conv(256, 256, 3, 14, batch=8), _conv(128, 512, 1, 28, batch=8),
+        _conv(512, 128, 1, 28, batch=8), _conv(1024, 256, 1, 14, batch=8), _conv(2048, 512, 1, 7, batch=8),
+        _conv(384, 384, 3, 14, groups=384, batch=8), _conv(96, 96, 7, 56, groups=96, batch=8),
     ]
     linears = [_linear(1, 512, 1000), _linear(1, 2048, 1000), _linear(1, 1280, 1000), _linear(1, 4096, 4096),
                _linear(1, 768, 3072), _linear(197, 768, 768), _linear(197, 768, 2304), _linear(197, 768, 3072),
                _linear(197, 3072, 768), _linear(49, 384, 1536), _linear(3136, 96, 384), _linear(3136, 384, 96),
                _linear(1, 2048, 8192), _linear(128, 2048, 2048), _linear(8, 2048, 1000),
-               _linear(1576, 768, 3072)]
+               _linear(1576, 768, 3072),
+               # batch 8 (M = 8 x tokens): channels-last MLPs and token mixers of 8 images
+               _linear(3136, 96, 384, batch=8), _linear(784, 192, 768, batch=8), _linear(196, 384, 1536, batch=8)]
     attention = [_attention(12, 197, 64), _attention(12, 197, 64, batch=8), _attention(3, 49, 32, batch=64),
                  _attention(32, 128, 64), _attention(8, 50, 64)]
     sizes = [(64, 28), (64, 112), (256, 56)]  # 50k, 800k, 800k x 4 elements
     eltwise = [_eltwise(op, c, h) for op in ELEMENTWISE + DATA_MOVEMENT + STATISTICS for c, h in sizes] + \
-              [_eltwise(op, 64, 112, batch=8) for op in ("relu", "batchnorm", "add")] + \
+              [_eltwise(op, 64, 112, batch=8) for op in ("relu", "batchnorm", "add", "gelu", "silu", "layernorm")] + \
               [_eltwise(op, 1280, 7) for op in ("avgpool", "silu", "mul")] + \
               [_eltwise(op, 16, 1) for op in ("relu", "sigmoid", "mul", "add")]
     every = convs + linears + attention + eltwise
@@ -198,6 +207,34 @@ class _ChannelsLast(nn.LayerNorm):
 
     def forward(self, x):
         return super().forward(x.reshape(-1, self.channels))
+
+
+#: the size the cost of fresh memory is measured at (bench/test_opsweep.py::test_fresh_memory_cost): twice the size
+#: from which an allocation is mapped fresh from the OS on every call (results.predict.FRESH_BYTES)
+FRESH_PROBE_BYTES = 2 * FRESH_BYTES
+
+
+def fresh_memory_times(nbytes: int, calls: int) -> dict:
+    """Per-call seconds of writing ``nbytes`` into a fresh allocation (``torch.empty(n).fill_(1)``) and into one
+    held tensor (``fill_``), ``calls`` each after one warm-up, and whether both were filled: what
+    bench/test_opsweep.py::test_fresh_memory_cost runs in a child process."""
+    import time
+
+    import torch
+
+    n = nbytes // 4
+    held = torch.empty(n)
+    out, ok = {"held_memory": [], "fresh_memory": []}, True
+    for kernel in ("held_memory", "fresh_memory"):
+        for i in range(calls + 1):
+            start = time.perf_counter()
+            x = torch.empty(n).fill_(1.0) if kernel == "fresh_memory" else held.fill_(1.0)
+            if i:
+                out[kernel].append(time.perf_counter() - start)
+            ok = ok and float(x[0]) == 1.0 and float(x[-1]) == 1.0 and float(x[n // 2]) == 1.0
+            del x
+    out["verified"] = ok
+    return out
 
 
 # ---- the whole-model calibration ----------------------------------------------------------------------------

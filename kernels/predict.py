@@ -61,8 +61,19 @@ def classify(op) -> tuple[str, tuple | None]:
 def ops_of(counts, dtype: str) -> list[Op]:
     return [Op(module=o.module, op=o.op, dtype=dtype, flops=2 * o.macs + o.other_flops,
                bytes=o.bytes_read + o.bytes_written, family=family, gemm=gemm, taps=taps(o, family),
-               variant=o.variant)
+               variant=o.variant, out_bytes=out_bytes(o))
             for o in counts.ops for family, gemm in [classify(o)]]
+
+
+def out_bytes(op) -> int:
+    """Bytes of the largest output tensor an op allocates: its written bytes, split over its outputs by elements;
+    0 for an in-place op (aten.relu_: it writes its input)."""
+    name = op.op.split(".")[1] if op.op.count(".") >= 1 else op.op
+    if name.endswith("_") and not name.endswith("__"):
+        return 0
+    sizes = [math.prod(shape) for shape in op.output_shapes if shape is not None]
+    total = sum(sizes)
+    return round(op.bytes_written * max(sizes) / total) if total else 0
 
 
 def taps(op, family: str) -> int:

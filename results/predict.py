@@ -63,6 +63,10 @@ SMALLER_THAN_PROBES = 8
 WIDE_GROUP = 32
 #: the machine's speed moving more than this while the record was made (DeviceModel.drift) widens the range by it
 DRIFT_NOTICE = 1.1
+#: an allocation at least this large is mapped fresh from the OS on every call: glibc's largest dynamic mmap
+#: threshold on 64-bit Linux (DEFAULT_MMAP_THRESHOLD_MAX, 32 MiB), so an op whose output is this large pays a page
+#: fault per 4 KiB page each call (the record measures what a page costs: bench/test_opsweep.py)
+FRESH_BYTES, PAGE_BYTES = 32 * 2**20, 4096
 
 
 class PredictError(ValueError):
@@ -118,6 +122,8 @@ class DeviceModel:
         self.stream: list[tuple[float, float]] = []
         self.dispatch_s = self.module_call_s = None
         self.peaks: dict[str, float] = {}
+        #: "fresh_memory" / "held_memory" -> the record's rows (bench/test_opsweep.py::test_fresh_memory_cost)
+        self.fresh_rows: dict[str, dict] = {}
         #: the last-level cache (bytes), from the record's platform facts (None where it names none)
         self.llc_bytes = last_level_cache(platform)
         #: dtype -> the whole-model calibration row (bench/test_opsweep.py::test_model_calibration)
@@ -194,6 +200,8 @@ class DeviceModel:
             self.dispatch_s = row.get("median_s")
         elif group == "overhead" and row.get("kernel") == "module_call":
             self.module_call_s = row.get("median_s")
+        elif group == "overhead" and row.get("kernel") in ("fresh_memory", "held_memory") and row.get("size_bytes"):
+            self.fresh_rows[row["kernel"]] = row
 
     def dtypes(self) -> list[str]:
         return sorted({d for _f, d in self.points})
@@ -223,6 +231,17 @@ class DeviceModel:
         per_op = max(per_op, 0.0)
         self.factors[dtype] = (per_op, typical, how)
         return self.factors[dtype]
+
+    def fresh_page_s(self, statistic: str = "best_s") -> float:
+        """Seconds one 4 KiB page of fresh memory costs beyond writing held memory, from the best calls (the
+        least it costs) or ``statistic`` "median_s"; 0 where the record did not measure it or it cost nothing
+        (e.g. under GLIBC_TUNABLES that keep large blocks). The best, not the median: on a 2-core Zen 5 VM the
+        same 64 MiB fresh write took 16 ms or 140 ms from one call to the next (bimodal: the host takes freed guest
+        pages back and faults them in again), and a model's outputs there cost ~2 us a page, near the best."""
+        fresh, held = self.fresh_rows.get("fresh_memory"), self.fresh_rows.get("held_memory")
+        if not (fresh and held and fresh.get(statistic) and held.get(statistic)):
+            return 0.0
+        return max(0.0, (fresh[statistic] - held[statistic]) / (fresh["size_bytes"] / PAGE_BYTES))
 
     def drift(self, dtype: str) -> tuple[float, str]:
         """How far the machine's speed moved while the record's probes were measured: the larger over the smaller
@@ -403,6 +422,26 @@ class DeviceModel:
                          f"({self.llc_bytes / 2**20:.0f} MiB): each op that moves less than the cache is priced "
                          f"{100 * share:.0f}% of the way from its probes' warm time to their cold-cache time; "
                          f"{how_evicted}")
+        page_s = self.fresh_page_s() if self.kind == "cpu" else 0.0
+        fresh = [p for p in predictions if p.op.out_bytes >= FRESH_BYTES]
+        if page_s and fresh:
+            # glibc maps these outputs afresh on every call: a page fault per 4 KiB page they write
+            def faulted(p: OpPrediction) -> OpPrediction:
+                if p.op.out_bytes < FRESH_BYTES:
+                    return p
+                extra = p.op.out_bytes / PAGE_BYTES * page_s
+                return replace(p, time_s=p.time_s + extra, low_s=p.low_s + extra, high_s=p.high_s + extra,
+                               basis=f"{p.basis} + {extra * 1e3:.2g} ms fresh pages")
+
+            predictions = [faulted(p) for p in predictions]
+            total = sum(p.op.out_bytes for p in fresh)
+            typical_page_s = self.fresh_page_s("median_s")
+            notes.append(f"{len(fresh)} ops write outputs of {FRESH_BYTES // 2**20} MiB or more ({total / 1e6:.0f} MB a "
+                         f"call), which the allocator maps fresh from the OS on every call: each page costs at least "
+                         f"{page_s * 1e6:.2f} us more here (the record's fresh-memory measurement, best calls), "
+                         f"+{total / PAGE_BYTES * page_s * 1e3:.3g} ms"
+                         + (f"; its median calls cost {typical_page_s * 1e6:.2f} us a page, which would add "
+                            f"{total / PAGE_BYTES * typical_page_s * 1e3:.3g} ms" if typical_page_s > 2 * page_s else ""))
         per_op, typical, how = self.factors.get(dtype, (0.0, 1.0, ""))
         if how:
             notes.append(how)

@@ -51,6 +51,8 @@ class Op:
     #: what runs it where that changes its cost (kernels.count.op_variant: a CPU convolution's backend, "train"
     #: for a batch norm computing batch statistics; "" where nothing does or the count could not say)
     variant: str = ""
+    #: bytes of its largest output tensor that the op allocates (0 for an in-place op or where unknown)
+    out_bytes: int = 0
 
 
 @dataclass

@@ -578,3 +578,29 @@ def test_a_convolution_is_priced_among_probes_of_its_backend_and_a_statistics_ba
     plain = DeviceModel(record(eval_bn)).predict_op(Op("b", "aten.native_batch_norm", "fp32", 0, 1_000_000,
                                                        "elementwise", variant="train"))
     assert plain.time_s == pytest.approx(1e-5) and "no probe of aten.native_batch_norm[train]" in plain.widened
+
+
+def test_outputs_beyond_the_fresh_threshold_pay_the_records_page_cost():
+    """A record whose 64 MiB fresh write took 17 ms at best and the held one 1 ms: 16 ms / 16384 pages a page. An
+    op writing a 40 MiB output pays 10240 pages of it on top of its probes' time; a 1 MiB output and an in-place
+    op pay nothing; kernels.predict.out_bytes reads the largest output of a counted op, 0 in place."""
+    from results.predict import FRESH_BYTES, PAGE_BYTES
+
+    size = 2 * FRESH_BYTES
+    rec = synthetic()
+    rec["measurements"] += [row("overhead", "held_memory", best_s=1e-3, median_s=1.2e-3, size_bytes=size),
+                            row("overhead", "fresh_memory", best_s=17e-3, median_s=0.14, size_bytes=size)]
+    device = DeviceModel(rec)
+    page_s = 16e-3 / (size / PAGE_BYTES)
+    assert device.fresh_page_s() == pytest.approx(page_s)
+    big = Op("g", "aten.gelu", "fp32", 0, 80 * 2**20, "elementwise", out_bytes=40 * 2**20)
+    small = Op("g", "aten.gelu", "fp32", 0, 2 * 2**20, "elementwise", out_bytes=2**20)
+    alone = {o.out_bytes: device.predict_op(o).time_s for o in (big, small)}
+    p = device.predict("m", [big, small], 0, "fp32")
+    assert p.ops[0].time_s == pytest.approx(alone[big.out_bytes] + 40 * 2**20 / PAGE_BYTES * page_s)
+    assert p.ops[1].time_s == pytest.approx(alone[small.out_bytes]) and "fresh pages" in p.ops[0].basis
+    assert any("maps fresh from the OS" in n and "its median calls" in n for n in p.notes)
+    assert DeviceModel(synthetic()).fresh_page_s() == 0.0
+    with torch.no_grad():
+        counted = count_model(nn.Sequential(nn.GELU(), nn.ReLU(inplace=True)), (torch.randn(1, 4, 8, 8),))
+    assert [predict.out_bytes(o) for o in counted.ops] == [4 * 4 * 8 * 8, 0]
