@@ -106,7 +106,10 @@ def probes(quick: bool) -> list[Probe]:
                _linear(1, 2048, 8192), _linear(128, 2048, 2048), _linear(8, 2048, 1000),
                _linear(1576, 768, 3072),
                # batch 8 (M = 8 x tokens): channels-last MLPs and token mixers of 8 images
-               _linear(3136, 96, 384, batch=8), _linear(784, 192, 768, batch=8), _linear(196, 384, 1536, batch=8)]
+               _linear(3136, 96, 384, batch=8), _linear(784, 192, 768, batch=8), _linear(196, 384, 1536, batch=8),
+               # a decode step of 8 sequences (M = 8) through wide MLP weights: priced from the M = 1 probes' rate
+               # it came out 2x slow (the calibration list's decoder block at batch 8, 2026-12-03)
+               _linear(8, 2048, 8192), _linear(8, 8192, 2048)]
     attention = [_attention(12, 197, 64), _attention(12, 197, 64, batch=8), _attention(3, 49, 32, batch=64),
                  _attention(32, 128, 64), _attention(8, 50, 64)]
     sizes = [(64, 28), (64, 112), (256, 56)]  # 50k, 800k, 800k x 4 elements
