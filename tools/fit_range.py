@@ -42,6 +42,8 @@ CHECKS = [
      "2026-12-02_cpu_amd-epyc-zen3-2core-vm-predictor.json"),
     ("2026-12-03_cpu_amd-epyc-zen5-2core-vm.predictor-check.json", "calibration_batch1",
      "2026-12-03_cpu_amd-epyc-zen5-2core-vm-predictor.json"),
+    ("2026-12-03_cpu_amd-epyc-zen5-2core-vm.predictor-check.json", "calibration_batch8",
+     "2026-12-03_cpu_amd-epyc-zen5-2core-vm-predictor.json"),
 ]
 
 
