@@ -75,7 +75,7 @@ def probes(quick: bool) -> list[Probe]:
         _conv(16, 16, 3, 56), _conv(32, 64, 3, 56, stride=2),
         # small inputs (channels x pixels up to 20480 at batch 1), where torch 2.x on a CPU runs a dense 3x3 or
         # 1x1 convolution by im2col ("Slow2d") instead of oneDNN: 1.3-1.5x slower at one shape (a Zen 5 VM,
-        # 2026-12-03); late stages of CNNs at 7x7 and 14x14 pixels. kernels.count.op_variant tells the two apart
+        # 2026-12-03); late stages of CNNs at 7x7 and 14x14 pixels. kernels.backends.op_variant tells the two apart
         _conv(48, 48, 3, 14), _conv(96, 96, 3, 14), _conv(192, 192, 3, 7), _conv(384, 384, 3, 7),
         _conv(64, 128, 3, 14, stride=2), _conv(256, 1024, 1, 7), _conv(160, 960, 1, 7),
         # stems and patch embeddings

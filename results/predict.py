@@ -26,12 +26,19 @@ The model (inputs and limits are stated in every prediction, ``MODEL_NOTE``):
   measured shapes, which the prediction names.
 - A grouped convolution whose groups are wide (``WIDE_GROUP`` output channels or more) runs like a dense one of one
   group's size, once per group: priced from the dense points.
+- An op is priced among points that ran the same way where the record says (kernels.backends.op_variant: a CPU
+  convolution's backend, a batch norm computing statistics); an op whose output is ``FRESH_BYTES`` or more pays the
+  record's measured cost of fresh pages; the range widens by the machine's drift while the record was made.
 - Where the model's weights exceed the last-level cache, an op finds its weights evicted since its last call: priced
   between its probes' warm and cold-cache times, ``1 - cache / weights`` of the way, times how far the record's
   evicting model (bench/test_opsweep.py: dense convolutions with twice the cache in weights, timed whole) landed
   between its own warm and cold sums on this machine (one VM: the whole way; another: not at all).
 Limits: eager mode, one stream, no overlap of host and device work, the caches' state as in the probes (warm);
 fusion (torch.compile) and a different BLAS than the record's are not modelled.
+
+long: one pricing model read from one record (the GEMM interpolation, the element-wise curves and the record's
+calibrations of the typical call, eviction, drift and fresh memory all act on the same DeviceModel's points); the
+prediction's own data types are results/prediction.py.
 """
 from __future__ import annotations
 
@@ -163,7 +170,7 @@ class DeviceModel:
             if not time_s:
                 return
             label = f"{'probe' if group == 'opsweep' else 'layer'} {row['kernel']}"
-            variants = extra.get("variants") or {}  # aten op -> kernels.count.op_variant (records since 2026-12-03)
+            variants = extra.get("variants") or {}  # aten op -> kernels.backends.op_variant (records since 2026-12-03)
             family = extra.get("family")
             g = extra.get("implicit_gemm")
             if g and row.get("flops"):

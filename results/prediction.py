@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 MODEL_NOTE = ("per op: GEMM-like ops at FLOPs / the rate interpolated among measured points of the same family "
-              "(probe layers, model layers, GEMM sweep; 4 nearest on log M,N,K,batch and kernel taps; a grouped "
+              "and, where the record says, the same backend (probe layers, model layers, GEMM sweep; 4 nearest on log "
+              "M,N,K,batch and kernel taps; a grouped "
               "convolution of wide groups as a dense one of one group's size); other ops at the time of "
               "probes of the same aten op interpolated on log bytes; + the module-call cost per container call. "
               "Eager, warm caches (where the weights exceed the last-level cache: between warm and cold, as far as "
@@ -48,7 +49,7 @@ class Op:
     gemm: tuple | None = None  # (m, n, k, batch)
     #: a convolution's kernel taps (kh x kw; 1 for a matrix product; 0 where unknown)
     taps: int = 0
-    #: what runs it where that changes its cost (kernels.count.op_variant: a CPU convolution's backend, "train"
+    #: what runs it where that changes its cost (kernels.backends.op_variant: a CPU convolution's backend, "train"
     #: for a batch norm computing batch statistics; "" where nothing does or the count could not say)
     variant: str = ""
     #: bytes of its largest output tensor that the op allocates (0 for an in-place op or where unknown)

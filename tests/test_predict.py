@@ -529,9 +529,9 @@ def test_a_grouped_convolution_of_wide_groups_is_priced_as_a_dense_one():
 
 
 def test_the_count_says_which_backend_runs_a_cpu_convolution_and_a_statistics_batch_norm():
-    """kernels.count.op_variant asks torch which backend a CPU convolution takes (on meta too) and marks a batch norm
+    """kernels.backends.op_variant asks torch which backend a CPU convolution takes (on meta too) and marks a batch norm
     that computes its batch's statistics; an eval batch norm and a CUDA target's convolution carry none."""
-    from kernels.count import op_variant
+    from kernels.backends import op_variant
 
     big, small = nn.Conv2d(64, 64, 3, padding=1), nn.Conv2d(8, 8, 3, padding=1)
     x_big, x_small = torch.empty(1, 64, 56, 56, device="meta"), torch.empty(1, 8, 8, 8, device="meta")
