@@ -337,6 +337,12 @@ class Suite:
 
         if self.save_error:  # the run is stopping: measure nothing more
             return None
+        if self.clock.elapsed() >= self.clock.run_s:  # past the run's budget: nothing more is measured, the
+            # sentinel included (its arrays cost seconds where fresh pages are dear: up to 9 us each on a VM)
+            self.add(measurement(group="sentinel", kernel="copy", dtype="fp32", status="missing",
+                                 reason=f"cut: the run's time budget ({self.clock.run_s:.0f} s) is spent",
+                                 extra={"when": when}))
+            return None
         size = max(4 * self.platform.llc_bytes(), (1 << 30) if self.platform.kind != "cpu" else 0)
         size = min(size, self.platform.memory_bytes() // 4)
         try:
@@ -349,8 +355,11 @@ class Suite:
             times = [block(self.platform.clock, p.fn, 1) for _ in range(5)]
             load = self.monitor.stop()
             verdict = p.verify()
-        except Exception as exc:  # a sentinel must never stop a run
-            return {"error": f"{type(exc).__name__}: {_short(exc)}"}
+        except Exception as exc:  # a sentinel must never stop a run, but its failure is kept, not swallowed
+            error = f"{type(exc).__name__}: {_short(exc)}"
+            self.add(measurement(group="sentinel", kernel="copy", dtype="fp32", status="missing",
+                                 reason=f"the DRAM sentinel ({when}) could not run: {error}", extra={"when": when}))
+            return {"error": error}
         row = measurement(group="sentinel", kernel="copy", dtype="fp32", impl="torch", shape=p.shape,
                           size_bytes=p.size_bytes, bytes=p.bytes, times_s=times, number_per_run=1,
                           verified=verdict.ok, status="ok" if verdict.ok else "failed", convention=p.convention,

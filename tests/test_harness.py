@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.harness import Suite
+from bench.harness import Suite, TimeBudget
 from bench.timing import Budget
 from kernels import gemm, stream
 from platforms.cpu import CpuPlatform
@@ -137,3 +137,23 @@ def test_a_kernel_that_raises_is_skipped_with_its_reason(suite):
         suite.run(FakeBenchmark(), make)
     row = suite.record.measurements[-1]
     assert row["status"] == "skipped" and "CUBLAS_STATUS_NOT_SUPPORTED" in row["reason"]
+
+
+def test_a_sentinel_that_cannot_run_is_kept_as_missing_with_its_reason(suite, monkeypatch):
+    """The DRAM sentinel never stops a run, but its failure is a row (it once failed silently on every run)."""
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("no memory for the copy")
+
+    monkeypatch.setattr(stream, "prepare", broken)
+    assert "error" in suite.sentinel("start of test")
+    rows = [m for m in read_record(suite.record.path)["measurements"] if m["group"] == "sentinel"]
+    assert len(rows) == 1 and rows[0]["status"] == "missing"
+    assert "could not run: RuntimeError: no memory for the copy" in rows[0]["reason"]
+
+
+def test_a_sentinel_past_the_runs_budget_is_cut(suite):
+    suite.clock = TimeBudget(run_s=1.0)
+    suite.clock.started -= 2
+    assert suite.sentinel("end of test") is None
+    rows = [m for m in read_record(suite.record.path)["measurements"] if m["group"] == "sentinel"]
+    assert rows[0]["status"] == "missing" and "budget (1 s) is spent" in rows[0]["reason"]
