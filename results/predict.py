@@ -76,6 +76,13 @@ DRIFT_NOTICE = 1.1
 FRESH_BYTES, PAGE_BYTES = 32 * 2**20, 4096
 
 
+def reference_drift(first: dict, again: dict) -> float:
+    """The larger over the smaller median call of the reference model timed before (``first``) and after
+    (``again``) a record's probes: how far the machine's speed moved meanwhile (1.0: not at all)."""
+    a, b = first["median_s"], again["median_s"]
+    return max(a, b) / min(a, b)
+
+
 class PredictError(ValueError):
     """The record cannot predict this (no GEMM points for the dtype, not a record)."""
 
@@ -257,7 +264,7 @@ class DeviceModel:
         if not (first and again and first.get("median_s")):
             return 1.0, ""
         a, b = first["median_s"], again["median_s"]
-        moved = max(a, b) / min(a, b)
+        moved = reference_drift(first, again)
         return moved, (f"the machine's speed moved while the record was made: its reference model's median call took "
                        f"{a * 1e3:.3g} ms before the probes and {b * 1e3:.3g} ms after ({moved:.2f}x)")
 

@@ -273,11 +273,14 @@ def sentinel_lines(result: Analysis) -> list[str]:
              and m.get("status") == "ok" and m.get("median_s")}
     first, again = calls.get("reference_model"), calls.get("reference_model_again")
     if first and again:
-        a, b = first["median_s"], again["median_s"]
+        from results.predict import DRIFT_NOTICE, reference_drift
+
+        moved = reference_drift(first, again)
         lines.append(f"  compute sentinel (the predictor's reference model, median call, before and after the operator "
-                     f"probes): {a * 1e3:.3g} ms .. {b * 1e3:.3g} ms, moved {100 * (max(a, b) / min(a, b) - 1):.0f}%"
-                     + (": the probes were measured on a machine whose speed changed; predictions from this record "
-                        "widen their range by it" if max(a, b) / min(a, b) > 1.1 else ""))
+                     f"probes): {first['median_s'] * 1e3:.3g} ms .. {again['median_s'] * 1e3:.3g} ms, moved "
+                     f"{100 * (moved - 1):.0f}%" + (": the probes were measured on a machine whose speed changed; "
+                                                     "predictions from this record widen their range by it"
+                                                     if moved > DRIFT_NOTICE else ""))
     points = [m for m in record["measurements"] if m.get("group") == "sentinel" and m.get("status") == "ok"
               and m.get("bytes_per_s")]
     if len(points) < 2:
