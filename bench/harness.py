@@ -337,17 +337,20 @@ class Suite:
 
         if self.save_error:  # the run is stopping: measure nothing more
             return None
+        def missing(reason: str) -> None:
+            self.add(measurement(group="sentinel", kernel="copy", dtype="fp32", status="missing", reason=reason,
+                                 extra={"when": when}))
+
         if self.clock.elapsed() >= self.clock.run_s:  # past the run's budget: nothing more is measured, the
             # sentinel included (its arrays cost seconds where fresh pages are dear: up to 9 us each on a VM)
-            self.add(measurement(group="sentinel", kernel="copy", dtype="fp32", status="missing",
-                                 reason=f"cut: the run's time budget ({self.clock.run_s:.0f} s) is spent",
-                                 extra={"when": when}))
+            missing(f"cut: the run's time budget ({self.clock.run_s:.0f} s) is spent")
             return None
         size = max(4 * self.platform.llc_bytes(), (1 << 30) if self.platform.kind != "cpu" else 0)
         size = min(size, self.platform.memory_bytes() // 4)
         try:
             # the arrays are kept for the next check where they take at most 1/8 of the free memory (allocating and
-            # faulting in GiB-sized arrays cost more than the check itself); the output is zeroed before each check (so verify sees this check's copy)
+            # faulting in GiB-sized arrays cost more than the check itself); the output is zeroed before each check
+            # (so verify sees this check's copy)
             p = self._sentinel_arrays or stream.prepare("copy", size, self.platform.device)
             p.state["target"].zero_()  # the copy's output (kernels.stream keeps it as "target")
             p.fn()
@@ -357,8 +360,7 @@ class Suite:
             verdict = p.verify()
         except Exception as exc:  # a sentinel must never stop a run, but its failure is kept, not swallowed
             error = f"{type(exc).__name__}: {_short(exc)}"
-            self.add(measurement(group="sentinel", kernel="copy", dtype="fp32", status="missing",
-                                 reason=f"the DRAM sentinel ({when}) could not run: {error}", extra={"when": when}))
+            missing(f"the DRAM sentinel ({when}) could not run: {error}")
             return {"error": error}
         row = measurement(group="sentinel", kernel="copy", dtype="fp32", impl="torch", shape=p.shape,
                           size_bytes=p.size_bytes, bytes=p.bytes, times_s=times, number_per_run=1,

@@ -15,15 +15,7 @@ from pathlib import Path
 
 from bench.timing import measure_model
 from kernels.count import DTYPES, CountError
-from kernels.predict import (
-    calibrate,
-    count_for,
-    input_config,
-    load_model,
-    module_calls,
-    ops_of,
-    weight_bytes,
-)
+from kernels.predict import count_for, input_config, load_model, predict_counted
 from kernels.zoo import check_output_path, make_input
 from results.predict import DeviceModel, PredictError
 from results.prediction import Prediction, compare_table
@@ -193,9 +185,7 @@ def main(argv: list[str] | None = None) -> int:
                     start = time.perf_counter()
                     counts = count_for(source, inputs, dtype, target)
                     try:
-                        calibrate(device, dtype, target)
-                        pred = device.predict(source, ops_of(counts, dtype), module_calls(counts), dtype,
-                                              weight_bytes(counts, dtype))
+                        pred = predict_counted(device, source, counts, dtype, target)
                     except PredictError as exc:
                         if len(devices) * len(dtypes) == 1:
                             raise

@@ -149,6 +149,13 @@ def calibrate(device, dtype: str, target: str) -> None:
     reference = device.predict(REFERENCE_SOURCE, ops_of(counts, dtype), module_calls(counts), dtype)
     device.calibrate(dtype, reference.sum_s, len(reference.ops))
 
+def predict_counted(device, source: str, counts, dtype: str, target: str):
+    """The prediction of one counted model from one record (``device``: results.predict.DeviceModel), the record's
+    calibrations set first: what the command line and tools/fit_range.py price."""
+    calibrate(device, dtype, target)
+    return device.predict(source, ops_of(counts, dtype), module_calls(counts), dtype, weight_bytes(counts, dtype))
+
+
 def price_variant(device, source: str, variant, counts, eager, storage: dict, dynamic: set, target: str) -> dict:
     """A variant priced from a record (results.predict.DeviceModel), or why it cannot be: eager in a dtype the
     record probed is the predictor's own prediction; a quantised eager variant is that, with each quantised op that

@@ -70,9 +70,7 @@ def repriced(check: str, section: str | None, record: str) -> list[tuple[str, fl
             continue
         inputs = [(tuple(shape), None) for shape in entry["input"]]
         counts = kp.count_for(entry["model"], inputs, entry["dtype"], target)
-        kp.calibrate(device, entry["dtype"], target)
-        pred = device.predict(entry["model"], kp.ops_of(counts, entry["dtype"]), kp.module_calls(counts),
-                              entry["dtype"], kp.weight_bytes(counts, entry["dtype"]))
+        pred = kp.predict_counted(device, entry["model"], counts, entry["dtype"], target)
         out.append((f"{entry['model']} b{inputs[0][0][0]}", measured / pred.predicted_s,
                     pred.range_factors[1] / RANGE[1]))
     return out
