@@ -15,7 +15,14 @@ from pathlib import Path
 
 from bench.timing import measure_model
 from kernels.count import DTYPES, CountError
-from kernels.predict import count_for, input_config, load_model, predict_counted
+from kernels.pages import count_faults
+from kernels.predict import (
+    count_for,
+    input_config,
+    load_model,
+    predict_counted,
+    weight_bytes,
+)
 from kernels.zoo import check_output_path, make_input
 from results.predict import DeviceModel, PredictError
 from results.prediction import Prediction, compare_table
@@ -91,7 +98,8 @@ def _ms(seconds: float) -> str:
 def print_prediction(p: Prediction, top: int, measured: dict | None) -> None:
     print(f"\n{p.model} {p.dtype} on {p.device} ({p.record}): predicted median {_ms(p.predicted_s)}, best "
           f"{_ms(p.best_s)} ({p.range_note().split(' (')[0]}: {_ms(p.low_s)} .. {_ms(p.high_s)}); {len(p.ops)} ops, "
-          f"{p.module_calls} container module calls x {p.module_call_s * 1e6:.2f} us")
+          f"{p.module_calls} container module calls x {p.module_call_s * 1e6:.2f} us"
+          + (f"; {p.page_faults:.0f} page faults a call (+{_ms(p.fault_s)} in the best)" if p.page_faults else ""))
     share = p.bound_share()
     print("  time by bound: " + ", ".join(f"{k} {100 * v:.0f}%" for k, v in sorted(share.items(), key=lambda kv: -kv[1])))
     if measured:
@@ -103,9 +111,11 @@ def print_prediction(p: Prediction, top: int, measured: dict | None) -> None:
               f"best {_ms(p.best_s)} / {_ms(measured['best_s'])} ({100 * (p.best_s / measured['best_s'] - 1):+.0f}%); "
               f"the measured median is {inside} the range")
         faults = measured.get("faults_per_call") or 0
-        if faults >= FAULTS_NOTICE:
-            print(f"  page faults: {faults:.0f} per call here (~{faults * 4096 / 1e6:.0f} MB of fresh memory from the "
-                  f"OS each call, not priced by the predictor), which spreads the calls above the best; "
+        if faults >= FAULTS_NOTICE or (p.page_faults or 0) >= FAULTS_NOTICE:
+            counted = (f"{p.page_faults:.0f} counted for the prediction" if p.page_faults is not None else
+                       "not counted for the prediction")
+            print(f"  page faults: {faults:.0f} per call in the timed calls here, {counted} (~{faults * 4096 / 1e6:.0f} "
+                  f"MB of fresh memory from the OS each call; the count follows the process's allocation history); "
                   f"GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=268435456 "
                   f"(glibc keeps freed memory) removed them for NF-ResNet-50 on a Zen 5 VM")
     print(f"  range: {p.range_note()}")
@@ -152,6 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target", default=None, choices=("cpu", "cuda"),
                         help="which fused attention to count (default: the record's kind)")
     parser.add_argument("--measure", action="store_true", help="also time the model here and print the error")
+    parser.add_argument("--no-faults", action="store_true",
+                        help="do not run the model here to count the page faults its calls take (kernels.pages; for "
+                             "a CPU record, on by default): for a model too large to run here")
     parser.add_argument("--top", type=int, default=10, help="layers to list (default 10)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     parser.add_argument("--out", help="also write the JSON to this file")
@@ -176,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
                     raise PredictError(f"--measure compares with this machine, but {Path(f).name} is not from here: "
                                        f"{why}. Predict without --measure, or measure this machine first")
         results = []
+        faults_of: dict[tuple, object] = {}
         for source in models:
             predictions = []
             inputs = input_config(load_model(source, "meta"), args.input)  # once per model, not per dtype
@@ -184,8 +198,18 @@ def main(argv: list[str] | None = None) -> int:
                     target = args.target or ("cuda" if device.kind in ("cuda", "jetson") else "cpu")
                     start = time.perf_counter()
                     counts = count_for(source, inputs, dtype, target)
+                    faults = None
+                    if device.kind == "cpu":
+                        threads = (device.record.get("platform") or {}).get("torch_threads")
+                        if args.no_faults:
+                            faults = "--no-faults"
+                        else:
+                            if (dtype, threads) not in faults_of:  # once per dtype and thread count, not per record
+                                faults_of[dtype, threads] = count_faults(source, inputs, dtype, threads,
+                                                                         weight_bytes(counts, dtype))
+                            faults = faults_of[dtype, threads]
                     try:
-                        pred = predict_counted(device, source, counts, dtype, target)
+                        pred = predict_counted(device, source, counts, dtype, target, faults)
                     except PredictError as exc:
                         if len(devices) * len(dtypes) == 1:
                             raise

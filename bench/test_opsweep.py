@@ -132,6 +132,12 @@ def _time_whole_model(suite, benchmark, kernel: str, dtype: str, build, shape: t
         p = prepare_model(model, (x,), kernel, counts)
         p.group, p.dtype = "calibration", dtype
         p.extra.update({"input": list(shape), **extra})
+        if suite.platform.kind == "cpu":
+            # its calls' fresh pages (kernels.pages): the predictor takes them out of the calibration, as it adds a
+            # model's own counted faults to its prediction (0 for both models on a Zen 5 VM)
+            from kernels.pages import steady_faults
+
+            p.extra["faults_per_call"] = steady_faults(model, (x,)).per_call
         return p
 
     full = suite.budget

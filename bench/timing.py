@@ -87,6 +87,7 @@ def measure_model(model, tensors: tuple, platform, budget: Budget = MODEL_BUDGET
     times (leaf modules)."""
     import torch
 
+    from kernels.pages import minor_faults
     from results.stats import summarise
 
     def call():
@@ -96,27 +97,15 @@ def measure_model(model, tensors: tuple, platform, budget: Budget = MODEL_BUDGET
         for _ in range(warmup - 1):
             call()
         warm = block(platform.clock, call, 1)
-        faults_before = _minor_faults()
+        faults_before = minor_faults()
         times, iterations = per_call_times(platform.clock, call, budget, warm)
-        faults = _minor_faults() - faults_before
+        faults = minor_faults() - faults_before
         layers = layer_times(model, tensors, platform.sync)
     stats = summarise(times)
     return {"median_s": stats["median_s"], "best_s": stats["best_s"], "n": stats["n"], "iqr_rel": stats["iqr_rel"],
             "layers": layers, "faults_per_call": faults / max(len(times) * iterations, 1),
             "method": f"eager, eval, no_grad, {platform.device}, {warmup} warm-up calls, median of "
                       f"{len(times)} (bench.timing: the harness's round rule, {iterations} per round)"}
-
-
-def _minor_faults() -> int:
-    """This process's minor page faults so far (0 where the OS does not say). A model whose calls take fresh memory
-    from the OS each time pays a fault per 4 KiB page (about 2 us on a VM): NF-ResNet-50's weight standardisation
-    made 18,400 a call on a 2-core Zen 5 VM (2026-12-03), its median call 1.5-2x its best; a steady model makes 0."""
-    try:
-        import resource
-
-        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    except (ImportError, OSError):  # no resource module (Windows)
-        return 0
 
 
 def layer_times(model, tensors: tuple, sync: Callable[[], None], passes: int = 3) -> dict[str, float]:

@@ -149,11 +149,13 @@ def calibrate(device, dtype: str, target: str) -> None:
     reference = device.predict(REFERENCE_SOURCE, ops_of(counts, dtype), module_calls(counts), dtype)
     device.calibrate(dtype, reference.sum_s, len(reference.ops))
 
-def predict_counted(device, source: str, counts, dtype: str, target: str):
+def predict_counted(device, source: str, counts, dtype: str, target: str, faults=None):
     """The prediction of one counted model from one record (``device``: results.predict.DeviceModel), the record's
-    calibrations set first: what the command line and tools/fit_range.py price."""
+    calibrations set first: what the command line and tools/fit_range.py price. ``faults``: its page faults per
+    call (kernels.pages.count_faults: a FaultCount, or why they were not counted)."""
     calibrate(device, dtype, target)
-    return device.predict(source, ops_of(counts, dtype), module_calls(counts), dtype, weight_bytes(counts, dtype))
+    return device.predict(source, ops_of(counts, dtype), module_calls(counts), dtype, weight_bytes(counts, dtype),
+                          faults)
 
 
 def price_variant(device, source: str, variant, counts, eager, storage: dict, dynamic: set, target: str) -> dict:

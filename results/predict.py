@@ -231,6 +231,12 @@ class DeviceModel:
             # timed before and after the probes: the geometric mean stands for the machine while they were measured
             best_s, median_s = math.sqrt(best_s * again["best_s"]), math.sqrt(median_s * again["median_s"])
             when = ", geometric mean of its timings before and after the probes"
+        faults = (row.get("extra") or {}).get("faults_per_call") or 0
+        if faults and self.fresh_page_s():
+            # a prediction adds the model's own counted faults: the reference model's come out of its calls first
+            paid = faults * self.fresh_page_s()
+            best_s, median_s = max(best_s - paid, best_s / 2), max(median_s - paid, median_s / 2)
+            when += f", less its {faults:.0f} page faults a call ({paid * 1e3:.2g} ms)"
         over, spread = best_s / reference_sum_s, median_s / best_s
         per_op = K_OP * (best_s - reference_sum_s) / max(reference_ops, 1)
         typical = 1.0 + K_TYPICAL * (spread - 1.0)
@@ -393,10 +399,13 @@ class DeviceModel:
         return self.gemm_time(op) if op.family in GEMM_FAMILIES and op.gemm else self.other_time(op)
 
     def predict(self, model: str, ops: Iterable[Op], module_calls: int, dtype: str,
-                weight_bytes: int | None = None) -> Prediction:
+                weight_bytes: int | None = None, faults=None) -> Prediction:
         """``weight_bytes``: the model's parameters in bytes. Where they exceed the record's last-level cache, a
         model's op finds its weights evicted since its last call, as its back-to-back probe did not: each op is
-        priced that share (1 - cache / weights) of the way from its probes' warm time to their cold-cache time."""
+        priced that share (1 - cache / weights) of the way from its probes' warm time to their cold-cache time.
+        ``faults``: the model's page faults per call counted by running it (kernels.pages.FaultCount: ``per_call``
+        and ``how()``), each priced at the record's cost of a fresh page; a string says why they were not counted,
+        and then (as with None) only outputs of FRESH_BYTES or more are priced as fresh."""
         ops = list(ops)
         if dtype not in self.dtypes():
             groups = sorted({str(m.get("group")) for m in self.record.get("measurements", [])
@@ -437,7 +446,20 @@ class DeviceModel:
                          f"{100 * share:.0f}% of the way from its probes' warm time to their cold-cache time; "
                          f"{how_evicted}")
         page_s = self.fresh_page_s() if self.kind == "cpu" else 0.0
-        fresh = [p for p in predictions if p.op.out_bytes >= FRESH_BYTES]
+        fault_s, page_faults = 0.0, None
+        if self.kind == "cpu" and isinstance(faults, str):
+            notes.append(f"page faults not counted: {faults}")
+        elif self.kind == "cpu" and faults is not None:
+            page_faults = faults.per_call
+            if page_s:
+                fault_s = page_faults * page_s
+                notes.append(f"{faults.how()}: each costs {page_s * 1e6:.2f} us here (the record's fresh-memory "
+                             f"measurement, best calls), +{fault_s * 1e3:.3g} ms a call, in the best and median call "
+                             "(not in any layer's time)")
+            else:
+                notes.append(f"{faults.how()}: not priced, the record has no fresh-memory measurement (a run before "
+                             "bench/test_opsweep.py::test_fresh_memory_cost)")
+        fresh = [p for p in predictions if p.op.out_bytes >= FRESH_BYTES] if page_faults is None else []
         if page_s and fresh:
             # glibc maps these outputs afresh on every call: a page fault per 4 KiB page they write
             def faulted(p: OpPrediction) -> OpPrediction:
@@ -470,7 +492,8 @@ class DeviceModel:
         else:
             drift = 1.0
         return Prediction(model, dtype, self.name, self.device, predictions, module_calls, self.module_call_s or 0.0,
-                          notes, per_op_s=per_op, typical_factor=typical, drift=drift)
+                          notes, per_op_s=per_op, typical_factor=typical, drift=drift, fault_s=fault_s,
+                          page_faults=page_faults)
 
 
 def _distance(op: Op, point: Point) -> float:

@@ -106,6 +106,10 @@ class Prediction:
     #: how far the machine's speed moved while the record was made (results.predict.DeviceModel.drift; 1: steady
     #: or not measured): the range is this much wider on each side
     drift: float = 1.0
+    #: the model's page faults per call, counted by running it (kernels.pages; None: not counted), and the seconds
+    #: they cost a call at the record's price of a fresh page (part of the best and median call, not of any layer)
+    page_faults: float | None = None
+    fault_s: float = 0.0
 
     @property
     def op_time_s(self) -> float:
@@ -118,8 +122,9 @@ class Prediction:
 
     @property
     def best_s(self) -> float:
-        """The best call this machine should give: the sum + each op's excess in a model (the calibration)."""
-        return self.sum_s + len(self.ops) * self.per_op_s
+        """The best call this machine should give: the sum + each op's excess in a model (the calibration) + the
+        fresh pages its calls fault in."""
+        return self.sum_s + len(self.ops) * self.per_op_s + self.fault_s
 
     @property
     def predicted_s(self) -> float:
@@ -191,7 +196,7 @@ class Prediction:
             layers = sorted(layers, key=lambda r: -r["predicted_s"])[:top]
         return {"model": self.model, "dtype": self.dtype, "record": self.record, "device": self.device,
                 "predicted_s": self.predicted_s, "statistic": "median call (typical)", "best_s": self.best_s,
-                "sum_s": self.sum_s, "per_op_s": self.per_op_s, "typical_factor": self.typical_factor, "drift": self.drift,
+                "sum_s": self.sum_s, "per_op_s": self.per_op_s, "page_faults": self.page_faults, "fault_s": self.fault_s, "typical_factor": self.typical_factor, "drift": self.drift,
                 "low_s": self.low_s, "high_s": self.high_s, "range": self.range_note(),
                 "range_coverage": RANGE_COVERAGE, "uncertain_share": self.uncertain_share,
                 "fallback_ops": [{"op": op, "calls": n, "predicted_s": t} for op, n, t in self.fallback_ops()],

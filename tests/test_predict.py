@@ -249,7 +249,11 @@ def test_measure_a_tiny_model_against_its_prediction(tmp_path, capsys):
     assert result["predicted_s"] > 0 and result["measured"]["median_s"] > 0
     assert math.isfinite(result["error"]) and result["layer_errors"]
     assert result["measured"]["faults_per_call"] >= 0
+    assert result["page_faults"] is not None and any("counted by running the model here" in n for n in result["notes"])
     assert json.loads(capsys.readouterr().out)[0]["model"] == "tests.data.tiny_cnn:build"
+    assert cli.main(["--record", str(path), "tests.data.tiny_cnn:build", "--input", "1,3,16,16", "--no-faults",
+                     "--json", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())[0]["page_faults"] is None
 
 
 def test_measure_names_page_faults_per_call_where_a_model_has_many(capsys):
@@ -604,3 +608,72 @@ def test_outputs_beyond_the_fresh_threshold_pay_the_records_page_cost():
     with torch.no_grad():
         counted = count_model(nn.Sequential(nn.GELU(), nn.ReLU(inplace=True)), (torch.randn(1, 4, 8, 8),))
     assert [predict.out_bytes(o) for o in counted.ops] == [4 * 4 * 8 * 8, 0]
+
+
+def _with_fresh_rows(rec):
+    """The fresh-memory rows of a record whose 64 MiB fresh write took 17 ms at best and the held one 1 ms."""
+    from results.predict import FRESH_BYTES
+
+    rec["measurements"] += [row("overhead", "held_memory", best_s=1e-3, median_s=1.2e-3, size_bytes=2 * FRESH_BYTES),
+                            row("overhead", "fresh_memory", best_s=17e-3, median_s=0.14, size_bytes=2 * FRESH_BYTES)]
+    return rec
+
+
+def test_counted_page_faults_are_priced_in_the_best_and_median_call_and_replace_the_size_rule():
+    """1000 counted faults a call x the record's page cost go into the best call (and so the median); the 40 MiB
+    output is then not priced again by the size rule; a reason instead of a count is said, and the size rule
+    prices; a GPU record prices no faults."""
+    from kernels.pages import FaultCount
+
+    device = DeviceModel(_with_fresh_rows(synthetic()))
+    page_s = device.fresh_page_s()
+    big = Op("g", "aten.gelu", "fp32", 0, 80 * 2**20, "elementwise", out_bytes=40 * 2**20)
+    alone = device.predict_op(big).time_s
+    count = FaultCount(1000, [5000, 1000, 1000], True, 0.1, 2)
+    p = device.predict("m", [big], 0, "fp32", faults=count)
+    assert p.page_faults == 1000 and p.fault_s == pytest.approx(1000 * page_s)
+    assert p.ops[0].time_s == pytest.approx(alone) and "fresh pages" not in p.ops[0].basis
+    assert p.best_s == pytest.approx(p.sum_s + p.fault_s) and p.predicted_s == pytest.approx(p.best_s * p.typical_factor)
+    assert any("1000 page faults a call, counted by running the model here" in n and "steady" in n for n in p.notes)
+    assert p.as_dict()["page_faults"] == 1000
+    said = device.predict("m", [big], 0, "fp32", faults="--no-faults")
+    assert said.page_faults is None and "fresh pages" in said.ops[0].basis
+    assert any(n == "page faults not counted: --no-faults" for n in said.notes)
+    gpu = _with_fresh_rows(synthetic())
+    gpu["platform"] = {"kind": "cuda", "name": "Test GPU"}
+    assert DeviceModel(gpu).predict("m", [big], 0, "fp32", faults=count).fault_s == 0.0
+
+
+def test_the_reference_models_own_faults_come_out_of_its_calibration():
+    device = _with_fresh_rows(_calibrated().record)
+    plain = DeviceModel(device).calibrate("fp32", reference_sum_s=0.010, reference_ops=100)
+    device["measurements"] = [dict(m, extra={**m["extra"], "faults_per_call": 100})
+                              if m.get("group") == "calibration" else m for m in device["measurements"]]
+    less = DeviceModel(device)
+    per_op, typical, how = less.calibrate("fp32", reference_sum_s=0.010, reference_ops=100)
+    assert per_op < plain[0] and "less its 100 page faults a call" in how
+    paid = 100 * less.fresh_page_s()
+    assert per_op == pytest.approx(plain[0] - 0.5 * paid / 100)
+
+
+def test_steady_faults_counts_the_fresh_pages_a_call_takes():
+    """A call that allocates and writes 64 MiB (above glibc's largest mmap threshold: mapped fresh on every call)
+    takes a fault per 4 KiB page, call after call; a budget of 0 s stops after one call and says it is not steady.
+    Counts, not times: nothing here depends on the machine's speed."""
+    from kernels.pages import count_faults, steady_faults
+
+    class Fresh(nn.Module):
+        def forward(self, x):
+            return torch.ones(16 * 2**20) + x  # 64 MiB fp32
+
+    count = steady_faults(Fresh(), (torch.zeros(1),))
+    if count.per_call == 0:
+        pytest.skip("this OS reports no page faults")
+    assert count.steady and count.per_call >= 0.9 * 16384 and len(count.calls) >= 3
+    assert "counted by running the model here" in count.how() and "steady" in count.how()
+    once = steady_faults(Fresh(), (torch.zeros(1),), budget_s=0.0)
+    assert len(once.calls) == 1 and not once.steady and "NOT steady" in once.how()
+    assert "exceed 50% of the memory" in count_faults("tests.data.tiny_cnn:build", [((1, 3, 16, 16), None)], "fp32",
+                                                      weight_bytes=10**15)
+    assert count_faults("tests.data.tiny_cnn:build", [((1, 5, 16, 16), None)], "fp32").startswith(
+        "the model did not run here: RuntimeError")

@@ -2,7 +2,8 @@
 
 Each calibration check (tools/validate_predictor.py --models torchvision, never a blind draw) holds every model's
 measured median on one machine and names the record it predicted from. This re-prices each of those models from
-its record with the predictor as it is now (no model is run: counting and pricing only), pools measured / predicted
+its record with the predictor as it is now (no model is run: counting and pricing only; a model's page faults
+are the ones its timed calls took, where the check kept them), pools measured / predicted
 over all the machines, and prints the band that holds the asked share of them: (median / low, median x high),
 low and high the lower and upper quantiles that leave (1 - share) / 2 outside on each side. Paste the figures
 into results/prediction.py with this command's output as the comment; the blind check then tests them on models
@@ -24,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from kernels import predict as kp  # noqa: E402
+from kernels.pages import FaultCount  # noqa: E402
 from results.predict import DeviceModel, PredictError  # noqa: E402
 from results.prediction import RANGE  # noqa: E402
 from results.record import read_record  # noqa: E402
@@ -70,7 +72,12 @@ def repriced(check: str, section: str | None, record: str) -> list[tuple[str, fl
             continue
         inputs = [(tuple(shape), None) for shape in entry["input"]]
         counts = kp.count_for(entry["model"], inputs, entry["dtype"], target)
-        pred = kp.predict_counted(device, entry["model"], counts, entry["dtype"], target)
+        # the predictor counts a model's page faults by running it on the record's machine: here (another machine,
+        # no model run) the faults its timed calls took on that machine stand for the count, where the check kept
+        # them (checks before 2026-12-03 did not: priced without)
+        faults = (entry.get("measured") or {}).get("faults_per_call")
+        count = FaultCount(faults, [], True, 0.0, 0) if faults is not None and device.kind == "cpu" else None
+        pred = kp.predict_counted(device, entry["model"], counts, entry["dtype"], target, count)
         out.append((f"{entry['model']} b{inputs[0][0][0]}", measured / pred.predicted_s,
                     pred.range_factors[1] / RANGE[1]))
     return out
