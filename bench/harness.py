@@ -18,6 +18,7 @@ import pytest
 
 from bench.timing import Budget, block, per_call_times
 from kernels.base import Prepared, Unsupported, is_out_of_memory
+from kernels.pages import minor_faults
 from platforms.load import LoadMonitor, describe_processes, top_processes
 from results.record import RecordSaveError, measurement
 from results.roofline import rate_unit
@@ -407,6 +408,7 @@ class Suite:
         set_running(f"{p.group} {p.kernel} {p.dtype} {_where(p)}: warm call (the first took {cold:.2f} s)")
         warm = max(block(self.platform.clock, p.fn, 1), 1e-9)
         set_running(f"{p.group} {p.kernel} {p.dtype} {_where(p)}: timed calls of about {warm:.2g} s each")
+        faults = minor_faults()
         if warm > budget.call_cap_s:
             if p.group == "gemm":
                 self.best_rate[p.dtype] = min(self.best_rate.get(p.dtype, math.inf), p.flops / warm)
@@ -416,12 +418,21 @@ class Suite:
                                       f"{budget.call_cap_s:g} s cap per call: point cut short, no figure"), **_label(p))
         if benchmark is None or benchmark.disabled:  # pytest-benchmark runs fn once then: time it ourselves
             times, iterations = per_call_times(self.platform.clock, p.fn, budget, warm)
+            calls = len(times) * iterations
         else:
             iterations, rounds = budget.plan(warm)
             # a warm-up round only where a round is a block of short calls: a call that fills a block alone was just
             # warmed by the warm call above (another would add a whole call: 20% of an expensive --quick point)
             benchmark.pedantic(p.fn, rounds=rounds, iterations=iterations, warmup_rounds=1 if iterations > 1 else 0)
             times = list(benchmark.stats.stats.data)  # per-call seconds, one per round
+            calls = (rounds + (1 if iterations > 1 else 0)) * iterations
+        if self.platform.kind == "cpu":
+            # the page faults the timed calls took (an output or a oneDNN reorder buffer above glibc's mmap
+            # threshold is mapped fresh on every call, a few us a page on a VM): the predictor takes them out of a
+            # probe's time and adds a model's own counted faults instead (kernels.pages). Counted over the timed
+            # calls themselves: a later count in this process can differ (the heap the cache flush left behind
+            # served a 38.5 MB probe's buffers with no fault, 2026-12-03)
+            p.extra["faults_per_call"] = (minor_faults() - faults) / max(calls, 1)
         return times, iterations, cold
 
     def _no_path(self, p: Prepared, what: str) -> None:

@@ -224,9 +224,11 @@ FRESH_PROBE_BYTES = 2 * FRESH_BYTES
 
 
 def fresh_memory_times(nbytes: int, calls: int) -> dict:
-    """Per-call seconds of writing ``nbytes`` into a fresh allocation (``torch.empty(n).fill_(1)``) and into one
-    held tensor (``fill_``), ``calls`` each after one warm-up, and whether both were filled: what
-    bench/test_opsweep.py::test_fresh_memory_cost runs in a child process."""
+    """Per-call seconds of writing ``nbytes`` into a fresh allocation and freeing it (``torch.empty(n).fill_(1)``,
+    then ``del``: the fault, zeroing and unmapping of each page, as a model's call pays them) and into one held
+    tensor (``fill_``), ``calls`` each after one warm-up, and whether both were filled: what
+    bench/test_opsweep.py::test_fresh_memory_cost runs in a child process. (Without the free in the timed region a
+    page cost 0.65 us at best on a Zen 5 VM, 2026-12-03, where probes and models paid 1.2-1.5 us: the unmapping.)"""
     import time
 
     import torch
@@ -238,11 +240,50 @@ def fresh_memory_times(nbytes: int, calls: int) -> dict:
         for i in range(calls + 1):
             start = time.perf_counter()
             x = torch.empty(n).fill_(1.0) if kernel == "fresh_memory" else held.fill_(1.0)
-            if i:
-                out[kernel].append(time.perf_counter() - start)
             ok = ok and float(x[0]) == 1.0 and float(x[-1]) == 1.0 and float(x[n // 2]) == 1.0
             del x
+            if i:
+                out[kernel].append(time.perf_counter() - start)
     out["verified"] = ok
+    return out
+
+
+#: GLIBC_TUNABLES for a child process whose allocator keeps freed memory (no page fault per call): the mmap and
+#: trim thresholds raised (512 MiB, 1 GiB); removed NF-ResNet-50's 18,400 faults a call on a Zen 5 VM, 2026-12-03
+KEEP_MEMORY_TUNABLES = "glibc.malloc.mmap_threshold=536870912:glibc.malloc.trim_threshold=1073741824"
+
+
+def fault_free_times(names: list[str], dtype: str, budget_s: float = 0.5) -> dict:
+    """Per probe (by name): its warm per-call times, best and median, and page faults per call, in this process;
+    what bench/test_opsweep.py::test_probes_without_faults runs in a child process started with
+    KEEP_MEMORY_TUNABLES, so that the probes whose calls faulted pages in run without: their own time, and with
+    their faulting time the price of a page fault inside an op."""
+    import statistics
+    import time
+
+    import torch
+
+    from kernels.base import torch_dtype
+    from kernels.layers import extract_layers, prepare_layer
+    from kernels.pages import minor_faults
+
+    by_name = {p.name: p for p in probes(False)}
+    out = {}
+    for name in names:
+        probe = by_name[name]
+        module = build_probe(probe).to(dtype=torch_dtype(dtype)).eval()
+        x = torch.randn(probe.input_shape, generator=torch.Generator().manual_seed(0), dtype=torch_dtype(dtype))
+        cases, _counts = extract_layers(module, (x,), "opsweep")
+        p = prepare_layer(cases[0])
+        for _ in range(3):
+            p.fn()
+        times, start, faults = [], time.perf_counter(), minor_faults()
+        while len(times) < 5 or (time.perf_counter() - start < budget_s and len(times) < 100):
+            t0 = time.perf_counter()
+            p.fn()
+            times.append(time.perf_counter() - t0)
+        out[name] = {"times_s": times, "best_s": min(times), "median_s": statistics.median(times), "n": len(times),
+                     "faults_per_call": (minor_faults() - faults) / len(times), "verified": p.verify().ok}
     return out
 
 

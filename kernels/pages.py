@@ -61,22 +61,32 @@ def minor_faults() -> int:
         return 0
 
 
-def steady_faults(model, tensors: tuple, *, max_calls: int = MAX_CALLS, budget_s: float = BUDGET_S) -> FaultCount:
-    """Call ``model(*tensors)`` (eval, no_grad) until two calls in a row take the same number of page faults (within
-    STEADY_SHARE), at most ``max_calls`` calls and none started after ``budget_s`` seconds."""
+def steady_faults(call, *, max_calls: int = MAX_CALLS, budget_s: float = BUDGET_S) -> FaultCount:
+    """Run ``call()`` (one model call, one probe call) until two calls in a row take the same number of page faults
+    (within STEADY_SHARE), at most ``max_calls`` calls and none started after ``budget_s`` seconds."""
     import torch
 
     calls: list[int] = []
     start = time.perf_counter()
-    with torch.no_grad():
-        while len(calls) < max_calls and (not calls or time.perf_counter() - start < budget_s):
-            before = minor_faults()
-            model(*tensors)
-            calls.append(minor_faults() - before)
-            if len(calls) >= 3 and _same(calls[-1], calls[-2]):
-                # the first two calls set up (weights' first touch, oneDNN's caches): three calls at least
-                return FaultCount(calls[-1], calls, True, time.perf_counter() - start, torch.get_num_threads())
+    while len(calls) < max_calls and (not calls or time.perf_counter() - start < budget_s):
+        before = minor_faults()
+        call()
+        calls.append(minor_faults() - before)
+        if len(calls) >= 3 and _same(calls[-1], calls[-2]):
+            # the first two calls set up (weights' first touch, oneDNN's caches): three calls at least
+            return FaultCount(calls[-1], calls, True, time.perf_counter() - start, torch.get_num_threads())
     return FaultCount(calls[-1], calls, False, time.perf_counter() - start, torch.get_num_threads())
+
+
+def model_call(model, tensors: tuple):
+    """One eval, no_grad call of ``model`` on ``tensors``, as a zero-argument function (for steady_faults)."""
+    import torch
+
+    def call():
+        with torch.no_grad():
+            model(*tensors)
+
+    return call
 
 
 def _same(a: int, b: int) -> bool:
@@ -108,7 +118,7 @@ def count_faults(source: str, inputs: list, dtype: str, threads: int | None = No
         gen = torch.Generator().manual_seed(0)
         tensors = tuple(torch.randn(shape, generator=gen, dtype=DTYPES[d or dtype]) if (d or dtype) in DTYPES
                         else make_input(shape, d, dtype, "cpu") for shape, d in inputs)
-        return steady_faults(model, tensors)
+        return steady_faults(model_call(model, tensors))
     except Exception as exc:  # the prediction stands without the count; say why
         return f"the model did not run here: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
     finally:

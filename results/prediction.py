@@ -70,6 +70,9 @@ class Point:
     taps: int = 0
     #: what ran it (the probe's ``extra.variants``, as ``Op.variant``); "" where the record does not say
     variant: str = ""
+    #: page faults each call of the probe took (``extra.faults_per_call``, records since 2026-12-03): taken out of
+    #: ``time_s`` when the record is read (results.predict.DeviceModel), as a model's own faults are priced apart
+    faults: float = 0.0
 
     @property
     def rate(self) -> float:

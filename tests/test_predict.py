@@ -603,7 +603,7 @@ def test_outputs_beyond_the_fresh_threshold_pay_the_records_page_cost():
     p = device.predict("m", [big, small], 0, "fp32")
     assert p.ops[0].time_s == pytest.approx(alone[big.out_bytes] + 40 * 2**20 / PAGE_BYTES * page_s)
     assert p.ops[1].time_s == pytest.approx(alone[small.out_bytes]) and "fresh pages" in p.ops[0].basis
-    assert any("maps fresh from the OS" in n and "its median calls" in n for n in p.notes)
+    assert any("maps fresh from the OS" in n and "median calls cost" in n for n in p.notes)
     assert DeviceModel(synthetic()).fresh_page_s() == 0.0
     with torch.no_grad():
         counted = count_model(nn.Sequential(nn.GELU(), nn.ReLU(inplace=True)), (torch.randn(1, 4, 8, 8),))
@@ -660,20 +660,64 @@ def test_steady_faults_counts_the_fresh_pages_a_call_takes():
     """A call that allocates and writes 64 MiB (above glibc's largest mmap threshold: mapped fresh on every call)
     takes a fault per 4 KiB page, call after call; a budget of 0 s stops after one call and says it is not steady.
     Counts, not times: nothing here depends on the machine's speed."""
-    from kernels.pages import count_faults, steady_faults
+    from kernels.pages import count_faults, model_call, steady_faults
 
     class Fresh(nn.Module):
         def forward(self, x):
             return torch.ones(16 * 2**20) + x  # 64 MiB fp32
 
-    count = steady_faults(Fresh(), (torch.zeros(1),))
+    count = steady_faults(model_call(Fresh(), (torch.zeros(1),)))
     if count.per_call == 0:
         pytest.skip("this OS reports no page faults")
     assert count.steady and count.per_call >= 0.9 * 16384 and len(count.calls) >= 3
     assert "counted by running the model here" in count.how() and "steady" in count.how()
-    once = steady_faults(Fresh(), (torch.zeros(1),), budget_s=0.0)
+    once = steady_faults(model_call(Fresh(), (torch.zeros(1),)), budget_s=0.0)
     assert len(once.calls) == 1 and not once.steady and "NOT steady" in once.how()
     assert "exceed 50% of the memory" in count_faults("tests.data.tiny_cnn:build", [((1, 3, 16, 16), None)], "fp32",
                                                       weight_bytes=10**15)
     assert count_faults("tests.data.tiny_cnn:build", [((1, 5, 16, 16), None)], "fp32").startswith(
         "the model did not run here: RuntimeError")
+
+
+def test_a_probe_that_faults_is_priced_from_its_best_call_less_its_faults():
+    """A probe whose calls took 1000 page faults each: priced from its best warm call (10 ms, not the 30 ms median
+    that the faults' varying cost gives) less 1000 x the record's page cost; one that faults nothing keeps its
+    warm median."""
+    rec = _with_fresh_rows(synthetic())
+    gemm = {"m": 3136, "n": 64, "k": 576, "batch": 1}
+    flops = 2 * 3136 * 64 * 576
+    for name, faults in (("conv-faults", 1000), ("conv-none", 0)):
+        r = probe_row(name, "conv", gemm=gemm, flops=flops, time_s=30e-3)
+        r["extra"].update(warm_times_s=[10e-3, 30e-3, 50e-3], faults_per_call=faults)
+        rec["measurements"].append(r)
+    device = DeviceModel(rec)
+    by_label = {p.label: p for p in device.points[("conv", "fp32")]}
+    page_s = device.fresh_page_s()
+    assert by_label["probe conv-faults"].time_s == pytest.approx(10e-3 - 1000 * page_s)
+    assert by_label["probe conv-none"].time_s == pytest.approx(30e-3)
+    assert by_label["probe conv-a"].time_s == pytest.approx(flops / 40e9)
+
+
+def test_probes_timed_without_faults_give_their_own_time_and_the_price_of_a_fault():
+    """A probe that faulted 1000 pages a call (best 10 ms) and ran 4 ms without faults: priced at its fault-free
+    median (4.2 ms); the price of a fault is (10 - 4) ms / 1000 = 6 us (time added over faults, summed over such
+    probes), which a
+    model's counted faults are priced at instead of the fresh-memory write's."""
+    from kernels.pages import FaultCount
+
+    rec = _with_fresh_rows(synthetic())
+    gemm = {"m": 3136, "n": 64, "k": 576, "batch": 1}
+    r = probe_row("conv-faults", "conv", gemm=gemm, flops=2 * 3136 * 64 * 576, time_s=30e-3)
+    r["extra"].update(warm_times_s=[10e-3, 30e-3], faults_per_call=1000)
+    rec["measurements"] += [r, row("overhead", "probe_without_faults", median_s=4.2e-3, extra={
+        "probe": "conv-faults", "warm_median_s": 4.2e-3, "best_s": 4e-3, "page_fault_s": 6e-6,
+        "faults_per_call_with": 1000, "best_with_faults_s": 10e-3})]
+    device = DeviceModel(rec)
+    assert {p.label: p for p in device.points[("conv", "fp32")]}["probe conv-faults"].time_s == pytest.approx(4.2e-3)
+    price, how = device.page_fault_s()
+    assert price == pytest.approx(6e-6) and "faulting probes timed with and without faults" in how
+    assert price != pytest.approx(device.fresh_page_s())
+    p = device.predict("m", [Op("g", "aten.gelu", "fp32", 0, 1000, "elementwise")], 0, "fp32",
+                       faults=FaultCount(500, [500, 500, 500], True, 0.1, 2))
+    assert p.fault_s == pytest.approx(500 * 6e-6)
+    assert DeviceModel(synthetic()).page_fault_s()[0] == 0.0
