@@ -204,10 +204,10 @@ def main(argv: list[str] | None = None) -> int:
                         if args.no_faults:
                             faults = "--no-faults"
                         else:
-                            if (dtype, threads) not in faults_of:  # once per dtype and thread count, not per record
-                                faults_of[dtype, threads] = count_faults(source, inputs, dtype, threads,
-                                                                         weight_bytes(counts, dtype))
-                            faults = faults_of[dtype, threads]
+                            key = (source, dtype, threads)  # once per model, dtype and thread count, not per record
+                            if key not in faults_of:
+                                faults_of[key] = count_faults(source, inputs, dtype, threads, weight_bytes(counts, dtype))
+                            faults = faults_of[key]
                     try:
                         pred = predict_counted(device, source, counts, dtype, target, faults)
                     except PredictError as exc:

@@ -46,6 +46,8 @@ CHECKS = [
      "2026-12-03_cpu_amd-epyc-zen5-2core-vm-predictor.json"),
     ("2026-12-03_cpu_amd-epyc-zen5-2core-vm.predictor-check.json", "calibration_batch8",
      "2026-12-03_cpu_amd-epyc-zen5-2core-vm-predictor.json"),
+    ("2026-12-03_cpu_amd-epyc-zen5-2core-vm.predictor-check-faults.json", "calibration",
+     "2026-12-03_cpu_amd-epyc-zen5-2core-vm-predictor-faults.json"),
 ]
 
 
@@ -73,9 +75,11 @@ def repriced(check: str, section: str | None, record: str) -> list[tuple[str, fl
         inputs = [(tuple(shape), None) for shape in entry["input"]]
         counts = kp.count_for(entry["model"], inputs, entry["dtype"], target)
         # the predictor counts a model's page faults by running it on the record's machine: here (another machine,
-        # no model run) the faults its timed calls took on that machine stand for the count, where the check kept
-        # them (checks before 2026-12-03 did not: priced without)
-        faults = (entry.get("measured") or {}).get("faults_per_call")
+        # no model run) the check's own count stands for it, else the faults its timed calls took there, where the
+        # check kept them (checks before 2026-12-03 did not: priced without)
+        faults = entry.get("page_faults")  # the count the prediction used (checks since the count exists)
+        if faults is None:
+            faults = (entry.get("measured") or {}).get("faults_per_call")
         count = FaultCount(faults, [], True, 0.0, 0) if faults is not None and device.kind == "cpu" else None
         pred = kp.predict_counted(device, entry["model"], counts, entry["dtype"], target, count)
         out.append((f"{entry['model']} b{inputs[0][0][0]}", measured / pred.predicted_s,

@@ -186,7 +186,8 @@ def label(r: dict) -> str:
 
 def table(results: list[dict]) -> str:
     lines = ["| model | batch | predicted median (best) | range | measured median (best) | error of median | inside | "
-             "machine then | error against it | page faults / call |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "machine then | error against it | page faults / call (counted; measured) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         if r.get("error") is None:
             lines.append(f"| {r['model']}{label(r)} | {r['batch']} | failed | | | | | | | |")
@@ -196,8 +197,12 @@ def table(results: list[dict]) -> str:
                      f"{r['low_s'] * 1e3:.1f}-{r['high_s'] * 1e3:.1f} | {m['median_s'] * 1e3:.1f} ms "
                      f"({m['best_s'] * 1e3:.1f}) | {100 * r['error']:+.0f}% | {'yes' if r['inside_range'] else 'no'} | "
                      + (f"{r['machine']['ratio']:.2f}x | {100 * r['error_machine']:+.0f}% |" if r.get("machine")
-                        else "| |") + f" {m.get('faults_per_call', 0):.0f} |")
+                        else "| |") + f" {_count(r.get('page_faults'))}; {m.get('faults_per_call', 0):.0f} |")
     return "\n".join(lines)
+
+
+def _count(faults) -> str:
+    return "-" if faults is None else f"{faults:.0f}"
 
 
 def summary(results: list[dict]) -> list[str]:
