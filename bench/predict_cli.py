@@ -85,6 +85,18 @@ def measure(source: str, inputs: list, dtype: str, device: str) -> dict:
     return measure_model(model, tensors, resolve(device))
 
 
+def _count_faults(device, source: str, counts, inputs: list, dtype: str, target: str, threads):
+    """kernels.pages.count_faults, unless a call of the model is predicted (without faults, from ``device``) to
+    take so long that the 3+ calls of the count would outlast its budget: then why not (a string)."""
+    from kernels.pages import BUDGET_S
+
+    best = predict_counted(device, source, counts, dtype, target).best_s
+    if 3 * best > BUDGET_S:
+        return (f"a call is predicted to take {best:.1f} s, and counting its faults takes 3 calls or more (over "
+                f"{BUDGET_S:g} s)")
+    return count_faults(source, inputs, dtype, threads, weight_bytes(counts, dtype))
+
+
 # ---- output -----------------------------------------------------------------------------------------------------
 #: page faults per model call from which --measure names them (a few hundred are noise; 18,400 cost NF-ResNet-50
 #: a third of its call on a Zen 5 VM)
@@ -198,17 +210,18 @@ def main(argv: list[str] | None = None) -> int:
                     target = args.target or ("cuda" if device.kind in ("cuda", "jetson") else "cpu")
                     start = time.perf_counter()
                     counts = count_for(source, inputs, dtype, target)
-                    faults = None
-                    if device.kind == "cpu":
-                        threads = (device.record.get("platform") or {}).get("torch_threads")
-                        if args.no_faults:
-                            faults = "--no-faults"
-                        else:
-                            key = (source, dtype, threads)  # once per model, dtype and thread count, not per record
-                            if key not in faults_of:
-                                faults_of[key] = count_faults(source, inputs, dtype, threads, weight_bytes(counts, dtype))
-                            faults = faults_of[key]
                     try:
+                        faults = None
+                        if device.kind == "cpu":
+                            threads = (device.record.get("platform") or {}).get("torch_threads")
+                            if args.no_faults:
+                                faults = "--no-faults"
+                            else:
+                                key = (source, dtype, threads)  # once per model, dtype and thread count, not record
+                                if key not in faults_of:
+                                    faults_of[key] = _count_faults(device, source, counts, inputs, dtype, target,
+                                                                   threads)
+                                faults = faults_of[key]
                         pred = predict_counted(device, source, counts, dtype, target, faults)
                     except PredictError as exc:
                         if len(devices) * len(dtypes) == 1:

@@ -101,7 +101,7 @@ def probes(quick: bool) -> list[Probe]:
         _conv(384, 384, 3, 14, groups=384, batch=8), _conv(96, 96, 7, 56, groups=96, batch=8),
         # batch 8 at 112x112 (the first stages of MobileNet-style models, whose activations of 8 images exceed the
         # last-level cache): priced from the batch-1 probes' rate, HardCoReNAS-B's first convolutions came out
-        # 2-2.5x fast on a Zen 5 VM with no page faults (2026-12-03; oneDNN's format reorders through DRAM)
+        # 2-2.5x fast on a Zen 5 VM even with glibc keeping freed memory (2026-12-03; the cause not isolated)
         _conv(16, 96, 1, 112, batch=8), _conv(32, 16, 1, 112, batch=8), _conv(32, 32, 3, 112, groups=32, batch=8),
         _conv(96, 96, 3, 112, stride=2, groups=96, batch=8), _conv(3, 32, 3, 224, stride=2, batch=8),
         _conv(24, 144, 1, 56, batch=8), _conv(144, 144, 3, 56, stride=2, groups=144, batch=8),

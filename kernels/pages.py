@@ -7,8 +7,9 @@ heap's top when more than its trim threshold lies free there. Both thresholds mo
 many pages a model takes: on a 2-core Zen 5 VM (2026-12-03) SelecSLS-84 at batch 1 took 17,858 a call (73 MB; a
 fifth of its call), HardCoReNAS-B at batch 8 14,080, ResNet-50 0, and the count stayed the same call after call
 once warm. So it is counted, not modelled: the model is run here a few times, as the predictor's count ran it on
-the meta device, and the steady per-call count is what the predictor prices (results/predict.py, with the
-record's measured cost of a fresh page).
+the meta device, and the steady per-call count is what the predictor prices (results/predict.py, at the
+record's price of a page fault: DeviceModel.page_fault_s). bench/predict_cli.py skips the count (and says so) for a
+model whose weights would not fit here or whose call is predicted to take over a third of BUDGET_S.
 
 What the count depends on: the allocator (glibc's version, GLIBC_TUNABLES), torch's kernels and thread count (the
 record's is used), the dtype and shapes; not on the CPU's speed. What it does not see: a process whose earlier

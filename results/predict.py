@@ -74,9 +74,9 @@ DRIFT_NOTICE = 1.1
 #: threshold on 64-bit Linux (DEFAULT_MMAP_THRESHOLD_MAX, 32 MiB), so an op whose output is this large pays a page
 #: fault per 4 KiB page each call (the record measures what a page costs: bench/test_opsweep.py)
 FRESH_BYTES, PAGE_BYTES = 32 * 2**20, 4096
-#: a probe whose calls take this many page faults or more is priced from its best call, less the faults' cost
-#: (conv1x1 16->96 at 112x112, batch 8, writes a 38.5 MB output: 9,400 faults, best 18 ms, median 64 ms on a Zen 5
-#: VM, 2026-12-03)
+#: a probe whose calls take this many page faults or more is priced from its fault-free time where the record
+#: timed it again without faults, else from its best call less the faults' price (conv1x1 16->96 at 112x112, batch
+#: 8, writes a 38.5 MB output: 9,400 faults, best 18 ms, median 64 ms; 3.9 ms without faults, a Zen 5 VM, 2026-12-03)
 FAULTS_IN_PROBE = 64
 
 
@@ -97,8 +97,8 @@ def _ok(row: dict) -> bool:
 
 def _warm_s(row: dict) -> float:
     """A probe's warm time: its warm median; for a probe whose calls fault pages in, its best warm call (the
-    pages cost 1 or 9 us each from call to call on a VM, and the record's price of a page is its best, which
-    DeviceModel then takes out)."""
+    faults' cost varies from call to call on a VM; DeviceModel replaces it by the probe's fault-free time, or takes
+    the faults out of it at the record's price of a fault)."""
     extra = row.get("extra") or {}
     if (extra.get("faults_per_call") or 0) >= FAULTS_IN_PROBE and extra.get("warm_times_s"):
         return min(extra["warm_times_s"])
@@ -173,9 +173,10 @@ class DeviceModel:
 
     # -- reading the record ----------------------------------------------------------------------------------
     def _take_out_faults(self) -> None:
-        """Probes whose calls fault pages in lose those pages' cost (at the record's best price of a page): an op
-        is priced fault-free and the model's own counted faults are added once (a model's allocation pattern, not
-        its probe's, says which of its outputs come fresh)."""
+        """Probes whose calls fault pages in are priced without them (their fault-free time where the record has
+        it, else their best call less the faults at page_fault_s): an op is priced fault-free and the model's own
+        counted faults are added once (a model's allocation pattern, not its probe's, says which memory comes
+        fresh)."""
         page_s = self.page_fault_s()[0]
         for (family, dtype), pts in [*self.points.items(), *self.eltwise.items()]:
             for i, p in enumerate(pts):
@@ -457,8 +458,8 @@ class DeviceModel:
         model's op finds its weights evicted since its last call, as its back-to-back probe did not: each op is
         priced that share (1 - cache / weights) of the way from its probes' warm time to their cold-cache time.
         ``faults``: the model's page faults per call counted by running it (kernels.pages.FaultCount: ``per_call``
-        and ``how()``), each priced at the record's cost of a fresh page; a string says why they were not counted,
-        and then (as with None) only outputs of FRESH_BYTES or more are priced as fresh."""
+        and ``how()``), each priced at the record's price of a fault (page_fault_s); a string says why they were not
+        counted, and then (as with None) only outputs of FRESH_BYTES or more are priced as fresh."""
         ops = list(ops)
         if dtype not in self.dtypes():
             groups = sorted({str(m.get("group")) for m in self.record.get("measurements", [])

@@ -111,7 +111,7 @@ class Prediction:
     #: or not measured): the range is this much wider on each side
     drift: float = 1.0
     #: the model's page faults per call, counted by running it (kernels.pages; None: not counted), and the seconds
-    #: they cost a call at the record's price of a fresh page (part of the best and median call, not of any layer)
+    #: they cost a call at the record's price of a fault (part of the best and median call, not of any layer)
     page_faults: float | None = None
     fault_s: float = 0.0
 
@@ -200,7 +200,8 @@ class Prediction:
             layers = sorted(layers, key=lambda r: -r["predicted_s"])[:top]
         return {"model": self.model, "dtype": self.dtype, "record": self.record, "device": self.device,
                 "predicted_s": self.predicted_s, "statistic": "median call (typical)", "best_s": self.best_s,
-                "sum_s": self.sum_s, "per_op_s": self.per_op_s, "page_faults": self.page_faults, "fault_s": self.fault_s, "typical_factor": self.typical_factor, "drift": self.drift,
+                "sum_s": self.sum_s, "per_op_s": self.per_op_s, "page_faults": self.page_faults,
+                "fault_s": self.fault_s, "typical_factor": self.typical_factor, "drift": self.drift,
                 "low_s": self.low_s, "high_s": self.high_s, "range": self.range_note(),
                 "range_coverage": RANGE_COVERAGE, "uncertain_share": self.uncertain_share,
                 "fallback_ops": [{"op": op, "calls": n, "predicted_s": t} for op, n, t in self.fallback_ops()],

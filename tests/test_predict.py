@@ -721,3 +721,15 @@ def test_probes_timed_without_faults_give_their_own_time_and_the_price_of_a_faul
                        faults=FaultCount(500, [500, 500, 500], True, 0.1, 2))
     assert p.fault_s == pytest.approx(500 * 6e-6)
     assert DeviceModel(synthetic()).page_fault_s()[0] == 0.0
+
+
+def test_a_model_predicted_too_slow_to_run_three_times_is_not_run_to_count_its_faults(monkeypatch):
+    """The fault count runs a model 3+ times: where one call is predicted to take over a third of its budget, it is
+    skipped with the reason, and the prediction says it."""
+    import kernels.pages as pages
+
+    monkeypatch.setattr(pages, "BUDGET_S", 1e-9)
+    device = DeviceModel(_with_fresh_rows(synthetic()))
+    counts = predict.count_for("tests.data.tiny_cnn:build", [((1, 3, 16, 16), None)], "fp32", "cpu")
+    why = cli._count_faults(device, "tests.data.tiny_cnn:build", counts, [((1, 3, 16, 16), None)], "fp32", "cpu", 2)
+    assert isinstance(why, str) and "counting its faults takes 3 calls or more" in why
