@@ -281,6 +281,7 @@ def sentinel_lines(result: Analysis) -> list[str]:
                      f"{100 * (moved - 1):.0f}%" + (": the probes were measured on a machine whose speed changed; "
                                                      "predictions from this record widen their range by it"
                                                      if moved > DRIFT_NOTICE else ""))
+    lines += fault_lines(record)
     points = [m for m in record["measurements"] if m.get("group") == "sentinel" and m.get("status") == "ok"
               and m.get("bytes_per_s")]
     if len(points) < 2:
@@ -294,6 +295,24 @@ def sentinel_lines(result: Analysis) -> list[str]:
     return lines + [f"  DRAM sentinel (torch copy, {(points[0].get('size_bytes') or 0) / 2**20:.0f} MiB, best of 5 calls, checked "
             f"through the run: at its start and after benchmark files): {si(lo, 'B/s')} .. {si(hi, 'B/s')} over {len(points)} checks, "
             f"drift {100 * (hi - lo) / hi:.0f}%{where}" + (f"; {disturbed} of them disturbed" if disturbed else "")]
+
+
+def fault_lines(record: dict) -> list[str]:
+    """Page faults: how many probes faulted pages in on every call, and what a fault cost there (the predictor's
+    price of a counted fault: results.predict.DeviceModel.page_fault_s); nothing where no probe faulted."""
+    from results.predict import FAULTS_IN_PROBE, DeviceModel, PredictError
+
+    faulted = [m for m in record["measurements"] if m.get("group") == "opsweep" and m.get("status") == "ok"
+               and ((m.get("extra") or {}).get("faults_per_call") or 0) >= FAULTS_IN_PROBE]
+    if not faulted:
+        return []
+    try:
+        price, how = DeviceModel(record).page_fault_s()
+    except PredictError:
+        return []
+    probes = f"{len(faulted)} probe{'s' if len(faulted) != 1 else ''}"
+    return [f"  page faults: {probes} faulted pages in on every call (memory the allocator does not keep); a fault "
+            f"cost {price * 1e6:.2f} us here ({how}): predictions price a model's counted faults at it"]
 
 
 def blas_lines(info: dict) -> list[str]:

@@ -733,3 +733,17 @@ def test_a_model_predicted_too_slow_to_run_three_times_is_not_run_to_count_its_f
     counts = predict.count_for("tests.data.tiny_cnn:build", [((1, 3, 16, 16), None)], "fp32", "cpu")
     why = cli._count_faults(device, "tests.data.tiny_cnn:build", counts, [((1, 3, 16, 16), None)], "fp32", "cpu", 2)
     assert isinstance(why, str) and "counting its faults takes 3 calls or more" in why
+
+
+def test_the_records_summary_names_the_faulting_probes_and_the_price_of_a_fault():
+    from results.summary import fault_lines
+
+    rec = _with_fresh_rows(synthetic())
+    assert fault_lines(rec) == []
+    r = probe_row("conv-faults", "conv", gemm={"m": 3136, "n": 64, "k": 576, "batch": 1}, flops=1, time_s=30e-3)
+    r["extra"].update(warm_times_s=[10e-3], faults_per_call=1000)
+    rec["measurements"] += [r, row("overhead", "probe_without_faults", median_s=4e-3, extra={
+        "probe": "conv-faults", "warm_median_s": 4e-3, "best_s": 4e-3, "page_fault_s": 6e-6,
+        "faults_per_call_with": 1000, "best_with_faults_s": 10e-3})]
+    (line,) = fault_lines(rec)
+    assert "1 probe faulted" in line and "a fault cost 6.00 us here" in line
