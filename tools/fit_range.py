@@ -3,7 +3,7 @@
 Each calibration check (tools/validate_predictor.py --models torchvision, never a blind draw) holds every model's
 measured median on one machine and names the record it predicted from. This re-prices each of those models from
 its record with the predictor as it is now (no model is run: counting and pricing only; a model's page faults
-are the ones its timed calls took, where the check kept them), pools measured / predicted
+are the check's own count, else the ones its timed calls took, where the check kept them), pools measured / predicted
 over all the machines, and prints the band that holds the asked share of them: (median / low, median x high),
 low and high the lower and upper quantiles that leave (1 - share) / 2 outside on each side. Paste the figures
 into results/prediction.py with this command's output as the comment; the blind check then tests them on models
