@@ -5,8 +5,7 @@ import pytest
 
 from bench.session import run_of
 from kernels.count import count_model
-from kernels.layers import extract_layers, prepare_layer
-from kernels.opsweep import build_probe, probes
+from kernels.opsweep import build_probe, prepare_probe, probes
 
 #: dtypes the probes run in (the predictor's --dtype); GEMM-only dtypes (int8, fp8, tf32, fp64) have no probes
 PROBE_DTYPES = ("fp32", "bf16", "fp16")
@@ -67,12 +66,7 @@ def test_fresh_memory_cost(suite):
     only torch loaded, as a model's process is: on a VM the cost depends on what the process holds (the same
     64 MiB cost 17 ms fresh in a new process, 140 ms in one holding 1 GiB: never-touched guest memory faults in the
     host too). CPU only: a GPU's caching allocator keeps its blocks."""
-    import json
     import os
-    import subprocess
-    import sys
-
-    import torch
 
     from kernels.opsweep import FRESH_PROBE_BYTES
     from results.record import measurement
@@ -80,16 +74,10 @@ def test_fresh_memory_cost(suite):
     if suite.platform.kind != "cpu":
         pytest.skip("CPU only: torch's CUDA caching allocator reuses its blocks, no page is faulted per call")
     calls = 5 if suite.budget.quick else 15
-    code = ("import json, sys, torch; from kernels.opsweep import fresh_memory_times; "
-            f"torch.set_num_threads({torch.get_num_threads()}); "
-            f"print(json.dumps(fresh_memory_times({FRESH_PROBE_BYTES}, {calls})))")
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     try:
-        out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120,
-                             check=True)
-        times = json.loads(out.stdout.strip().splitlines()[-1])
-    except (subprocess.SubprocessError, ValueError, IndexError, OSError) as exc:
-        reason = f"the child process that measures it failed: {type(exc).__name__}: {str(exc)[:200]}"
+        times = _in_child("fresh_memory_times", FRESH_PROBE_BYTES, calls, timeout=120)
+    except ChildFailed as exc:
+        reason = f"the child process that measures it failed: {exc}"
         for kernel in ("held_memory", "fresh_memory"):
             suite.add(measurement(group="overhead", kernel=kernel, dtype="fp32", status="missing", reason=reason))
         return
@@ -105,6 +93,32 @@ def test_fresh_memory_cost(suite):
                               "(page faults and unmapping included)" if fresh else "into memory already held"),
                    "where": "a child process with only torch loaded (kernels.opsweep.fresh_memory_times)",
                    "glibc_tunables": os.environ.get("GLIBC_TUNABLES", "")}))
+
+
+class ChildFailed(Exception):
+    """A child process of _in_child failed; its message says how (one line)."""
+
+
+def _in_child(function: str, *args, timeout: float, env: dict | None = None):
+    """kernels.opsweep's ``function(*args)`` (plain Python arguments) run in a child process with only torch
+    loaded and this process's torch thread count, its JSON result parsed; ChildFailed where the child fails, times
+    out or prints no JSON. The measurements that must not carry this process's allocation history run so."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    import torch
+
+    code = (f"import json, torch; from kernels.opsweep import {function}; "
+            f"torch.set_num_threads({torch.get_num_threads()}); print(json.dumps({function}(*{args!r})))")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=timeout,
+                             check=True, env=env)
+        return json.loads(out.stdout.strip().splitlines()[-1])
+    except (subprocess.SubprocessError, ValueError, IndexError, OSError) as exc:
+        raise ChildFailed(f"{type(exc).__name__}: {str(exc)[:200]}") from None
 
 
 #: the calibration's own point budget (seconds: full run, --quick) and most calls: enough calls for a median and a
@@ -181,10 +195,6 @@ def test_eviction_calibration(suite, benchmark):
 
 
 def test_probe(suite, benchmark, probe_point):
-    import torch
-
-    from kernels.base import torch_dtype
-
     dtype, probe = probe_point
     fields = dict(group="opsweep", kernel=probe.name, dtype=dtype, shape=list(probe.input_shape))
     device = suite.platform.device
@@ -193,13 +203,7 @@ def test_probe(suite, benchmark, probe_point):
         suite.not_measured("cut", estimate, **fields)
 
     def make():
-        module = build_probe(probe).to(device=device, dtype=torch_dtype(dtype)).eval()
-        gen = torch.Generator(device=device).manual_seed(0)
-        x = torch.randn(probe.input_shape, generator=gen, device=device, dtype=torch_dtype(dtype))
-        cases, counts = extract_layers(module, (x,), "opsweep")
-        if len(cases) != 1:
-            raise RuntimeError(f"probe {probe.name} gave {len(cases)} layers, not one")
-        p = prepare_layer(cases[0])
+        p, counts = prepare_probe(probe, dtype, device)
         p.group, p.kernel, p.dtype = "opsweep", probe.name, dtype
         p.extra.update({"family": probe.family, "ops": sorted({o.op for o in counts.ops}),
                         "conv": list(probe.build[1]) if probe.build[0] == "conv" else None,
@@ -228,41 +232,30 @@ def test_probes_without_faults(suite):
     predictor prices ops by, and with the faulting time the price of one page fault inside an op, which it prices a
     model's counted faults at (conv1x1 16->96 at 112x112, batch 8: 15.4 ms with 9,409 faults a call, 3.7 ms
     without, a Zen 5 VM, 2026-12-03: 1.2 us a fault where the fresh-memory write says 0.95). CPU only."""
-    import json
     import os
-    import subprocess
-    import sys
-
-    import torch
 
     from kernels.opsweep import KEEP_MEMORY_TUNABLES
-    from results.predict import FAULTS_IN_PROBE
+    from results.predict import faulting_probes
     from results.record import measurement
 
     if suite.platform.kind != "cpu":
         pytest.skip("CPU only: torch's CUDA caching allocator reuses its blocks, no page is faulted per call")
-    rows = [r for r in suite.record.data["measurements"] if r.get("group") == "opsweep" and r.get("status") == "ok"
-            and ((r.get("extra") or {}).get("faults_per_call") or 0) >= FAULTS_IN_PROBE]
+    rows = faulting_probes(suite.record.data["measurements"])
     if not rows:
         pytest.skip("no probe faulted pages in on this machine")
     rows = sorted(rows, key=lambda r: -r["extra"]["faults_per_call"])[:FAULT_FREE_PROBES]
     by_dtype: dict[str, list[dict]] = {}
     for r in rows:
         by_dtype.setdefault(r["dtype"], []).append(r)
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     tunables = ":".join(t for t in (os.environ.get("GLIBC_TUNABLES"), KEEP_MEMORY_TUNABLES) if t)
     for dtype, group in by_dtype.items():
         names = [r["kernel"] for r in group]
-        code = ("import json, torch; from kernels.opsweep import fault_free_times; "
-                f"torch.set_num_threads({torch.get_num_threads()}); "
-                f"print(json.dumps(fault_free_times({names!r}, {dtype!r})))")
         try:
             # bounded: at most FAULT_FREE_PROBES probes, each 3 warm calls then 5 calls or 0.5 s (plus importing torch)
-            out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=90,
-                                 check=True, env={**os.environ, "GLIBC_TUNABLES": tunables})
-            times = json.loads(out.stdout.strip().splitlines()[-1])
-        except (subprocess.SubprocessError, ValueError, IndexError, OSError) as exc:
-            reason = f"the child process that measures them failed: {type(exc).__name__}: {str(exc)[:200]}"
+            times = _in_child("fault_free_times", names, dtype, timeout=90,
+                              env={**os.environ, "GLIBC_TUNABLES": tunables})
+        except ChildFailed as exc:
+            reason = f"the child process that measures them failed: {exc}"
             for r in group:
                 suite.add(measurement(group="overhead", kernel="probe_without_faults", dtype=dtype, status="missing",
                                       reason=reason, extra={"probe": r["kernel"]}))

@@ -218,6 +218,24 @@ class _ChannelsLast(nn.LayerNorm):
         return super().forward(x.reshape(-1, self.channels))
 
 
+def prepare_probe(probe: Probe, dtype: str, device: str = "cpu"):
+    """(the prepared layer, its count): ``probe`` built in ``dtype`` on ``device`` with a seeded input, its one
+    layer extracted and prepared as the layer harness times it (kernels.layers); what bench/test_opsweep.py times
+    and fault_free_times times again."""
+    import torch
+
+    from kernels.base import torch_dtype
+    from kernels.layers import extract_layers, prepare_layer
+
+    module = build_probe(probe).to(device=device, dtype=torch_dtype(dtype)).eval()
+    gen = torch.Generator(device=device).manual_seed(0)
+    x = torch.randn(probe.input_shape, generator=gen, device=device, dtype=torch_dtype(dtype))
+    cases, counts = extract_layers(module, (x,), "opsweep")
+    if len(cases) != 1:
+        raise RuntimeError(f"probe {probe.name} gave {len(cases)} layers, not one")
+    return prepare_layer(cases[0]), counts
+
+
 #: the size the cost of fresh memory is measured at (bench/test_opsweep.py::test_fresh_memory_cost): twice the size
 #: from which an allocation is mapped fresh from the OS on every call (results.predict.FRESH_BYTES)
 FRESH_PROBE_BYTES = 2 * FRESH_BYTES
@@ -261,20 +279,12 @@ def fault_free_times(names: list[str], dtype: str, budget_s: float = 0.5) -> dic
     import statistics
     import time
 
-    import torch
-
-    from kernels.base import torch_dtype
-    from kernels.layers import extract_layers, prepare_layer
     from kernels.pages import minor_faults
 
     by_name = {p.name: p for p in probes(False)}
     out = {}
     for name in names:
-        probe = by_name[name]
-        module = build_probe(probe).to(dtype=torch_dtype(dtype)).eval()
-        x = torch.randn(probe.input_shape, generator=torch.Generator().manual_seed(0), dtype=torch_dtype(dtype))
-        cases, _counts = extract_layers(module, (x,), "opsweep")
-        p = prepare_layer(cases[0])
+        p, _counts = prepare_probe(by_name[name], dtype)
         for _ in range(3):
             p.fn()
         times, start, faults = [], time.perf_counter(), minor_faults()

@@ -80,6 +80,12 @@ FRESH_BYTES, PAGE_BYTES = 32 * 2**20, 4096
 FAULTS_IN_PROBE = 64
 
 
+def faulting_probes(rows: list[dict]) -> list[dict]:
+    """The measured probe rows whose calls took FAULTS_IN_PROBE page faults or more each."""
+    return [r for r in rows if r.get("group") == "opsweep" and r.get("status") == "ok"
+            and ((r.get("extra") or {}).get("faults_per_call") or 0) >= FAULTS_IN_PROBE]
+
+
 def reference_drift(first: dict, again: dict) -> float:
     """The larger over the smaller median call of the reference model timed before (``first``) and after
     (``again``) a record's probes: how far the machine's speed moved meanwhile (1.0: not at all)."""
@@ -284,9 +290,10 @@ class DeviceModel:
             best_s, median_s = math.sqrt(best_s * again["best_s"]), math.sqrt(median_s * again["median_s"])
             when = ", geometric mean of its timings before and after the probes"
         faults = (row.get("extra") or {}).get("faults_per_call") or 0
-        if faults and self.page_fault_s()[0]:
+        page_s = self.page_fault_s()[0] if faults else 0.0
+        if page_s:
             # a prediction adds the model's own counted faults: the reference model's come out of its calls first
-            paid = faults * self.page_fault_s()[0]
+            paid = faults * page_s
             best_s, median_s = max(best_s - paid, best_s / 2), max(median_s - paid, median_s / 2)
             when += f", less its {faults:.0f} page faults a call ({paid * 1e3:.2g} ms)"
         over, spread = best_s / reference_sum_s, median_s / best_s

@@ -300,10 +300,9 @@ def sentinel_lines(result: Analysis) -> list[str]:
 def fault_lines(record: dict) -> list[str]:
     """Page faults: how many probes faulted pages in on every call, and what a fault cost there (the predictor's
     price of a counted fault: results.predict.DeviceModel.page_fault_s); nothing where no probe faulted."""
-    from results.predict import FAULTS_IN_PROBE, DeviceModel, PredictError
+    from results.predict import DeviceModel, PredictError, faulting_probes
 
-    faulted = [m for m in record["measurements"] if m.get("group") == "opsweep" and m.get("status") == "ok"
-               and ((m.get("extra") or {}).get("faults_per_call") or 0) >= FAULTS_IN_PROBE]
+    faulted = faulting_probes(record["measurements"])
     if not faulted:
         return []
     try:
