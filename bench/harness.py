@@ -43,6 +43,10 @@ RUN_BUDGET_S = {("cpu", True): 80.0, ("cpu", False): 600.0, ("gpu", True): 180.0
 GROUP_SHARES = {"GEMM": 0.22, "stream": 0.30, "hardware stream": 0.10, "layers": 0.16, "probes": 0.08,
                 "silicon peak": 0.05, "thread scaling": 0.03, "models": 0.03, "transfers": 0.03}
 CAP_FACTOR, GUARANTEE = 1.5, 0.5
+#: a layer whose warm median exceeds its cold-cache median by this factor was slowed while it was timed (a VM's
+#: neighbours: a SiLU probe's warm median 457 us, cold 301 us, 157 us warm in the record before, a Zen 5 VM,
+#: 2026-12-03, with no steal or load seen): it is timed again, as a disturbed point is
+WARM_OVER_COLD = 1.2
 #: re-measuring disturbed points may take at most this share of the run's budget
 RETRY_SHARE = 0.15
 #: once this share of the points measured so far (at least WHOLE_MIN_POINTS of them) was disturbed, the run is
@@ -455,11 +459,13 @@ class Suite:
             spent = time.perf_counter() - start
         return times
 
-    def _attempts(self, measure: Callable[[Any], Any]) -> tuple[Any, dict]:
-        """Run ``measure(benchmark_or_None)`` under the load monitor; while other processes disturb it, run it again
-        (at most ``budget.retries`` times, after a short pause). Returns the first clean result, else the least
-        disturbed one, and what the monitor saw (``interference``, with every attempt and, if it stayed disturbed,
-        the processes that were busy)."""
+    def _attempts(self, measure: Callable[[Any], Any],
+                  implausible: Callable[[Any], str] | None = None) -> tuple[Any, dict]:
+        """Run ``measure(benchmark_or_None)`` under the load monitor; while other processes disturb it, or
+        ``implausible(result)`` names a reason its figures cannot be (a warm time above the cold one: a VM's
+        neighbours, which no counter shows, slowed it), run it again (at most ``budget.retries`` times, after a short
+        pause). Returns the first clean result, else the least disturbed one, and what the monitor saw
+        (``interference``, with every attempt and, if it stayed disturbed, the processes that were busy)."""
         tries = []
         retry_started = None
         for attempt in range(1 + self.budget.retries):
@@ -471,16 +477,19 @@ class Suite:
             self.monitor.start()
             result = measure(attempt)
             load = self.monitor.stop()
+            load["implausible"] = implausible(result) if implausible else ""
             tries.append((result, load))
             if attempt == 0:
                 self._count_disturbed(load)
-            if not load["disturbed"]:
+            if not load["disturbed"] and not load["implausible"]:
                 break
         if retry_started is not None:
             self.clock.retry_s += time.monotonic() - retry_started
-        result, load = min(tries, key=lambda t: (t[1]["disturbed"], t[1]["wait_threads"] + t[1]["other_cores"]))
+        result, load = min(tries, key=lambda t: (t[1]["disturbed"], bool(t[1]["implausible"]),
+                                                 t[1]["wait_threads"] + t[1]["other_cores"]))
         info = {**load, "attempts": len(tries), "attempt_loads": [
-            {k: t[1][k] for k in ("other_cores", "wait_threads", "steal_frac", "disturbed")} for t in tries]}
+            {k: t[1][k] for k in ("other_cores", "wait_threads", "steal_frac", "disturbed", "implausible")}
+            for t in tries]}
         if load["disturbed"]:
             busy = top_processes(window_s=0.2)
             info["top_processes"] = busy
@@ -554,7 +563,14 @@ class Suite:
                     cold = self.cold_times(p, device)
                 return warm, iterations, first, device, cold, sampler
 
-            (warm, iterations, first, device, cold, sampler), load = self._attempts(measure)
+            def implausible(result) -> str:
+                warm_median, cold_median = summarise(result[0])["median_s"], summarise(result[4])["median_s"]
+                if warm_median and cold_median and warm_median > WARM_OVER_COLD * cold_median:
+                    return (f"its warm median ({warm_median * 1e6:.0f} us) sat above its cold-cache one "
+                            f"({cold_median * 1e6:.0f} us): the machine slowed while it was timed")
+                return ""
+
+            (warm, iterations, first, device, cold, sampler), load = self._attempts(measure, implausible)
             verdict = p.verify()
             gemm = self._gemm_for_gap(make_gemm) if make_gemm else None
         except Exception as exc:
@@ -705,7 +721,11 @@ def _load_note(row: dict) -> str:
     load = row.get("interference") or {}
     if row.get("disturbed"):
         return f"; DISTURBED after {load.get('attempts', 1)} attempts ({load.get('evidence')})"
+    if load.get("implausible"):
+        return f"; {load['implausible']} on all {load.get('attempts', 1)} attempts"
     if load.get("attempts", 1) > 1:
-        return f"; clean on attempt {load['attempts']} (re-measured: others were busy)"
+        why = "others were busy" if any(a.get("disturbed") for a in load.get("attempt_loads") or []) else \
+            "the first's warm time sat above its cold one"
+        return f"; clean on attempt {load['attempts']} (re-measured: {why})"
     return ""
 

@@ -194,6 +194,68 @@ def test_eviction_calibration(suite, benchmark):
                                f"last-level cache"})
 
 
+def test_working_set_calibration(suite, benchmark):
+    """The reference model again on an image so large that one call touches WORKING_SET_TIMES the last-level cache
+    anew (its weights and every op's output), timed call after call: the predictor prices it with the probes' warm
+    and cold-cache times and learns how far toward cold the ops of a model that outgrows the cache land here. (A
+    2-core Zen 5 VM, 2026-12-03, fault-free: the reference model at 128x128 ran at the sum of its ops, at 224x224
+    1.5x it; MobileNetV3 and EfficientNet-B0's convolutions ran at their cold-cache times, their element-wise ops
+    near their warm ones.)"""
+    from kernels.opsweep import WORKING_SET_TIMES, reference_model, working_set_side
+    from kernels.predict import REFERENCE_SOURCE, count_for, ops_of, weight_bytes
+    from results.predict import FAULTS_IN_PROBE, last_level_cache, working_set_bytes
+
+    if suite.platform.kind != "cpu":
+        pytest.skip("the working-set calibration is for CPU records (a GPU's L2 holds no model's working set)")
+    llc = last_level_cache(suite.record.data["platform"])
+
+    def working_set(side: int) -> tuple[int, int]:  # (weights, working set) in bytes, counted on the meta device
+        counts = count_for(REFERENCE_SOURCE, [((1, 3, side, side), None)], "fp32", "cpu")
+        weights = weight_bytes(counts, "fp32")
+        return weights, working_set_bytes(weights, (o.out_bytes for o in ops_of(counts, "fp32")))
+
+    weights, at_224 = working_set(224)
+    side = working_set_side(llc, weights, at_224 - weights)
+    touched = working_set(side)[1] if side != 224 else at_224
+    _time_whole_model(suite, benchmark, "working_set_model", "fp32", reference_model, (1, 3, side, side),
+                      {"llc_bytes": llc, "working_set_bytes": touched,
+                       "what": f"kernels.opsweep.reference_model at {side}x{side}, eval, no_grad: one call touches "
+                               f"{touched / 1e6:.0f} MB anew (weights and outputs) against a "
+                               f"{(llc or 0) / 2**20:.0f} MiB last-level cache (asked: {WORKING_SET_TIMES}x)"})
+    row = next((m for m in reversed(suite.record.data["measurements"]) if m.get("kernel") == "working_set_model"),
+               None)
+    if row and row.get("status") == "ok" and (row.get("extra") or {}).get("faults_per_call", 0) >= FAULTS_IN_PROBE:
+        _working_set_without_faults(suite, side, touched, row["extra"]["faults_per_call"])
+
+
+def _working_set_without_faults(suite, side: int, touched: int, with_faults: float) -> None:
+    """The working-set model's calls faulted pages in (their price is a machine's, and noisy): timed again in a
+    child process whose glibc keeps freed memory, so the calibration rests on its calls without faults (a Zen 5 VM,
+    2026-12-03: 6,700 faults a call at 256x256)."""
+    import os
+
+    from kernels.opsweep import KEEP_MEMORY_TUNABLES
+    from results.record import measurement
+
+    tunables = ":".join(t for t in (os.environ.get("GLIBC_TUNABLES"), KEEP_MEMORY_TUNABLES) if t)
+    fields = dict(group="calibration", kernel="working_set_model_without_faults", dtype="fp32",
+                  shape=[1, 3, side, side])
+    try:
+        # bounded: 3 warm calls, then calls for 1.5 s (5 at least, 100 at most), plus importing torch
+        t = _in_child("working_set_times", side, timeout=90, env={**os.environ, "GLIBC_TUNABLES": tunables})
+    except ChildFailed as exc:
+        suite.add(measurement(**fields, status="missing", reason=f"the child process that measures it failed: {exc}"))
+        return
+    ok = t["verified"] and t["faults_per_call"] < 0.1 * with_faults
+    suite.add(measurement(
+        **fields, status="ok" if ok else "missing", times_s=t["times_s"] if ok else None, verified=t["verified"],
+        reason="" if ok else (f"still {t['faults_per_call']:.0f} faults a call there" if t["verified"] else
+                              "its output was not finite"),
+        extra={"input": [1, 3, side, side], "working_set_bytes": touched, "faults_per_call": t["faults_per_call"],
+               "faults_per_call_with": with_faults,
+               "where": f"a child process with GLIBC_TUNABLES={tunables} (kernels.opsweep.working_set_times)"}))
+
+
 def test_probe(suite, benchmark, probe_point):
     dtype, probe = probe_point
     fields = dict(group="opsweep", kernel=probe.name, dtype=dtype, shape=list(probe.input_shape))

@@ -10,6 +10,7 @@ A probe row records its aten ops (``extra.ops``) and, for convolutions and linea
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from torch import nn
@@ -91,6 +92,15 @@ def probes(quick: bool) -> list[Probe]:
         # grouped (ResNeXt, RegNet)
         _conv(128, 128, 3, 56, groups=32), _conv(256, 256, 3, 28, groups=32), _conv(512, 512, 3, 14, groups=32),
         _conv(224, 224, 3, 28, groups=28), _conv(64, 64, 3, 14, groups=8),
+        # channel counts of 8 modulo 16 (24, 40, 72, 120, 184: MobileNetV3, MnasNet, EfficientNet's early stages):
+        # oneDNN's AVX-512 kernels block channels by 16, and such a convolution ran 1.3-2x slower than its aligned
+        # neighbours (1x1 64->72 at 56x56: 139 GFLOP/s, 64->64 187, 64->80 213; depthwise 3x3 of 72 channels 15,
+        # of 64 and 80 25; a Zen 5 VM without page faults, 2026-12-03); results.predict prices an op among probes of
+        # its own alignment (ALIGN)
+        _conv(24, 72, 1, 56), _conv(72, 24, 1, 56), _conv(40, 120, 1, 28), _conv(120, 40, 1, 28),
+        _conv(40, 240, 1, 28), _conv(80, 184, 1, 14), _conv(184, 80, 1, 14), _conv(112, 672, 1, 14),
+        _conv(72, 72, 3, 56, groups=72), _conv(72, 72, 3, 112, stride=2, groups=72), _conv(120, 120, 5, 28, groups=120),
+        _conv(72, 72, 5, 56, stride=2, groups=72), _conv(184, 184, 3, 14, groups=184), _conv(24, 24, 3, 112, groups=24),
         # batch 8
         _conv(64, 64, 3, 56, batch=8), _conv(256, 64, 1, 56, batch=8), _conv(512, 512, 3, 7, batch=8),
         _conv(144, 144, 3, 56, groups=144, batch=8), _conv(3, 64, 7, 224, stride=2, batch=8),
@@ -300,6 +310,48 @@ def fault_free_times(names: list[str], dtype: str, budget_s: float = 0.5) -> dic
 # ---- the whole-model calibration ----------------------------------------------------------------------------
 #: the reference model's input (batch 1, a 128x128 image: about 15 ms a call on a 2-core Xeon VM)
 REFERENCE_INPUT = (1, 3, 128, 128)
+#: the reference model timed again on a larger image (bench/test_opsweep.py::test_working_set_calibration), so large
+#: that what one call writes and reads anew (its weights and every op's output) is WORKING_SET_TIMES the last-level
+#: cache: each op then finds its data evicted since its last call, as a user's model at 224x224 does; the image's
+#: side within these bounds (a multiple of 32)
+WORKING_SET_TIMES, WORKING_SET_SIDES = 3, (224, 640)
+
+
+def working_set_times(side: int, budget_s: float = 1.5) -> dict:
+    """The reference model at ``side`` x ``side`` (batch 1, fp32, eval, no_grad), 3 warm calls then calls until
+    ``budget_s`` (5 at least, 100 at most): per-call times, best, median and page faults per call in this process;
+    what bench/test_opsweep.py::test_working_set_calibration runs in a child process started with
+    KEEP_MEMORY_TUNABLES where the record's own calls faulted pages in (their faults are priced apart)."""
+    import statistics
+    import time
+
+    import torch
+
+    from kernels.pages import minor_faults
+
+    model = reference_model().eval()
+    x = torch.randn((1, 3, side, side), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        for _ in range(3):
+            y = model(x)
+        times, start, faults = [], time.perf_counter(), minor_faults()
+        while len(times) < 5 or (time.perf_counter() - start < budget_s and len(times) < 100):
+            t0 = time.perf_counter()
+            y = model(x)
+            times.append(time.perf_counter() - t0)
+    return {"times_s": times, "best_s": min(times), "median_s": statistics.median(times), "n": len(times),
+            "faults_per_call": (minor_faults() - faults) / len(times), "verified": bool(torch.isfinite(y).all())}
+
+
+def working_set_side(llc_bytes: int | None, weight_bytes: int, outputs_at_224: int) -> int:
+    """The square image side (a multiple of 32 within WORKING_SET_SIDES) at which the reference model's working set
+    (``weight_bytes`` + its outputs, ``outputs_at_224`` bytes at 224x224, growing with the image's area) is
+    WORKING_SET_TIMES ``llc_bytes``; the smallest side where the machine names no cache."""
+    want = WORKING_SET_TIMES * (llc_bytes or 0) - weight_bytes
+    if want <= outputs_at_224 or outputs_at_224 <= 0:
+        return WORKING_SET_SIDES[0]
+    side = 32 * math.ceil(224 * math.sqrt(want / outputs_at_224) / 32)
+    return max(WORKING_SET_SIDES[0], min(WORKING_SET_SIDES[1], side))
 
 
 class _SqueezeExcite(nn.Module):

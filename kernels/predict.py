@@ -141,13 +141,27 @@ def calibrate(device, dtype: str, target: str) -> None:
         with torch.no_grad():
             counts = count_model(model, (x,), target=target)
         device.calibrate_eviction(measured, ops_of(counts, measured))
-    row = device.calibration.get(dtype)
-    if row is None or dtype in device.factors:
+    small = device.calibration.get(dtype)
+    for measured, large in device.working_set_row.items():  # fp32 on a CPU, as the eviction row
+        if measured in device.working_set:
+            continue
+        counts = count_for(REFERENCE_SOURCE, [(_input_of(large), None)], measured, target)
+        small_counts = count_for(REFERENCE_SOURCE, [(_input_of(small), None)], measured, target) \
+            if small and measured == dtype else None
+        device.calibrate_working_set(measured, ops_of(counts, measured), module_calls(counts),
+                                     ops_of(small_counts, measured) if small_counts else None,
+                                     module_calls(small_counts) if small_counts else 0)
+    if small is None or dtype in device.factors:
         return
-    shape = tuple((row.get("extra") or {}).get("input") or row.get("shape") or ())
-    counts = count_for(REFERENCE_SOURCE, [(shape, None)], dtype, target)
-    reference = device.predict(REFERENCE_SOURCE, ops_of(counts, dtype), module_calls(counts), dtype)
+    counts = count_for(REFERENCE_SOURCE, [(_input_of(small), None)], dtype, target)
+    reference = device.predict(REFERENCE_SOURCE, ops_of(counts, dtype), module_calls(counts), dtype,
+                               weight_bytes(counts, dtype))
     device.calibrate(dtype, reference.sum_s, len(reference.ops))
+
+
+def _input_of(row: dict) -> tuple:
+    """The input shape a calibration row's model was timed on."""
+    return tuple((row.get("extra") or {}).get("input") or row.get("shape") or ())
 
 def predict_counted(device, source: str, counts, dtype: str, target: str, faults=None):
     """The prediction of one counted model from one record (``device``: results.predict.DeviceModel), the record's

@@ -29,10 +29,16 @@ The model (inputs and limits are stated in every prediction, ``MODEL_NOTE``):
 - An op is priced among points that ran the same way where the record says (kernels.backends.op_variant: a CPU
   convolution's backend, a batch norm computing statistics); an op whose output is ``FRESH_BYTES`` or more pays the
   record's measured cost of fresh pages; the range widens by the machine's drift while the record was made.
-- Where the model's weights exceed the last-level cache, an op finds its weights evicted since its last call: priced
-  between its probes' warm and cold-cache times, ``1 - cache / weights`` of the way, times how far the record's
-  evicting model (bench/test_opsweep.py: dense convolutions with twice the cache in weights, timed whole) landed
-  between its own warm and cold sums on this machine (one VM: the whole way; another: not at all).
+- Where what one call touches anew (its weights and every op's output: ``working_set_bytes``) exceeds the
+  last-level cache, an op finds a share ``1 - cache / working set`` of its data evicted since its last call: priced
+  that share times the record's working-set factor of the way from its probes' warm to their cold-cache time (the
+  factor: how far the reference model, on an image that touches 3x the cache, landed between its ops' warm and cold
+  sums, over its own share; bench/test_opsweep.py::test_working_set_calibration). A record without that row: where
+  the weights alone exceed the cache, ``1 - cache / weights`` of the way, times how far the record's evicting model
+  (dense convolutions with twice the cache in weights, timed whole) landed (one VM: the whole way; another: not at
+  all).
+- A convolution is priced nearer points whose channel counts are as aligned (``channel_alignment``: 72 channels
+  run other oneDNN code than 64 or 80 on AVX-512), and a probe's warm time is never taken above its cold one.
 Limits: eager mode, one stream, no overlap of host and device work, the caches' state as in the probes (warm);
 fusion (torch.compile) and a different BLAS than the record's are not modelled.
 
@@ -80,6 +86,21 @@ FRESH_BYTES, PAGE_BYTES = 32 * 2**20, 4096
 FAULTS_IN_PROBE = 64
 
 
+#: channel counts are told apart up to this power of two (oneDNN blocks fp32 channels by 16 on AVX-512, by 8 on
+#: AVX2): a convolution is priced nearer probes whose channels are as aligned (_distance)
+ALIGN = 16
+#: a record's working-set calibration (DeviceModel.calibrate_working_set) saying an evicted model lands beyond
+#: this many times its share of the way to cold is no longer measuring eviction: bounded
+WORKING_SET_BOUNDS = (0.0, 1.5)
+
+
+def working_set_bytes(weight_bytes: int, out_bytes: Iterable[int]) -> int:
+    """What one call of a model touches anew between two calls of any one op: its weights and every op's output
+    (an op reads the weights and earlier ops' outputs); where it exceeds the last-level cache, each op finds a share
+    of its data evicted since its last call (DeviceModel.predict)."""
+    return int(weight_bytes or 0) + sum(int(b) for b in out_bytes)
+
+
 def faulting_probes(rows: list[dict]) -> list[dict]:
     """The measured probe rows whose calls took FAULTS_IN_PROBE page faults or more each."""
     return [r for r in rows if r.get("group") == "opsweep" and r.get("status") == "ok"
@@ -108,7 +129,12 @@ def _warm_s(row: dict) -> float:
     extra = row.get("extra") or {}
     if (extra.get("faults_per_call") or 0) >= FAULTS_IN_PROBE and extra.get("warm_times_s"):
         return min(extra["warm_times_s"])
-    return extra.get("warm_median_s") or row.get("median_s")
+    warm = extra.get("warm_median_s")
+    if warm and row.get("median_s") and extra.get("warm_times_s") is not None:
+        # warm calls cannot be slower than cold-cache ones: where they were, the machine slowed while they ran (a VM's
+        # neighbours: a SiLU probe's warm median 457 us beside its cold 301 us, 157 us warm in the record before)
+        return min(warm, row["median_s"])
+    return warm or row.get("median_s")
 
 
 def _cold_s(row: dict) -> float | None:
@@ -169,6 +195,12 @@ class DeviceModel:
         self.eviction_row: dict[str, dict] = {}
         #: dtype -> (how far from warm to cold an evicting model's ops land, 0..1; how), set by ``calibrate_eviction``
         self.eviction: dict[str, tuple[float, str]] = {}
+        #: dtype -> the working-set calibration row (bench/test_opsweep.py::test_working_set_calibration, records
+        #: since 2026-12-03)
+        self.working_set_row: dict[str, dict] = {}
+        #: dtype -> (how far toward cold an op lands per unit of evicted share, WORKING_SET_BOUNDS; how), set by
+        #: ``calibrate_working_set``
+        self.working_set: dict[str, tuple[float, str]] = {}
         for row in record["measurements"]:
             if _ok(row):
                 self._take(row)
@@ -266,6 +298,12 @@ class DeviceModel:
             self.drift_row[dtype] = row
         elif group == "calibration" and row.get("kernel") == "evicting_model" and row.get("best_s"):
             self.eviction_row[dtype] = row
+        elif group == "calibration" and row.get("kernel") in ("working_set_model", "working_set_model_without_faults") \
+                and row.get("best_s") and extra.get("working_set_bytes"):
+            # the calls without page faults (timed again where the record's faulted) stand for the model's
+            if row["kernel"].endswith("without_faults") or \
+                    not self.working_set_row.get(dtype, {}).get("kernel", "").endswith("without_faults"):
+                self.working_set_row[dtype] = row
         elif group == "overhead" and row.get("kernel") == "dispatch":
             self.dispatch_s = row.get("median_s")
         elif group == "overhead" and row.get("kernel") == "module_call":
@@ -350,6 +388,59 @@ class DeviceModel:
                f"cold): a model whose weights exceed the cache lands {100 * factor:.0f}% of the way to cold here")
         self.eviction[dtype] = (factor, how)
         return self.eviction[dtype]
+
+    def evicted_share(self, touched_bytes: int) -> float:
+        """The share of an op's data found evicted since its last call in a model that touches ``touched_bytes``
+        anew each call (working_set_bytes): 1 - cache / touched, 0 where it fits the last-level cache."""
+        if not self.llc_bytes or touched_bytes <= self.llc_bytes:
+            return 0.0
+        return 1.0 - self.llc_bytes / touched_bytes
+
+    def calibrate_working_set(self, dtype: str, ops: list[Op], module_calls: int, small_ops: list[Op] | None = None,
+                              small_calls: int = 0) -> tuple[float, str]:
+        """Set ``dtype``'s working-set factor from the record's working-set row: the reference model on an image
+        whose one call touches several times the cache anew (``ops``, ``module_calls``: its count, priced here).
+        Its measured best call against the sum of its ops at their probes' warm and cold-cache times says how far
+        toward cold it landed; over its evicted share (evicted_share) that is the factor a model's share is
+        multiplied by. ``small_ops``/``small_calls``: the same model at the whole-model calibration's image, whose
+        excess over its sum per op (dispatch between ops, not eviction) is taken out first."""
+        row = self.working_set_row[dtype]
+        touched = row["extra"]["working_set_bytes"]
+        calls_s = (self.module_call_s or 0.0) * module_calls
+
+        def sums(these: list[Op]) -> tuple[float, float]:  # (warm, cold) over the ops that eviction can slow
+            priced = [self.predict_op(op) for op in these]
+            kept = [p for p in priced if not (self.llc_bytes and p.op.bytes >= self.llc_bytes)]
+            return (sum(p.time_s for p in priced), sum(p.time_s * (p.cold_ratio - 1) for p in kept))
+
+        warm, extra_cold = sums(ops)
+        per_op, small = 0.0, self.calibration.get(dtype)
+        if small_ops and small and small.get("best_s"):
+            small_warm = sums(small_ops)[0] + (self.module_call_s or 0.0) * small_calls
+            per_op = max(0.0, (small["best_s"] - small_warm) / len(small_ops))
+        share = self.evicted_share(touched)
+        faults = (row.get("extra") or {}).get("faults_per_call") or 0
+        paid = faults * self.page_fault_s()[0] if faults else 0.0  # its page faults are priced apart, as a model's
+        best = max(row["best_s"] - paid, row["best_s"] / 2) - per_op * len(ops)
+        side = (row.get("extra") or {}).get("input") or row.get("shape") or ["?"]
+        if share <= 0 or extra_cold <= 0:
+            factor, why = 0.0, ("it fits the cache" if share <= 0 else "its probes have no cold-cache times")
+            how = (f"working set calibrated on the record's reference model at {side[-1]}x{side[-1]}: {why}, so "
+                   "no model is priced as evicted")
+        else:
+            landed = (best - warm - calls_s) / extra_cold
+            factor = min(WORKING_SET_BOUNDS[1], max(WORKING_SET_BOUNDS[0], landed / share))
+            how = (f"working set calibrated on the record's reference model at {side[-1]}x{side[-1]} (touches "
+                   f"{touched / 1e6:.0f} MB a call anew, {100 * share:.0f}% evicted from the "
+                   f"{self.llc_bytes / 2**20:.0f} MiB cache: best call {row['best_s'] * 1e3:.3g} ms"
+                   + (f", less its {faults:.0f} page faults a call ({paid * 1e3:.2g} ms)" if paid else "")
+                   + (f", less {per_op * 1e6:.1f} us per op the same model at its smaller image sat above its sum"
+                      if per_op else "")
+                   + f"; its ops sum to {(warm + calls_s) * 1e3:.3g} ms warm, +{extra_cold * 1e3:.3g} ms cold): "
+                   f"it landed {100 * landed:.0f}% of the way to cold, so a model's ops land {factor:.2f} x their "
+                   f"evicted share of the way")
+        self.working_set[dtype] = (factor, how)
+        return self.working_set[dtype]
 
     # -- GEMM-like ops ---------------------------------------------------------------------------------------
     def gemm_time(self, op: Op) -> OpPrediction:
@@ -488,12 +579,31 @@ class DeviceModel:
             notes.append("the record has no convolution probes (a run before bench/test_opsweep.py): convolutions "
                          "lean on GEMM points, expect a wide error")
         predictions = [self.predict_op(op) for op in ops]
-        if weight_bytes and self.llc_bytes and weight_bytes > self.llc_bytes:
-            # the calibration of this dtype, else of the dtype the record measured it in (fp32 on a CPU)
+        working = self.working_set.get(dtype) or next(iter(self.working_set.values()), None)
+        share = 0.0
+        if working and self.llc_bytes:
+            # the record measured how a model that outgrows the cache lands: each op's data is evicted in the share
+            # the model's working set exceeds the cache by
+            touched = working_set_bytes(weight_bytes or 0, (op.out_bytes for op in ops))
+            evicted_share = self.evicted_share(touched)
+            share = working[0] * evicted_share
+            if share > 0:
+                notes.append(f"one call touches {touched / 1e6:.0f} MB anew (weights and outputs), "
+                             f"{100 * evicted_share:.0f}% past the last-level cache ({self.llc_bytes / 2**20:.0f} MiB): "
+                             f"each op that moves less than the cache is priced {100 * share:.0f}% of the way from "
+                             f"its probes' warm time to their cold-cache time; {working[1]}")
+        elif weight_bytes and self.llc_bytes and weight_bytes > self.llc_bytes:
+            # a record without the working-set calibration: eviction where the weights alone exceed the cache, as
+            # far toward cold as the record's evicting model (dense convolutions) landed
             landed, how_evicted = self.eviction.get(dtype) or next(iter(self.eviction.values()), None) or \
                 (1.0, "the record has no eviction calibration (a run before bench/test_opsweep.py timed its evicting "
                       "model): priced the full way")
             share = landed * (1.0 - self.llc_bytes / weight_bytes)
+            notes.append(f"the model's weights ({weight_bytes / 1e6:.0f} MB) exceed the last-level cache "
+                         f"({self.llc_bytes / 2**20:.0f} MiB): each op that moves less than the cache is priced "
+                         f"{100 * share:.0f}% of the way from its probes' warm time to their cold-cache time; "
+                         f"{how_evicted}")
+        if share > 0:
             # an op that alone moves more than the cache already streamed from memory in its warm probe
             def evicted(p: OpPrediction) -> OpPrediction:
                 if p.op.bytes >= self.llc_bytes:
@@ -502,10 +612,6 @@ class DeviceModel:
                 return replace(p, time_s=p.time_s * factor, low_s=p.low_s * factor, high_s=p.high_s * factor)
 
             predictions = [evicted(p) for p in predictions]
-            notes.append(f"the model's weights ({weight_bytes / 1e6:.0f} MB) exceed the last-level cache "
-                         f"({self.llc_bytes / 2**20:.0f} MiB): each op that moves less than the cache is priced "
-                         f"{100 * share:.0f}% of the way from its probes' warm time to their cold-cache time; "
-                         f"{how_evicted}")
         page_s, price_how = self.page_fault_s() if self.kind == "cpu" else (0.0, "")
         fault_s, page_faults = 0.0, None
         if self.kind == "cpu" and isinstance(faults, str):
@@ -557,12 +663,27 @@ class DeviceModel:
                           page_faults=page_faults)
 
 
+def channel_alignment(family: str, gemm: tuple, taps: int) -> int:
+    """The largest power of two up to ALIGN that divides a convolution's channel counts (input and output per
+    group; a depthwise one's channels), from its implicit GEMM (M, N, K, groups) and kernel taps; 0 where it is no
+    convolution or the taps are unknown."""
+    if not family.startswith("conv") or not taps or not gemm:
+        return 0
+    _m, n, k, groups = gemm
+    channels = [groups] if family == "conv_dw" else [n, max(1, k // taps)]
+    return min(ALIGN, *(c & -c for c in channels if c > 0))
+
+
 def _distance(op: Op, point: Point) -> float:
     """Squared distance in log M, N, K, batch, and, where both say, log kernel taps (a 16x16 patch embedding and a
-    1x1 convolution of the same implicit GEMM run different code)."""
+    1x1 convolution of the same implicit GEMM run different code) and log2 channel alignment (channel_alignment:
+    72 channels run other code than 64 or 80)."""
     d = sum((math.log(max(a, 1)) - math.log(max(b, 1))) ** 2 for a, b in zip(op.gemm, point.key))
     if op.taps and point.taps:
         d += (math.log(op.taps) - math.log(point.taps)) ** 2
+        a, b = channel_alignment(op.family, op.gemm, op.taps), channel_alignment(point.family, point.key, point.taps)
+        if a and b:
+            d += (math.log(a) - math.log(b)) ** 2
     return d
 
 

@@ -9,11 +9,12 @@ from typing import Any
 
 MODEL_NOTE = ("per op: GEMM-like ops at FLOPs / the rate interpolated among measured points of the same family "
               "and, where the record says, the same backend (probe layers, model layers, GEMM sweep; 4 nearest on log "
-              "M,N,K,batch and kernel taps; a grouped "
+              "M,N,K,batch, kernel taps and channel alignment; a grouped "
               "convolution of wide groups as a dense one of one group's size); other ops at the time of "
               "probes of the same aten op interpolated on log bytes; + the module-call cost per container call. "
-              "Eager, warm caches (where the weights exceed the last-level cache: between warm and cold, as far as "
-              "the record's evicting model says), no host/device overlap.")
+              "Eager, warm caches (where a call's working set, or in older records its weights, exceeds the last-level "
+              "cache: between warm and cold, as far as the record's working-set or evicting model says), no "
+              "host/device overlap.")
 #: the calibrated band around the predicted median: (low, high) = (median / RANGE[0], median x RANGE[1]), and the
 #: share of measured medians inside it on the calibration checks: tools/fit_range.py, 2026-12-03 (after page faults
 #: were counted), re-pricing the stored torchvision checks of four 2-core VMs (Xeon EMR batch 1 and 8, Zen 3, Zen 4,

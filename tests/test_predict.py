@@ -747,3 +747,80 @@ def test_the_records_summary_names_the_faulting_probes_and_the_price_of_a_fault(
         "faults_per_call_with": 1000, "best_with_faults_s": 10e-3})]
     (line,) = fault_lines(rec)
     assert "1 probe faulted" in line and "a fault cost 6.00 us here" in line
+
+
+def _conv_probe(name, cin, cout, pixels, rate, groups=1, taps=1, cold=None):
+    n, k = cout // groups, cin // groups * taps
+    flops = 2 * pixels * n * k * groups
+    time_s = flops / rate
+    return row("opsweep", name, "fp32", flops=flops, bytes=1, median_s=cold or time_s, shape=None,
+               extra={"family": "conv" if groups == 1 else "conv_dw", "ops": [], "warm_median_s": time_s,
+                      "implicit_gemm": {"m": pixels, "n": n, "k": k, "batch": groups},
+                      "conv": [cin, cout, int(round(taps ** 0.5)), 1, groups]})
+
+
+def test_channel_alignment_prices_a_72_channel_conv_among_probes_like_it():
+    """Probes of 64 and 80 channels at 100 GFLOP/s and one of 72 at 50 (oneDNN blocks channels by 16): a 1x1 conv
+    of 72 -> 72 channels leans on the 72-channel probe, one of 64 -> 64 on the aligned ones."""
+    from results.predict import ALIGN, channel_alignment
+
+    assert channel_alignment("conv", (3136, 72, 24, 1), 1) == 8  # 24 -> 72: both 8 modulo 16
+    assert channel_alignment("conv", (3136, 64, 128, 1), 1) == ALIGN
+    assert channel_alignment("conv_dw", (3136, 1, 9, 72), 9) == 8  # a depthwise one: its channels
+    assert channel_alignment("conv", (12544, 32, 27, 1), 9) == 1  # an RGB stem
+    assert channel_alignment("linear", (1, 64, 64, 1), 1) == 0
+    dev = DeviceModel(record(_conv_probe("c64", 64, 64, 3136, 100e9), _conv_probe("c80", 80, 80, 3136, 100e9),
+                             _conv_probe("c72", 72, 72, 3136, 50e9)))
+
+    def rate(cin, cout):
+        flops = 2 * 3136 * cin * cout
+        op = Op("c", "aten.convolution", "fp32", flops=flops, bytes=1, family="conv", gemm=(3136, cout, cin, 1),
+                taps=1)
+        return flops / dev.predict_op(op).time_s
+
+    assert rate(72, 72) < 0.6 * rate(64, 64)
+    assert rate(64, 64) > 90e9
+
+
+def test_the_working_set_calibration_prices_a_model_that_outgrows_the_cache():
+    """A conv probe whose cold-cache time is twice its warm one, a 10 MiB cache; the record's working-set model
+    touches 40 MiB a call (3/4 past the cache) and its best call landed 3/8 of the way from its ops' warm sum to
+    their cold sum: a factor of 0.5, so a model touching 40 MiB is priced 0.5 x 75% of the way to cold, one that fits
+    the cache warm; the factor is bounded, and without the row the weights-only rule stands."""
+    from kernels.opsweep import WORKING_SET_SIDES, working_set_side
+    from results.predict import WORKING_SET_BOUNDS, working_set_bytes
+
+    warm = 2 * 3136 * 64 * 64 / 40e9
+    conv = _conv_probe("c64", 64, 64, 3136, 40e9, cold=2 * warm)
+    caches = [{"name": "L3", "size_bytes": 10 << 20}]
+    op = Op("c", "aten.convolution", "fp32", flops=2 * 3136 * 64 * 64, bytes=1 << 20, family="conv",
+            gemm=(3136, 64, 64, 1), taps=1, out_bytes=1 << 20)
+    for landed, factor in ((0.375, 0.5), (-0.2, 0.0), (3.0, WORKING_SET_BOUNDS[1])):
+        working = row("calibration", "working_set_model", best_s=4 * warm * (1 + landed), median_s=5 * warm,
+                      extra={"working_set_bytes": 40 << 20, "input": [1, 3, 256, 256]})
+        dev = DeviceModel(record(conv, working, platform={"kind": "cpu", "name": "Test CPU", "caches": caches}))
+        got, how = dev.calibrate_working_set("fp32", [op] * 4, 0)
+        assert got == pytest.approx(factor) and "256x256" in how
+        outgrows = dev.predict("m", [op], 0, "fp32", weight_bytes=39 << 20)  # 39 MiB + a 1 MiB output
+        assert outgrows.ops[0].time_s == pytest.approx(warm * (1 + factor * 0.75), rel=1e-9)
+        if factor:
+            assert any("past the last-level cache" in n for n in outgrows.notes)
+        assert dev.predict("m", [op], 0, "fp32", weight_bytes=1 << 20).ops[0].time_s == pytest.approx(warm)
+    assert working_set_bytes(100, [1, 2, 3]) == 106
+    without = DeviceModel(record(conv, platform={"kind": "cpu", "name": "Test CPU", "caches": caches}))
+    assert without.predict("m", [op], 0, "fp32", weight_bytes=39 << 20).ops[0].time_s == pytest.approx(
+        warm * (1 + 1.0 * (1 - 10 / 39)), rel=1e-9)  # no calibration at all: the weights-only rule, the full way
+    assert working_set_side(None, 4_800_000, 90_000_000) == WORKING_SET_SIDES[0]
+    assert working_set_side(32 << 20, 4_800_000, 90_000_000) == 256  # 3 x 32 MiB: 224 x sqrt(95.9 / 90), up to 32
+    assert working_set_side(300 << 20, 4_800_000, 90_000_000) == WORKING_SET_SIDES[1]
+
+
+def test_a_warm_median_above_the_cold_one_is_not_believed():
+    """A probe whose warm calls ran slower than its cold-cache ones (the machine slowed while they ran) is priced
+    at its cold median: warm calls cannot be slower."""
+    from results.predict import _warm_s
+
+    probe = row("opsweep", "silu", median_s=300e-6, extra={"warm_median_s": 450e-6, "warm_times_s": [4e-4, 5e-4]})
+    assert _warm_s(probe) == pytest.approx(300e-6)
+    probe["extra"]["warm_median_s"] = 150e-6
+    assert _warm_s(probe) == pytest.approx(150e-6)
