@@ -146,8 +146,9 @@ def calibrate(device, dtype: str, target: str) -> None:
         if measured in device.working_set:
             continue
         counts = count_for(REFERENCE_SOURCE, [(_input_of(large), None)], measured, target)
-        small_counts = count_for(REFERENCE_SOURCE, [(_input_of(small), None)], measured, target) \
-            if small and measured == dtype else None
+        small_row = device.calibration.get(measured)  # the same model at the smaller image, in the same dtype
+        small_counts = count_for(REFERENCE_SOURCE, [(_input_of(small_row), None)], measured, target) \
+            if small_row else None
         device.calibrate_working_set(measured, ops_of(counts, measured), module_calls(counts),
                                      ops_of(small_counts, measured) if small_counts else None,
                                      module_calls(small_counts) if small_counts else 0)

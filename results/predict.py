@@ -587,11 +587,13 @@ class DeviceModel:
             touched = working_set_bytes(weight_bytes or 0, (op.out_bytes for op in ops))
             evicted_share = self.evicted_share(touched)
             share = working[0] * evicted_share
-            if share > 0:
+            if evicted_share > 0:
                 notes.append(f"one call touches {touched / 1e6:.0f} MB anew (weights and outputs), "
                              f"{100 * evicted_share:.0f}% past the last-level cache ({self.llc_bytes / 2**20:.0f} MiB): "
-                             f"each op that moves less than the cache is priced {100 * share:.0f}% of the way from "
-                             f"its probes' warm time to their cold-cache time; {working[1]}")
+                             + (f"each op that moves less than the cache is priced {100 * share:.0f}% of the way from "
+                                f"its probes' warm time to their cold-cache time" if share > 0 else
+                                "priced at the probes' warm times all the same, as the record's calibration says")
+                             + f"; {working[1]}")
         elif weight_bytes and self.llc_bytes and weight_bytes > self.llc_bytes:
             # a record without the working-set calibration: eviction where the weights alone exceed the cache, as
             # far toward cold as the record's evicting model (dense convolutions) landed
