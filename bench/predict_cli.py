@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -24,7 +25,7 @@ from kernels.predict import (
     weight_bytes,
 )
 from kernels.zoo import check_output_path, make_input
-from results.predict import DeviceModel, PredictError
+from results.predict import DRIFT_NOTICE, DeviceModel, PredictError
 from results.prediction import Prediction, compare_table
 
 
@@ -83,6 +84,62 @@ def measure(source: str, inputs: list, dtype: str, device: str) -> dict:
     tensors = tuple(torch.randn(shape, generator=gen, device=device, dtype=DTYPES[d or dtype])
                     if (d or dtype) in DTYPES else make_input(shape, d, dtype, device) for shape, d in inputs)
     return measure_model(model, tensors, resolve(device))
+
+
+#: the machine now against the record: the record's reference model timed here for about this long (5 calls at
+#: least), and a move of more than results.predict.DRIFT_NOTICE is said beside every prediction from that record
+NOW_BUDGET_S = 0.3
+
+
+def machine_now(device) -> dict | None:
+    """For a CPU record made on this machine: its reference model (the whole-model calibration's) timed here now,
+    3 warm calls then calls for NOW_BUDGET_S, against the record's median (the geometric mean of its timings before
+    and after the probes): how much slower (> 1) or faster the machine runs now than when the record was made (a
+    VM's neighbours move it 2.5x within half an hour: a 2-core Zen 5 VM, 2026-12-03). None for another machine, a GPU
+    record (not timed: no device to check this on yet) or a record without the calibration."""
+    import statistics
+
+    import torch
+
+    from kernels.opsweep import reference_model
+
+    row = device.calibration.get("fp32")
+    if device.kind != "cpu" or not row or not row.get("median_s") or same_machine(device.record):
+        return None
+    again = device.drift_row.get("fp32")
+    at_record = math.sqrt(row["median_s"] * again["median_s"]) if again and again.get("median_s") else row["median_s"]
+    shape = tuple((row.get("extra") or {}).get("input") or row.get("shape") or (1, 3, 128, 128))
+    threads = (device.record.get("platform") or {}).get("torch_threads")
+    before = torch.get_num_threads()
+    try:
+        if threads:
+            torch.set_num_threads(int(threads))
+        model = reference_model().eval()
+        x = torch.randn(shape, generator=torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            for _ in range(3):
+                model(x)
+            times, start = [], time.perf_counter()
+            while len(times) < 5 or (time.perf_counter() - start < NOW_BUDGET_S and len(times) < 200):
+                t0 = time.perf_counter()
+                model(x)
+                times.append(time.perf_counter() - t0)
+    finally:
+        torch.set_num_threads(before)
+    now = statistics.median(times)
+    return {"reference_median_s": now, "record_median_s": at_record, "ratio": now / at_record, "n": len(times)}
+
+
+def _now_note(now: dict) -> str:
+    """One line: how the machine's speed now compares with the record's (machine_now)."""
+    ratio = now["ratio"]
+    said = (f"the machine now: the record's reference model runs at a median of {now['reference_median_s'] * 1e3:.3g} "
+            f"ms here ({now['n']} calls), {ratio:.2f}x its {now['record_median_s'] * 1e3:.3g} ms while the record "
+            "was made: ")
+    if 1 / DRIFT_NOTICE <= ratio <= DRIFT_NOTICE:
+        return said + f"within {100 * (DRIFT_NOTICE - 1):.0f}%, the prediction stands as made"
+    return said + (f"while that lasts, expect calls about {ratio:.2f}x the prediction, which is of the machine as "
+                   "recorded (a VM's neighbours move it within minutes)")
 
 
 def _count_faults(device, source: str, counts, inputs: list, dtype: str, target: str, threads):
@@ -177,6 +234,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-faults", action="store_true",
                         help="do not run the model here to count the page faults its calls take (kernels.pages; for "
                              "a CPU record, on by default): for a model too large to run here")
+    parser.add_argument("--no-now", action="store_true",
+                        help="do not time the record's reference model here to say how far the machine's speed "
+                             "moved since the record (CPU records made on this machine; 0.3 s)")
     parser.add_argument("--top", type=int, default=10, help="layers to list (default 10)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     parser.add_argument("--out", help="also write the JSON to this file")
@@ -202,6 +262,7 @@ def main(argv: list[str] | None = None) -> int:
                                        f"{why}. Predict without --measure, or measure this machine first")
         results = []
         faults_of: dict[tuple, object] = {}
+        now_of = {d.name: None if args.no_now else machine_now(d) for d in devices}
         for source in models:
             predictions = []
             inputs = input_config(load_model(source, "meta"), args.input)  # once per model, not per dtype
@@ -234,6 +295,9 @@ def main(argv: list[str] | None = None) -> int:
                         continue
                     if counts.attention:
                         pred.notes.append(counts.attention)
+                    now = now_of.get(device.name)
+                    if now:
+                        pred.notes.append(_now_note(now))
                     elapsed = time.perf_counter() - start
                     measured = None
                     if args.measure:
@@ -246,6 +310,8 @@ def main(argv: list[str] | None = None) -> int:
                     predictions.append(pred)
                     entry = pred.as_dict(top=args.top)
                     entry.update(input=[list(s) for s, _ in inputs], seconds_to_predict=elapsed)
+                    if now:
+                        entry["machine_now"] = now
                     if measured:
                         entry["measured"] = {k: v for k, v in measured.items() if k != "layers"}
                         entry["error"] = pred.predicted_s / measured["median_s"] - 1

@@ -824,3 +824,30 @@ def test_a_warm_median_above_the_cold_one_is_not_believed():
     assert _warm_s(probe) == pytest.approx(300e-6)
     probe["extra"]["warm_median_s"] = 150e-6
     assert _warm_s(probe) == pytest.approx(150e-6)
+
+
+def test_the_machine_now_is_said_beside_a_prediction_from_this_machine(tmp_path):
+    """A CPU record made here with a reference-model calibration: the command line times that model now and says
+    how far the machine's speed moved since the record (in the notes and the JSON); --no-now, a record from another
+    machine or one without the calibration says nothing. No speed is asserted: the ratio is whatever this machine
+    gives, the wording follows it."""
+    rec = json.loads(_this_machine_record(tmp_path).read_text())
+    rec["measurements"].append(row("calibration", "reference_model", best_s=1e-3, median_s=1.2e-3, n=100,
+                                   extra={"input": [1, 3, 32, 32]}))
+    path = tmp_path / "cal.json"
+    path.write_text(json.dumps(rec))
+    out = tmp_path / "p.json"
+    assert cli.main(["--record", str(path), "tests.data.tiny_cnn:build", "--input", "1,3,16,16", "--no-faults",
+                     "--json", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())[0]
+    now = result["machine_now"]
+    assert now["record_median_s"] == pytest.approx(1.2e-3) and now["n"] >= 5
+    assert now["ratio"] == pytest.approx(now["reference_median_s"] / 1.2e-3)
+    assert any(n.startswith("the machine now: the record's reference model") for n in result["notes"])
+    assert cli.main(["--record", str(path), "tests.data.tiny_cnn:build", "--input", "1,3,16,16", "--no-faults",
+                     "--no-now", "--json", "--out", str(out)]) == 0
+    assert "machine_now" not in json.loads(out.read_text())[0]
+    assert cli.machine_now(DeviceModel(synthetic())) is None  # another host
+    steady = {"reference_median_s": 1.05e-3, "record_median_s": 1e-3, "ratio": 1.05, "n": 9}
+    assert "the prediction stands as made" in cli._now_note(steady)
+    assert "about 2.00x the prediction" in cli._now_note({**steady, "reference_median_s": 2e-3, "ratio": 2.0})
