@@ -88,7 +88,7 @@ def measure(source: str, inputs: list, dtype: str, device: str) -> dict:
 
 #: the machine now against the record: the record's reference model timed here for about this long (5 calls at
 #: least), and a move of more than results.predict.DRIFT_NOTICE is said beside every prediction from that record
-NOW_BUDGET_S = 0.3
+NOW_BUDGET_S = 0.15
 
 
 def machine_now(device) -> dict | None:
@@ -236,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
                              "a CPU record, on by default): for a model too large to run here")
     parser.add_argument("--no-now", action="store_true",
                         help="do not time the record's reference model here to say how far the machine's speed "
-                             "moved since the record (CPU records made on this machine; 0.3 s)")
+                             "moved since the record (CPU records made on this machine; 0.15 s)")
     parser.add_argument("--top", type=int, default=10, help="layers to list (default 10)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     parser.add_argument("--out", help="also write the JSON to this file")

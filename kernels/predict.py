@@ -141,23 +141,30 @@ def calibrate(device, dtype: str, target: str) -> None:
         with torch.no_grad():
             counts = count_model(model, (x,), target=target)
         device.calibrate_eviction(measured, ops_of(counts, measured))
-    small = device.calibration.get(dtype)
+    counted: dict[tuple, object] = {}  # the reference model's counts by (input, dtype): each counted once here
+
+    def reference(row: dict, in_dtype: str):
+        key = (_input_of(row), in_dtype)
+        if key not in counted:
+            counted[key] = count_for(REFERENCE_SOURCE, [(key[0], None)], in_dtype, target)
+        return counted[key]
+
     for measured, large in device.working_set_row.items():  # fp32 on a CPU, as the eviction row
         if measured in device.working_set:
             continue
-        counts = count_for(REFERENCE_SOURCE, [(_input_of(large), None)], measured, target)
         small_row = device.calibration.get(measured)  # the same model at the smaller image, in the same dtype
-        small_counts = count_for(REFERENCE_SOURCE, [(_input_of(small_row), None)], measured, target) \
-            if small_row else None
+        small_counts = reference(small_row, measured) if small_row else None
+        counts = reference(large, measured)
         device.calibrate_working_set(measured, ops_of(counts, measured), module_calls(counts),
                                      ops_of(small_counts, measured) if small_counts else None,
                                      module_calls(small_counts) if small_counts else 0)
+    small = device.calibration.get(dtype)
     if small is None or dtype in device.factors:
         return
-    counts = count_for(REFERENCE_SOURCE, [(_input_of(small), None)], dtype, target)
-    reference = device.predict(REFERENCE_SOURCE, ops_of(counts, dtype), module_calls(counts), dtype,
-                               weight_bytes(counts, dtype))
-    device.calibrate(dtype, reference.sum_s, len(reference.ops))
+    counts = reference(small, dtype)
+    priced = device.predict(REFERENCE_SOURCE, ops_of(counts, dtype), module_calls(counts), dtype,
+                            weight_bytes(counts, dtype))
+    device.calibrate(dtype, priced.sum_s, len(priced.ops))
 
 
 def _input_of(row: dict) -> tuple:
