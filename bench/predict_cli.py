@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import time
@@ -103,15 +102,13 @@ def machine_now(device) -> dict | None:
 
     from kernels.opsweep import reference_model
 
-    row = device.calibration.get("fp32")
-    if device.kind != "cpu" or not row or not row.get("median_s") or same_machine(device.record):
+    row, at_record = device.calibration.get("fp32"), device.reference_median_s("fp32")
+    if device.kind != "cpu" or not at_record or same_machine(device.record):
         return None
-    again = device.drift_row.get("fp32")
-    at_record = math.sqrt(row["median_s"] * again["median_s"]) if again and again.get("median_s") else row["median_s"]
     shape = tuple((row.get("extra") or {}).get("input") or row.get("shape") or (1, 3, 128, 128))
     threads = (device.record.get("platform") or {}).get("torch_threads")
     before = torch.get_num_threads()
-    try:
+    try:  # the prediction stands without this check: a failure here (the model, the threads) only drops it
         if threads:
             torch.set_num_threads(int(threads))
         model = reference_model().eval()
@@ -124,6 +121,8 @@ def machine_now(device) -> dict | None:
                 t0 = time.perf_counter()
                 model(x)
                 times.append(time.perf_counter() - t0)
+    except (RuntimeError, ValueError):
+        return None
     finally:
         torch.set_num_threads(before)
     now = statistics.median(times)

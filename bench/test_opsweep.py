@@ -197,10 +197,8 @@ def test_eviction_calibration(suite, benchmark):
 def test_working_set_calibration(suite, benchmark):
     """The reference model again on an image so large that one call touches WORKING_SET_TIMES the last-level cache
     anew (its weights and every op's output), timed call after call: the predictor prices it with the probes' warm
-    and cold-cache times and learns how far toward cold the ops of a model that outgrows the cache land here. (A
-    2-core Zen 5 VM, 2026-12-03, fault-free: the reference model at 128x128 ran at the sum of its ops, at 224x224
-    1.5x it; MobileNetV3 and EfficientNet-B0's convolutions ran at their cold-cache times, their element-wise ops
-    near their warm ones.)"""
+    and cold-cache times and learns how far toward cold the ops of a model that outgrows the cache land here (on
+    three records of a 2-core Zen 5 VM, 2026-12-03, at 256x256: 0-5% of the way, fault-free)."""
     from kernels.opsweep import WORKING_SET_TIMES, reference_model, working_set_side
     from kernels.predict import REFERENCE_SOURCE, count_for, ops_of, weight_bytes
     from results.predict import FAULTS_IN_PROBE, last_level_cache, working_set_bytes
@@ -231,7 +229,7 @@ def test_working_set_calibration(suite, benchmark):
 def _working_set_without_faults(suite, side: int, touched: int, with_faults: float) -> None:
     """The working-set model's calls faulted pages in (their price is a machine's, and noisy): timed again in a
     child process whose glibc keeps freed memory, so the calibration rests on its calls without faults (a Zen 5 VM,
-    2026-12-03: 6,700 faults a call at 256x256)."""
+    2026-12-03: 6,000-6,700 faults a call at 256x256)."""
     import os
 
     from kernels.opsweep import KEEP_MEMORY_TUNABLES

@@ -95,8 +95,8 @@ def probes(quick: bool) -> list[Probe]:
         # channel counts of 8 modulo 16 (24, 40, 72, 120, 184: MobileNetV3, MnasNet, EfficientNet's early stages):
         # oneDNN's AVX-512 kernels block channels by 16, and such a convolution ran 1.3-2x slower than its aligned
         # neighbours (1x1 64->72 at 56x56: 139 GFLOP/s, 64->64 187, 64->80 213; depthwise 3x3 of 72 channels 15,
-        # of 64 and 80 25; a Zen 5 VM without page faults, 2026-12-03); results.predict prices an op among probes of
-        # its own alignment (ALIGN)
+        # of 64 and 80 25; a Zen 5 VM without page faults, 2026-12-03); results.predict prices an op nearer probes
+        # of its own alignment (channel_alignment)
         _conv(24, 72, 1, 56), _conv(72, 24, 1, 56), _conv(40, 120, 1, 28), _conv(120, 40, 1, 28),
         _conv(40, 240, 1, 28), _conv(80, 184, 1, 14), _conv(184, 80, 1, 14), _conv(112, 672, 1, 14),
         _conv(72, 72, 3, 56, groups=72), _conv(72, 72, 3, 112, stride=2, groups=72), _conv(120, 120, 5, 28, groups=120),

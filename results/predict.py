@@ -349,6 +349,16 @@ class DeviceModel:
         self.factors[dtype] = (per_op, typical, how)
         return self.factors[dtype]
 
+    def reference_median_s(self, dtype: str) -> float | None:
+        """The reference model's median call while the record was made: the geometric mean of its timings before
+        and after the probes where the record has both (what ``calibrate`` uses), else the first; None without."""
+        first, again = self.calibration.get(dtype), self.drift_row.get(dtype)
+        if not (first and first.get("median_s")):
+            return None
+        if again and again.get("median_s"):
+            return math.sqrt(first["median_s"] * again["median_s"])
+        return first["median_s"]
+
     def fresh_page_s(self, statistic: str = "best_s") -> float:
         """Seconds one 4 KiB page of fresh memory costs beyond writing held memory, from the best calls (the
         least it costs) or ``statistic`` "median_s"; 0 where the record did not measure it or it cost nothing

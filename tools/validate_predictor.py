@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import predict_cli as predict  # noqa: E402
 from kernels.predict import REFERENCE_SOURCE  # noqa: E402
+from results.predict import DeviceModel  # noqa: E402
 
 #: (model, input shape at batch 1): torchvision classifiers of several families, and the suite's decoder block; the
 #: predictor's range is calibrated on these (never on the blind draw)
@@ -158,11 +159,9 @@ def machine_sentinel(record: dict):
         return lambda: None
     row = rows[0]
     shape = tuple((row.get("extra") or {}).get("input") or row["shape"])
-    # the machine's state while the probes were measured: the geometric mean of the reference model's medians before
-    # and after them where the record has both (what the predictor calibrates on), else the first
-    again = [m for m in record.get("measurements", []) if m.get("group") == "calibration"
-             and m.get("kernel") == "reference_model_again" and m.get("status") == "ok" and m.get("median_s")]
-    at_record = math.sqrt(row["median_s"] * again[0]["median_s"]) if again else row["median_s"]
+    # the machine's state while the probes were measured: the reference model's median as the predictor calibrates
+    # on it (the geometric mean of its timings before and after the probes, where the record has both)
+    at_record = DeviceModel(record).reference_median_s(row.get("dtype") or "fp32") or row["median_s"]
     device = "cuda" if (record.get("platform") or {}).get("kind") in ("cuda", "jetson") else "cpu"
 
     import torch
