@@ -48,6 +48,8 @@ CHECKS = [
      "2026-12-03_cpu_amd-epyc-zen5-2core-vm-predictor.json"),
     ("2026-12-03_cpu_amd-epyc-zen5-2core-vm.predictor-check-faults.json", "calibration",
      "2026-12-03_cpu_amd-epyc-zen5-2core-vm-predictor-faults.json"),
+    ("2026-12-03_cpu_amd-epyc-zen5-2core-vm.predictor-check-align.json", "calibration_batch1_second_record",
+     "2026-12-03_cpu_amd-epyc-zen5-2core-vm-predictor-align-b.json"),
 ]
 
 
