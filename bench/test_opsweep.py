@@ -198,7 +198,7 @@ def test_working_set_calibration(suite, benchmark):
     """The reference model again on an image so large that one call touches WORKING_SET_TIMES the last-level cache
     anew (its weights and every op's output), timed call after call: the predictor prices it with the probes' warm
     and cold-cache times and learns how far toward cold the ops of a model that outgrows the cache land here (on
-    three records of a 2-core Zen 5 VM, 2026-12-03, at 256x256: 0-5% of the way, fault-free)."""
+    five records of a 2-core Zen 5 VM, 2026-12-03, at 256x256: -13% to +5% of the way, fault-free)."""
     from kernels.opsweep import WORKING_SET_TIMES, reference_model, working_set_side
     from kernels.predict import REFERENCE_SOURCE, count_for, ops_of, weight_bytes
     from results.predict import FAULTS_IN_PROBE, last_level_cache, working_set_bytes
