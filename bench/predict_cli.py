@@ -92,41 +92,31 @@ NOW_BUDGET_S = 0.15
 
 def machine_now(device) -> dict | None:
     """For a CPU record made on this machine: its reference model (the whole-model calibration's) timed here now,
-    3 warm calls then calls for NOW_BUDGET_S, against the record's median (the geometric mean of its timings before
-    and after the probes): how much slower (> 1) or faster the machine runs now than when the record was made (a
-    VM's neighbours move it 2.5x within half an hour: a 2-core Zen 5 VM, 2026-12-03). None for another machine, a GPU
-    record (not timed: no device to check this on yet) or a record without the calibration."""
-    import statistics
-
+    kernels.opsweep.working_set_times at the calibration's image for NOW_BUDGET_S, against the record's median (the
+    geometric mean of its timings before and after the probes): how much slower (> 1) or faster the machine runs now
+    than when the record was made (a VM's neighbours move it 2.5x within half an hour: a 2-core Zen 5 VM,
+    2026-12-03). None for another machine, a GPU record (not timed: no device to check this on yet) or a record
+    without the calibration."""
     import torch
 
-    from kernels.opsweep import reference_model
+    from kernels.opsweep import working_set_times
 
     row, at_record = device.calibration.get("fp32"), device.reference_median_s("fp32")
     if device.kind != "cpu" or not at_record or same_machine(device.record):
         return None
-    shape = tuple((row.get("extra") or {}).get("input") or row.get("shape") or (1, 3, 128, 128))
+    side = ((row.get("extra") or {}).get("input") or row.get("shape") or (1, 3, 128, 128))[-1]
     threads = (device.record.get("platform") or {}).get("torch_threads")
     before = torch.get_num_threads()
     try:  # the prediction stands without this check: a failure here (the model, the threads) only drops it
         if threads:
             torch.set_num_threads(int(threads))
-        model = reference_model().eval()
-        x = torch.randn(shape, generator=torch.Generator().manual_seed(0))
-        with torch.no_grad():
-            for _ in range(3):
-                model(x)
-            times, start = [], time.perf_counter()
-            while len(times) < 5 or (time.perf_counter() - start < NOW_BUDGET_S and len(times) < 200):
-                t0 = time.perf_counter()
-                model(x)
-                times.append(time.perf_counter() - t0)
+        timed = working_set_times(int(side), NOW_BUDGET_S, most=200)
     except (RuntimeError, ValueError):
         return None
     finally:
         torch.set_num_threads(before)
-    now = statistics.median(times)
-    return {"reference_median_s": now, "record_median_s": at_record, "ratio": now / at_record, "n": len(times)}
+    now = timed["median_s"]
+    return {"reference_median_s": now, "record_median_s": at_record, "ratio": now / at_record, "n": timed["n"]}
 
 
 def _now_note(now: dict) -> str:

@@ -126,9 +126,9 @@ def _in_child(function: str, *args, timeout: float, env: dict | None = None):
 CALIBRATION_BUDGET_S, CALIBRATION_ROUNDS = (1.5, 0.75), 100
 
 
-def _time_whole_model(suite, benchmark, kernel: str, dtype: str, build, shape: tuple, extra: dict) -> None:
+def _time_whole_model(suite, benchmark, kernel: str, dtype: str, build, shape: tuple, extra: dict) -> dict:
     """Time ``build()`` (an nn.Module) whole on ``shape``, call after call, as a calibration row (group
-    "calibration", ``kernel``), under the calibration's own point budget; the row keeps best and median."""
+    "calibration", ``kernel``), under the calibration's own point budget; returns the row (best and median)."""
     import dataclasses
 
     import torch
@@ -153,7 +153,7 @@ def _time_whole_model(suite, benchmark, kernel: str, dtype: str, build, shape: t
     suite.budget = dataclasses.replace(full, point_budget_s=CALIBRATION_BUDGET_S[1 if full.quick else 0],
                                        max_rounds=CALIBRATION_ROUNDS)
     try:
-        suite.run(benchmark, make, group="calibration", kernel=kernel, dtype=dtype, shape=list(shape))
+        return suite.run(benchmark, make, group="calibration", kernel=kernel, dtype=dtype, shape=list(shape))
     finally:
         suite.budget = full
 
@@ -215,14 +215,12 @@ def test_working_set_calibration(suite, benchmark):
     weights, at_224 = working_set(224)
     side = working_set_side(llc, weights, at_224 - weights)
     touched = working_set(side)[1] if side != 224 else at_224
-    _time_whole_model(suite, benchmark, "working_set_model", "fp32", reference_model, (1, 3, side, side),
-                      {"llc_bytes": llc, "working_set_bytes": touched,
-                       "what": f"kernels.opsweep.reference_model at {side}x{side}, eval, no_grad: one call touches "
-                               f"{touched / 1e6:.0f} MB anew (weights and outputs) against a "
-                               f"{(llc or 0) / 2**20:.0f} MiB last-level cache (asked: {WORKING_SET_TIMES}x)"})
-    row = next((m for m in reversed(suite.record.data["measurements"]) if m.get("kernel") == "working_set_model"),
-               None)
-    if row and row.get("status") == "ok" and (row.get("extra") or {}).get("faults_per_call", 0) >= FAULTS_IN_PROBE:
+    what = (f"kernels.opsweep.reference_model at {side}x{side}, eval, no_grad: one call touches {touched / 1e6:.0f} "
+            f"MB anew (weights and outputs) against a {(llc or 0) / 2**20:.0f} MiB last-level cache (asked: "
+            f"{WORKING_SET_TIMES}x)")
+    row = _time_whole_model(suite, benchmark, "working_set_model", "fp32", reference_model, (1, 3, side, side),
+                            {"llc_bytes": llc, "working_set_bytes": touched, "what": what})
+    if row.get("status") == "ok" and (row.get("extra") or {}).get("faults_per_call", 0) >= FAULTS_IN_PROBE:
         _working_set_without_faults(suite, side, touched, row["extra"]["faults_per_call"])
 
 

@@ -281,29 +281,37 @@ def fresh_memory_times(nbytes: int, calls: int) -> dict:
 KEEP_MEMORY_TUNABLES = "glibc.malloc.mmap_threshold=536870912:glibc.malloc.trim_threshold=1073741824"
 
 
-def fault_free_times(names: list[str], dtype: str, budget_s: float = 0.5) -> dict:
-    """Per probe (by name): its warm per-call times, best and median, and page faults per call, in this process;
-    what bench/test_opsweep.py::test_probes_without_faults runs in a child process started with
-    KEEP_MEMORY_TUNABLES, so that the probes whose calls faulted pages in run without: their own time, and with
-    their faulting time the price of a page fault inside an op."""
+def timed_calls(fn, budget_s: float, most: int = 100) -> dict:
+    """``fn`` called 3 times to warm, then timed call by call until ``budget_s`` (5 calls at least, ``most`` at most):
+    per-call times, best, median, and page faults per call in this process. What the child processes of
+    bench/test_opsweep.py time probes and the working-set model with, and bench/predict_cli.machine_now the reference
+    model: plain calls under a short, bounded budget, outside the harness."""
     import statistics
     import time
 
     from kernels.pages import minor_faults
 
+    for _ in range(3):
+        fn()
+    times, start, faults = [], time.perf_counter(), minor_faults()
+    while len(times) < 5 or (time.perf_counter() - start < budget_s and len(times) < most):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return {"times_s": times, "best_s": min(times), "median_s": statistics.median(times), "n": len(times),
+            "faults_per_call": (minor_faults() - faults) / len(times)}
+
+
+def fault_free_times(names: list[str], dtype: str, budget_s: float = 0.5) -> dict:
+    """Per probe (by name): its warm per-call times, best and median, and page faults per call, in this process;
+    what bench/test_opsweep.py::test_probes_without_faults runs in a child process started with
+    KEEP_MEMORY_TUNABLES, so that the probes whose calls faulted pages in run without: their own time, and with
+    their faulting time the price of a page fault inside an op."""
     by_name = {p.name: p for p in probes(False)}
     out = {}
     for name in names:
         p, _counts = prepare_probe(by_name[name], dtype)
-        for _ in range(3):
-            p.fn()
-        times, start, faults = [], time.perf_counter(), minor_faults()
-        while len(times) < 5 or (time.perf_counter() - start < budget_s and len(times) < 100):
-            t0 = time.perf_counter()
-            p.fn()
-            times.append(time.perf_counter() - t0)
-        out[name] = {"times_s": times, "best_s": min(times), "median_s": statistics.median(times), "n": len(times),
-                     "faults_per_call": (minor_faults() - faults) / len(times), "verified": p.verify().ok}
+        out[name] = {**timed_calls(p.fn, budget_s), "verified": p.verify().ok}
     return out
 
 
@@ -317,30 +325,20 @@ REFERENCE_INPUT = (1, 3, 128, 128)
 WORKING_SET_TIMES, WORKING_SET_SIDES = 3, (224, 640)
 
 
-def working_set_times(side: int, budget_s: float = 1.5) -> dict:
-    """The reference model at ``side`` x ``side`` (batch 1, fp32, eval, no_grad), 3 warm calls then calls until
-    ``budget_s`` (5 at least, 100 at most): per-call times, best, median and page faults per call in this process;
+def working_set_times(side: int, budget_s: float = 1.5, most: int = 100) -> dict:
+    """The reference model at ``side`` x ``side`` (batch 1, fp32, eval, no_grad), timed_calls for ``budget_s``:
+    per-call times, best, median and page faults per call in this process, and whether its output was finite;
     what bench/test_opsweep.py::test_working_set_calibration runs in a child process started with
-    KEEP_MEMORY_TUNABLES where the record's own calls faulted pages in (their faults are priced apart)."""
-    import statistics
-    import time
-
+    KEEP_MEMORY_TUNABLES where the record's own calls faulted pages in (their faults are priced apart), and
+    bench/predict_cli.machine_now runs at the calibration's image."""
     import torch
-
-    from kernels.pages import minor_faults
 
     model = reference_model().eval()
     x = torch.randn((1, 3, side, side), generator=torch.Generator().manual_seed(0))
+    out = {}
     with torch.no_grad():
-        for _ in range(3):
-            y = model(x)
-        times, start, faults = [], time.perf_counter(), minor_faults()
-        while len(times) < 5 or (time.perf_counter() - start < budget_s and len(times) < 100):
-            t0 = time.perf_counter()
-            y = model(x)
-            times.append(time.perf_counter() - t0)
-    return {"times_s": times, "best_s": min(times), "median_s": statistics.median(times), "n": len(times),
-            "faults_per_call": (minor_faults() - faults) / len(times), "verified": bool(torch.isfinite(y).all())}
+        times = timed_calls(lambda: out.update(y=model(x)), budget_s, most)
+    return {**times, "verified": bool(torch.isfinite(out["y"]).all())}
 
 
 def working_set_side(llc_bytes: int | None, weight_bytes: int, outputs_at_224: int) -> int:
